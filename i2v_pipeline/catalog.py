@@ -1,0 +1,154 @@
+"""The model catalog: which resolutions, durations and counts each model accepts, and prices.
+
+A snapshot of AKOOL's model list ships with the package so validation works offline;
+`i2v models --refresh` writes a fresher copy to the user's cache, which wins when present.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import CatalogError
+
+# Credits per video, from the documented price table (akool-api.md §12). The real formula is
+# unknown, so this is an estimate; deduction_credit in responses is the truth.
+PRICE_TABLE: dict[tuple[int, str], int] = {
+    (5, "720p"): 20, (5, "1080p"): 25, (5, "4k"): 30,
+    (10, "720p"): 40, (10, "1080p"): 50, (10, "4k"): 60,
+}
+PER_SECOND = {"480p": 3.0, "720p": 4.0, "1080p": 5.0, "4k": 6.0}
+AUDIO_SURCHARGE = 1.2
+
+
+def estimate_credits(request: Mapping[str, Any]) -> int:
+    """Estimated credits for one create request (all its variants)."""
+    seconds = int(request.get("video_length", 5))
+    resolution = str(request.get("resolution") or "720p")
+    per_video = PRICE_TABLE.get((seconds, resolution))
+    if per_video is None:
+        per_video = round(PER_SECOND.get(resolution, 4.0) * seconds)
+    if request.get("generate_audio"):
+        per_video = round(per_video * AUDIO_SURCHARGE)
+    return per_video * int(request.get("count", 1))
+
+
+def cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "i2v" / "models.json"
+
+
+@dataclass(frozen=True)
+class Model:
+    value: str
+    label: str
+    resolutions: tuple[str, ...]
+    durations: tuple[int, ...]
+    max_count: int
+    last_frame: bool
+    audio: bool
+    raw: Mapping[str, Any]
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> Model:
+        return cls(
+            value=str(raw["value"]),
+            label=str(raw.get("label", raw["value"])),
+            resolutions=tuple(str(r["value"]) for r in raw.get("resolutionList") or ()),
+            durations=tuple(int(d) for d in raw.get("durationList") or ()),
+            max_count=min(10, int(raw.get("maxCount") or 10)),
+            last_frame=bool(raw.get("supportedLastFrame")),
+            # docs: true/null; the official demo: an object. Non-null means supported.
+            audio=raw.get("generate_audio") not in (None, False),
+            raw=raw,
+        )
+
+
+class Catalog:
+    def __init__(self, models: list[Mapping[str, Any]], source: str) -> None:
+        self.source = source
+        ordered = sorted(models, key=lambda m: -int(m.get("sort", 0)))
+        self.models = {m.value: m for m in map(Model.from_api, ordered)}
+        self._checked: dict[tuple[Any, ...], str | None] = {}
+
+    @classmethod
+    def bundled(cls) -> Catalog:
+        text = (resources.files("i2v_pipeline") / "data" / "models.json").read_text("utf-8")
+        return cls(json.loads(text)["models"], "bundled snapshot")
+
+    @classmethod
+    def load(cls) -> Catalog:
+        """The cached copy from `i2v models --refresh` if there is one, else the snapshot."""
+        path = cache_path()
+        if path.is_file():
+            try:
+                return cls(json.loads(path.read_text("utf-8"))["models"], f"cache {path}")
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # a broken cache is not worth failing over: the snapshot still works
+        return cls.bundled()
+
+    @staticmethod
+    def save_cache(models: list[Mapping[str, Any]]) -> Path:
+        path = cache_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"models": models}, indent=1), "utf-8")
+        tmp.replace(path)
+        return path
+
+    def normalize(self, request: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Drop `resolution` for models that have no resolution list (Kling): the API ignores
+        it there, and keeping our default would only change fingerprints."""
+        model = self.models.get(str(request.get("model_name")))
+        if model and not model.resolutions and "resolution" in request:
+            return {k: v for k, v in request.items() if k != "resolution"}
+        return request
+
+    def problem(self, request: Mapping[str, Any], has_last_frame: bool) -> str | None:
+        """What is wrong with this request for its model, or None. Cached per field combination."""
+        key = (
+            request.get("model_name"), request.get("resolution"), request.get("video_length"),
+            request.get("count", 1), has_last_frame, bool(request.get("generate_audio")),
+            request.get("audio_type"), "audio_url" in request,
+        )
+        if key not in self._checked:
+            self._checked[key] = self._problem(request, has_last_frame)
+        return self._checked[key]
+
+    def _problem(self, request: Mapping[str, Any], has_last_frame: bool) -> str | None:
+        name = str(request.get("model_name"))
+        model = self.models.get(name)
+        if model is None:
+            close = difflib.get_close_matches(name, list(self.models), n=1)
+            also = f"; did you mean `{close[0]}`?" if close else ""
+            return f"unknown model `{name}`{also}"
+        res = request.get("resolution")
+        if model.resolutions and res not in model.resolutions:
+            return f"model {name} offers resolutions {', '.join(model.resolutions)}, not {res!r}"
+        seconds = request.get("video_length")
+        if model.durations and seconds not in model.durations:
+            offered = ", ".join(map(str, model.durations))
+            return f"model {name} offers durations {offered} (seconds), not {seconds!r}"
+        count = int(request.get("count", 1))
+        if count > model.max_count:
+            return f"model {name} makes at most {model.max_count} variants per job, not {count}"
+        if has_last_frame and not model.last_frame:
+            return f"model {name} does not support last_frame"
+        if request.get("generate_audio") and not model.audio:
+            return f"model {name} cannot generate audio (generate_audio: true)"
+        if request.get("audio_type") == 2 and "audio_url" not in request:
+            return "audio: custom needs an audio_url"
+        if "audio_url" in request and request.get("audio_type") != 2:
+            return "audio_url is only used with audio: custom"
+        return None
+
+    def check(self, request: Mapping[str, Any], has_last_frame: bool, *, where: str) -> None:
+        problem = self.problem(request, has_last_frame)
+        if problem:
+            raise CatalogError(problem, where=where)

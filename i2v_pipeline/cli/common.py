@@ -1,0 +1,92 @@
+"""What every command shares: the error boundary, JSON output, and loading a plan."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from ..campaign import Campaign, load_campaign
+from ..errors import I2VError
+from ..lock import Entries, load_state
+from ..model import PlanItem
+from ..plan import PlanOptions, disk_probe, make_plan, output_prefix, parse_shard, select
+
+
+class I2VGroup(click.Group):
+    """Turns I2VError into a message and an exit code: never a traceback for user error."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except I2VError as exc:
+            click.secho("error: ", fg="red", bold=True, err=True, nl=False)
+            click.echo(exc.render(), err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+def print_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False))
+
+
+def command_line() -> str:
+    """The command that is running, for the lockfile header (`i2v run x.yaml`)."""
+    return shlex.join(["i2v", *sys.argv[1:]])
+
+
+@dataclass(frozen=True)
+class Selection:
+    only: str | None = None
+    patterns: tuple[str, ...] = ()
+    shard: str | None = None
+    limit: int | None = None
+
+    def apply(self, items: Sequence[PlanItem]) -> list[PlanItem]:
+        shard = parse_shard(self.shard) if self.shard else None
+        return select(items, only=self.only, patterns=self.patterns, shard=shard, limit=self.limit)
+
+
+def selection_options(f: Any) -> Any:
+    """--only, --select, --shard, --limit: shared by plan and run."""
+    f = click.option("--limit", type=click.IntRange(min=0), help="At most N jobs with work.")(f)
+    f = click.option("--shard", metavar="K/N", help="Only shard K of N (stable by fingerprint).")(f)
+    f = click.option(
+        "--select", "patterns", multiple=True, metavar="GLOB|tag:NAME",
+        help="Only jobs whose id matches GLOB, or tagged NAME. Repeatable.",
+    )(f)
+    f = click.option(
+        "--only", type=click.Choice(["failed", "unknown", "missing"]),
+        help="Only failed jobs, unknown creates, or jobs whose video is missing.",
+    )(f)
+    return f
+
+
+@dataclass(frozen=True)
+class Planned:
+    campaign: Campaign
+    entries: Entries
+    items: list[PlanItem]
+    prefix: str
+
+
+def plan_campaign(
+    manifest: str, options: PlanOptions, selection: Selection, now: float | None = None
+) -> Planned:
+    campaign = load_campaign(manifest)
+    entries = load_state(campaign.lock_path)
+    base = campaign.manifest.base_dir
+    prefix = output_prefix(base, campaign.output_dir)
+    items = make_plan(
+        campaign.specs, entries, prefix=prefix, probe=disk_probe(base),
+        now=time.time() if now is None else now, options=options,
+    )
+    return Planned(campaign, entries, selection.apply(items), prefix)

@@ -1,0 +1,119 @@
+"""Commands that look without touching the API: validate, expand, plan, status, schema."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import click
+
+from .. import schemas
+from ..campaign import load_campaign
+from ..errors import I2VError
+from ..lock import load_state
+from ..model import Action, PlanItem
+from ..plan import PlanOptions, plan_to_json, summarize
+from .common import Selection, plan_campaign, print_json, selection_options
+
+PHRASES = {
+    Action.CREATE: "to create", Action.RETRY: "to retry", Action.RESUME: "to resume",
+    Action.DOWNLOAD: "to download", Action.RELOCATE: "to relocate", Action.FRESH: "fresh",
+    Action.FAILED: "failed", Action.UNKNOWN: "unknown", Action.ORPHAN: "orphaned",
+}
+COLORS = {
+    Action.CREATE: "green", Action.RETRY: "yellow", Action.RESUME: "cyan",
+    Action.DOWNLOAD: "cyan", Action.RELOCATE: "cyan", Action.FRESH: None,
+    Action.FAILED: "red", Action.UNKNOWN: "magenta", Action.ORPHAN: "bright_black",
+}
+
+
+def summary_line(items: Sequence[PlanItem]) -> str:
+    counts = summarize(items)
+    parts = [f"{counts[a.label]} {PHRASES[a]}" for a in Action if counts[a.label]]
+    credits = sum(i.credits for i in items)
+    text = ", ".join(parts) if parts else "no jobs"
+    return f"Plan: {text}." + (f" ≈ {credits:,} credits" if credits else "")
+
+
+def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
+    width = max((len(i.job_id) for i in items), default=0)
+    for item in items:
+        if item.action is Action.FRESH and not verbose:
+            continue
+        cost = f"  ≈{item.credits} credits" if item.credits else ""
+        line = f"{item.action.value} {item.action.label:<8} {item.job_id:<{width}}  {item.reason}{cost}"
+        click.secho(line, fg=COLORS[item.action])
+    click.echo(summary_line(items))
+
+
+@click.command("plan")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
+@click.option("--check", is_flag=True, help="Exit 1 if anything would run (for CI).")
+@click.option("--retry-failed", is_flag=True, help="Plan failed jobs to be created again.")
+@click.option("--resubmit-unknown", is_flag=True, help="Plan unknown creates to be sent again.")
+@click.option("-v", "--verbose", is_flag=True, help="Also list fresh jobs.")
+@selection_options
+def plan_cmd(
+    manifest: str, as_json: bool, check: bool, retry_failed: bool, resubmit_unknown: bool,
+    verbose: bool, only: str | None, patterns: tuple[str, ...], shard: str | None,
+    limit: int | None,
+) -> int:
+    """Show what `i2v run` would do and what it would cost. Talks to no API."""
+    planned = plan_campaign(
+        manifest, PlanOptions(retry_failed, resubmit_unknown), Selection(only, patterns, shard, limit)
+    )
+    if as_json:
+        print_json(plan_to_json(planned.items, manifest))
+    else:
+        print_plan(planned.items, verbose=verbose)
+    if check and any(i.action.is_work for i in planned.items):
+        raise click.exceptions.Exit(1)
+    return 0
+
+
+@click.command("validate")
+@click.argument("manifests", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def validate_cmd(manifests: tuple[str, ...]) -> None:
+    """Check manifests: YAML, schema, templates, images, models. Exit 2 on the first bad one."""
+    bad = 0
+    for path in manifests:
+        try:
+            campaign = load_campaign(path)
+            load_state(campaign.lock_path)
+        except I2VError as exc:
+            bad += 1
+            click.secho(f"✗ {path}", fg="red", err=True)
+            click.echo(exc.render(), err=True)
+            continue
+        click.echo(f"✓ {path}: {len(campaign.specs)} jobs")
+    if bad:
+        raise click.exceptions.Exit(2)
+
+
+@click.command("expand")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print job specs as a JSON array.")
+def expand_cmd(manifest: str, as_json: bool) -> None:
+    """Print every job the manifest expands to, fully rendered."""
+    campaign = load_campaign(manifest)
+    if as_json:
+        print_json([s.to_json() for s in campaign.specs])
+        return
+    for spec in campaign.specs:
+        req = spec.request
+        click.echo(
+            f"{spec.id}  {req.get('model_name')} {req.get('resolution', '-')} "
+            f"{req.get('video_length')}s x{spec.variants} -> {spec.output}"
+        )
+        click.echo(f"    {req['prompt']}")
+
+
+@click.command("schema")
+@click.argument("name", type=click.Choice(list(schemas.SCHEMA_NAMES)), default="manifest")
+def schema_cmd(name: str) -> None:
+    """Print a JSON Schema: manifest (default), job or lock."""
+    click.echo(json.dumps(schemas.load_schema(name), indent=2))
+
+
+COMMANDS = [plan_cmd, validate_cmd, expand_cmd, schema_cmd]

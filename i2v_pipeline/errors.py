@@ -1,0 +1,137 @@
+"""The error tree of i2v. Every error says what went wrong, where, and what to do next.
+
+::
+
+    I2VError                      exit 2 unless noted; .hint says what to do
+    ├── UsageError                bad flags or arguments
+    ├── InputError                a user's file is wrong; .where = "file:line:col" or "job ID"
+    │   ├── ManifestError         YAML syntax, schema, unknown keys, images, globs
+    │   ├── TemplateError         Jinja syntax, undefined variables, sandbox escapes
+    │   ├── CatalogError          model, resolution, duration, count, last frame, audio
+    │   └── LockError             a corrupt or foreign lockfile or journal
+    ├── RunLockedError            another run holds the manifest
+    ├── ConfigError               credentials or endpoint missing
+    ├── ProviderError             something the API said or did      (see classify in providers)
+    │   ├── TransientError        retry: 5xx, 1015, connection refused before the body was sent
+    │   │   └── ThrottledError    retry and slow down: HTTP 429, code 1005; .retry_after
+    │   ├── UnknownOutcomeError   the request may have reached the server: never resend a create
+    │   ├── JobRejectedError      permanent for one job: 1003, status 4; the run goes on
+    │   └── FatalProviderError    exit 3: auth, banned, out of credits; stop submitting
+    ├── DownloadError             a result could not be fetched or failed verification
+    │   └── ExpiredResultError    403/404 on the result URL: re-query once
+    └── Interrupted               exit 130: Ctrl-C
+"""
+
+from __future__ import annotations
+
+
+class I2VError(Exception):
+    """Base of every error i2v raises on purpose."""
+
+    exit_code = 2
+    default_hint = ""
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.hint = hint if hint is not None else self.default_hint
+
+    def render(self) -> str:
+        """The one-paragraph form the CLI prints: where: what. hint."""
+        head = f"{self.where}: {self.message}" if self.where else self.message
+        return f"{head}\n  hint: {self.hint}" if self.hint else head
+
+
+class UsageError(I2VError):
+    default_hint = "see `i2v --help`"
+
+
+class InputError(I2VError):
+    pass
+
+
+class ManifestError(InputError):
+    default_hint = "see docs/manifest.md for the manifest format"
+
+
+class TemplateError(InputError):
+    default_hint = "templates are Jinja; variables come from vars, image.vars and the matrix"
+
+
+class CatalogError(InputError):
+    default_hint = "`i2v models` lists each model's resolutions, durations and limits"
+
+
+class LockError(InputError):
+    pass
+
+
+class RunLockedError(I2VError):
+    pass
+
+
+class ConfigError(I2VError):
+    pass
+
+
+class ProviderError(I2VError):
+    """Something the API answered (or failed to answer). code is AKOOL's envelope code if any."""
+
+    exit_code = 3
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        http_status: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+        self.http_status = http_status
+
+
+class TransientError(ProviderError):
+    pass
+
+
+class ThrottledError(TransientError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, http_status=http_status)
+        self.retry_after = retry_after
+
+
+class UnknownOutcomeError(ProviderError):
+    default_hint = (
+        "the request may have created (and charged) a video; it is recorded as unknown. "
+        "Check the AKOOL dashboard, then rerun with --resubmit-unknown if it was not created"
+    )
+
+
+class JobRejectedError(ProviderError):
+    pass
+
+
+class FatalProviderError(ProviderError):
+    exit_code = 3
+
+
+class DownloadError(I2VError):
+    exit_code = 1
+
+
+class ExpiredResultError(DownloadError):
+    pass
+
+
+class Interrupted(I2VError):
+    exit_code = 130

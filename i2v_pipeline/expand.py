@@ -1,0 +1,417 @@
+"""Expand a manifest into fully rendered job specs: images × prompts × matrix − exclude + include,
+plus the explicit `jobs:` list. Deterministic: the same manifest gives the same jobs, in the
+same order, with the same ids.
+
+Pure apart from hashing local images, which goes through the injected `hasher`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob as globlib
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import jinja2
+
+from .errors import ManifestError, TemplateError
+from .manifest import Manifest
+from .model import ImageRef, JobSpec
+from .templating import compile_template, is_template, render, slug
+
+# manifest field name -> AKOOL request field name
+FIELDS: dict[str, str] = {
+    "model": "model_name",
+    "resolution": "resolution",
+    "duration": "video_length",
+    "negative_prompt": "negative_prompt",
+    "extend_prompt": "extend_prompt",
+    "effect": "effect_code",
+    "audio": "audio_type",
+    "audio_url": "audio_url",
+    "last_frame": "last_image_url",
+    "variants": "count",
+    "generate_audio": "generate_audio",
+    "premium": "is_premium_model",
+}
+AUDIO_TYPES = {"ai": 1, "custom": 2, "none": 3}
+DEFAULT_FIELDS: dict[str, Any] = {
+    "model": "AkoolImage2VideoFastV1",
+    "resolution": "720p",
+    "duration": 5,
+    "variants": 1,
+}
+DEFAULT_OUTPUT_PATH = "{{ id }}.mp4"
+SELECTOR_KEYS = ("image", "prompt", "tag")
+
+Hasher = Callable[[Path], str]
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    id: str
+    ref: ImageRef
+    tags: tuple[str, ...]
+    vars: Mapping[str, Any]
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    id: str
+    template: jinja2.Template
+    loc: Loc
+    tags: tuple[str, ...]
+    vars: Mapping[str, Any]
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    specs: list[JobSpec]
+    output_dir: Path
+    origins: dict[str, Loc]
+    """Where in the manifest each job comes from, for later error messages."""
+
+
+def _local_ref(manifest: Manifest, raw: str, loc: Loc, hasher: Hasher, what: str) -> ImageRef:
+    path = (manifest.base_dir / raw).resolve()
+    if not path.is_file():
+        raise ManifestError(
+            f"{what} not found: {raw} (looked in {path})",
+            where=manifest.locate(loc),
+            hint="paths are relative to the manifest's folder",
+        )
+    return ImageRef("path", str(path), raw, hasher(path))
+
+
+def _url_ref(url: str, pin: str | None) -> ImageRef:
+    return ImageRef("url", url, url, pin.removeprefix("sha256:") if pin else None)
+
+
+def resolve_images(manifest: Manifest, hasher: Hasher) -> list[Image]:
+    out: list[Image] = []
+    seen: dict[str, Loc] = {}
+    for i, entry in enumerate(manifest.data["images"]):
+        loc: Loc = ("images", i)
+        tags = tuple(entry.get("tags", ()))
+        vars_, fields = entry.get("vars", {}), entry.get("fields", {})
+        found: list[tuple[str, ImageRef]] = []
+        if "glob" in entry:
+            base = manifest.base_dir
+            matches = sorted(globlib.glob(entry["glob"], root_dir=base, recursive=True))
+            files = [m for m in matches if (base / m).is_file()]
+            if not files:
+                raise ManifestError(
+                    f"glob `{entry['glob']}` matches no files in {base}",
+                    where=manifest.locate((*loc, "glob")),
+                    hint="globs are relative to the manifest's folder; check the pattern",
+                )
+            prefix = entry.get("id", "")
+            for m in files:
+                image_id = f"{prefix}{slug(PurePosixPath(m).stem)}"
+                found.append((image_id, _local_ref(manifest, m, loc, hasher, "image")))
+        elif "path" in entry:
+            ref = _local_ref(manifest, entry["path"], (*loc, "path"), hasher, "image")
+            found.append((entry.get("id") or slug(PurePosixPath(entry["path"]).stem), ref))
+        else:
+            url = entry["url"]
+            default_id = slug(PurePosixPath(url.split("?", 1)[0]).stem)
+            found.append((entry.get("id") or default_id, _url_ref(url, entry.get("sha256"))))
+        for image_id, ref in found:
+            if image_id in seen:
+                raise ManifestError(
+                    f"duplicate image id `{image_id}` (also at {manifest.locate(seen[image_id])})",
+                    where=manifest.locate(loc),
+                    hint="give one of them an `id:`",
+                )
+            seen[image_id] = loc
+            out.append(Image(image_id, ref, tags, vars_, fields))
+    return out
+
+
+def resolve_prompts(manifest: Manifest) -> list[Prompt]:
+    out: list[Prompt] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(manifest.data.get("prompts", ())):
+        loc: Loc = ("prompts", i, "template")
+        if entry["id"] in seen:
+            raise ManifestError(
+                f"duplicate prompt id `{entry['id']}`", where=manifest.locate(("prompts", i))
+            )
+        seen.add(entry["id"])
+        template = compile_template(entry["template"], manifest.locate(loc))
+        out.append(
+            Prompt(
+                entry["id"],
+                template,
+                loc,
+                tuple(entry.get("tags", ())),
+                entry.get("vars", {}),
+                entry.get("fields", {}),
+            )
+        )
+    return out
+
+
+def _matches(selector: Mapping[str, Any], image: Image, prompt: Prompt, values: Mapping[str, Any]) -> bool:
+    for key, want in selector.items():
+        wants = want if isinstance(want, list) else [want]
+        if key == "image":
+            if not any(fnmatch.fnmatchcase(image.id, str(w)) for w in wants):
+                return False
+        elif key == "prompt":
+            if not any(fnmatch.fnmatchcase(prompt.id, str(w)) for w in wants):
+                return False
+        elif key == "tag":
+            if not set(map(str, wants)) & {*image.tags, *prompt.tags}:
+                return False
+        elif values.get(key, _MISSING) not in wants:
+            return False
+    return True
+
+
+_MISSING = object()
+
+
+class _Expander:
+    def __init__(self, manifest: Manifest, hasher: Hasher) -> None:
+        self.m = manifest
+        self.hasher = hasher
+        data = manifest.data
+        self.vars: dict[str, Any] = data.get("vars", {})
+        self.defaults: dict[str, Any] = {**DEFAULT_FIELDS, **data.get("defaults", {})}
+        output = data.get("output", {})
+        self.output_dir = manifest.base_dir / output.get("dir", f"out/{manifest.name}")
+        self.output_template = compile_template(
+            output.get("path", DEFAULT_OUTPUT_PATH), manifest.locate(("output", "path"))
+        )
+        self.negative_cache: dict[str, jinja2.Template | str] = {}
+        self.last_frames: dict[str, ImageRef] = {}
+
+    def request(self, fields: Mapping[str, Any], prompt: str, ctx: Mapping[str, Any], where: str, job_id: str) -> tuple[dict[str, Any], ImageRef | None]:
+        req: dict[str, Any] = {"prompt": prompt}
+        last_frame: ImageRef | None = None
+        for name, value in fields.items():
+            if value is None:
+                continue
+            api = FIELDS[name]
+            if name == "audio":
+                value = AUDIO_TYPES[value]
+            elif name == "negative_prompt":
+                value = self.negative(value, ctx, where, job_id)
+            elif name == "last_frame":
+                last_frame = self.last_frame(value, where)
+                continue
+            req[api] = value
+        return req, last_frame
+
+    def negative(self, text: str, ctx: Mapping[str, Any], where: str, job_id: str) -> str:
+        cached = self.negative_cache.get(text)
+        if cached is None:
+            cached = compile_template(text, where) if is_template(text) else text
+            self.negative_cache[text] = cached
+        if isinstance(cached, str):
+            return cached
+        return render(cached, ctx, where=where, what=f"job {job_id}: negative_prompt")
+
+    def last_frame(self, value: str, where: str) -> ImageRef:
+        ref = self.last_frames.get(value)
+        if ref is None:
+            if "://" in value:
+                ref = _url_ref(value, None)
+            else:
+                path = (self.m.base_dir / value).resolve()
+                if not path.is_file():
+                    raise ManifestError(f"last_frame image not found: {value}", where=where)
+                ref = ImageRef("path", str(path), value, self.hasher(path))
+            self.last_frames[value] = ref
+        return ref
+
+    def job(
+        self,
+        job_id: str,
+        image: Image,
+        template: jinja2.Template,
+        prompt_id: str | None,
+        layers: Sequence[Mapping[str, Any]],
+        var_layers: Sequence[Mapping[str, Any]],
+        tags: tuple[str, ...],
+        loc: Loc,
+        output: jinja2.Template | None = None,
+    ) -> JobSpec:
+        fields: dict[str, Any] = {}
+        for layer in (self.defaults, image.fields, *layers):
+            fields.update(layer)
+        ctx: dict[str, Any] = {}
+        for layer in (self.vars, image.vars, *var_layers):
+            ctx.update(layer)
+        ctx.update(fields)
+        ctx["image"] = {"id": image.id, "tags": image.tags, "src": image.ref.display}
+        ctx["prompt"] = {"id": prompt_id}
+        where = self.m.locate(loc)
+        text = render(template, ctx, where=where, what=f"job {job_id}: prompt")
+        if not text:
+            raise TemplateError(f"job {job_id}: the prompt renders empty", where=where)
+        request, last_frame = self.request(fields, text, ctx, where, job_id)
+        ctx["id"] = job_id
+        out_where = self.m.locate(("output", "path"))
+        rendered = render(output or self.output_template, ctx, where=out_where, what=f"job {job_id}: output path")
+        return JobSpec(
+            id=job_id,
+            image=image.ref,
+            request=request,
+            output=confine(rendered, where=out_where, job_id=job_id),
+            prompt_id=prompt_id,
+            last_frame=last_frame,
+            tags=tags,
+        )
+
+
+def confine(rendered: str, *, where: str, job_id: str) -> str:
+    """A rendered output path, normalised, that cannot leave the output folder."""
+    text = rendered.replace("\\", "/").strip()
+    hint = "output paths are relative to output.dir and may not leave it"
+    if not text or text.endswith("/"):
+        raise ManifestError(f"job {job_id}: output path {rendered!r} names no file", where=where, hint=hint)
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
+        raise ManifestError(f"job {job_id}: output path {rendered!r} is absolute", where=where, hint=hint)
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ManifestError(
+            f"job {job_id}: output path {rendered!r} climbs out of the output folder with `..`",
+            where=where,
+            hint=hint,
+        )
+    return "/".join(parts)
+
+
+def _matrix(data: Mapping[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    matrix: dict[str, list[Any]] = data.get("matrix", {})
+    keys = list(matrix)
+    return keys, list(itertools.product(*(matrix[k] for k in keys)))
+
+
+def _split(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Matrix/include values: request fields on one side, template variables on the other."""
+    fields = {k: v for k, v in values.items() if k in FIELDS}
+    return fields, {k: v for k, v in values.items() if k not in FIELDS and k not in SELECTOR_KEYS}
+
+
+def _check_selectors(m: Manifest, keys: Sequence[str], section: str) -> None:
+    allowed = {*SELECTOR_KEYS, *keys}
+    for i, sel in enumerate(m.data.get(section, ())):
+        for key in sel:
+            if section == "exclude" and key not in allowed:
+                raise ManifestError(
+                    f"exclude key `{key}` is not image, prompt, tag or a matrix key",
+                    where=m.locate((section, i, key)),
+                    hint=f"matrix keys: {', '.join(keys) or '(none)'}",
+                )
+
+
+def _generate(x: _Expander, images: list[Image], prompts: list[Prompt]) -> Iterator[tuple[JobSpec, Loc]]:
+    data = x.m.data
+    keys, combos = _matrix(data)
+    varying = [k for k in keys if len(data["matrix"][k]) > 1]
+    excludes = data.get("exclude", [])
+    _check_selectors(x.m, keys, "exclude")
+    for image in images:
+        for prompt in prompts:
+            for combo in combos:
+                values = dict(zip(keys, combo, strict=True))
+                if any(_matches(sel, image, prompt, values) for sel in excludes):
+                    continue
+                job_id = ".".join([image.id, prompt.id, *(slug(values[k]) for k in varying)])
+                fields, vars_ = _split(values)
+                yield (
+                    x.job(job_id, image, prompt.template, prompt.id, [prompt.fields, fields],
+                          [prompt.vars, vars_], _tags(image.tags, prompt.tags), prompt.loc),
+                    prompt.loc,
+                )
+    for i, inc in enumerate(data.get("include", [])):
+        fields, vars_ = _split(inc)
+        extra = [slug(v) for k, v in inc.items() if k not in SELECTOR_KEYS]
+        targets = [
+            (im, p) for im in images for p in prompts
+            if _matches({k: v for k, v in inc.items() if k in ("image", "prompt", "tag")}, im, p, {})
+        ]
+        if not targets:
+            raise ManifestError("include matches no image and prompt", where=x.m.locate(("include", i)))
+        for image, prompt in targets:
+            job_id = ".".join([image.id, prompt.id, *extra])
+            yield (
+                x.job(job_id, image, prompt.template, prompt.id, [prompt.fields, fields],
+                      [prompt.vars, vars_], _tags(image.tags, prompt.tags), ("include", i)),
+                ("include", i),
+            )
+    by_id = {im.id: im for im in images}
+    by_prompt = {p.id: p for p in prompts}
+    for i, job in enumerate(data.get("jobs", [])):
+        loc: Loc = ("jobs", i)
+        image = by_id.get(job["image"])
+        if image is None:
+            raise ManifestError(
+                f"job {job['id']}: no image with id `{job['image']}`",
+                where=x.m.locate((*loc, "image")),
+                hint=f"image ids: {', '.join(sorted(by_id)[:10])}",
+            )
+        if "prompt" in job:
+            prompt = by_prompt.get(job["prompt"])
+            if prompt is None:
+                raise ManifestError(
+                    f"job {job['id']}: no prompt with id `{job['prompt']}`",
+                    where=x.m.locate((*loc, "prompt")),
+                    hint=f"prompt ids: {', '.join(sorted(by_prompt)[:10])}",
+                )
+            template, prompt_id = prompt.template, prompt.id
+            layers, var_layers = [prompt.fields, job.get("fields", {})], [prompt.vars, job.get("vars", {})]
+            ptags = prompt.tags
+        else:
+            template = compile_template(job["template"], x.m.locate((*loc, "template")))
+            prompt_id, layers, var_layers, ptags = None, [job.get("fields", {})], [job.get("vars", {})], ()
+        output = compile_template(job["output"], x.m.locate((*loc, "output"))) if "output" in job else None
+        tags = _tags(image.tags, ptags, tuple(job.get("tags", ())))
+        yield x.job(job["id"], image, template, prompt_id, layers, var_layers, tags, loc, output), loc
+
+
+def _tags(*groups: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t for g in groups for t in g))
+
+
+def expand(manifest: Manifest, hasher: Hasher) -> Expansion:
+    """Every job of the manifest, rendered; ids and output paths checked for clashes."""
+    x = _Expander(manifest, hasher)
+    images = resolve_images(manifest, hasher)
+    prompts = resolve_prompts(manifest)
+    if not prompts and not manifest.data.get("jobs"):
+        raise ManifestError(
+            "the manifest has no prompts and no jobs", where=manifest.locate(()),
+            hint="add a prompts: list (or explicit jobs:)",
+        )
+    specs: list[JobSpec] = []
+    origins: dict[str, Loc] = {}
+    outputs: dict[str, str] = {}
+    for spec, loc in _generate(x, images, prompts):
+        if spec.id in origins:
+            raise ManifestError(
+                f"duplicate job id `{spec.id}` (first from {manifest.locate(origins[spec.id])})",
+                where=manifest.locate(loc),
+                hint="give explicit ids, or add the differing matrix key to the exclude/include",
+            )
+        origins[spec.id] = loc
+        for path in spec.output_paths():
+            key = path.casefold()
+            if key in outputs:
+                raise ManifestError(
+                    f"jobs {outputs[key]} and {spec.id} both write {path}",
+                    where=manifest.locate(("output", "path")),
+                    hint="put {{ id }} (or every matrix value) in output.path",
+                )
+            outputs[key] = spec.id
+        specs.append(spec)
+    return Expansion(specs, x.output_dir, origins)

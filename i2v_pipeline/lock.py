@@ -1,0 +1,357 @@
+"""The record of what was bought: an append-only journal compacted into a lockfile.
+
+During a run every state change is one JSON line appended to `<lock>.journal` (O(1) per update).
+`intent` is fsynced before a create is sent and `created` right after the answer, so a crash can
+never lose a remote id; an intent without a created is an *unknown*. At the end of a run (and on
+Ctrl-C) the journal is folded into the lockfile, written to a temp file and renamed, and removed.
+
+The lockfile is YAML whose jobs are one JSON flow mapping per line, sorted by id: any YAML tool
+reads it, a pull request shows one changed line per changed job, an unchanged job's line is
+byte-identical across runs, and i2v reads 100,000 entries in about a second (block-style YAML
+took 35 s). Hand-edited block YAML is still accepted, through the slow path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from . import schemas
+from .errors import LockError
+from .model import (
+    STATUS_FAILED,
+    STATUS_SUCCEEDED,
+    TERMINAL_STATUSES,
+    ErrorRecord,
+    FileRecord,
+    LockEntry,
+)
+
+LOCK_VERSION = 1
+Entries = dict[str, LockEntry]
+"""fingerprint -> entry"""
+
+
+def utc_iso(ts: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))
+
+
+# ---------------------------------------------------------------- entries <-> JSON
+
+def entry_to_json(e: LockEntry) -> dict[str, Any]:
+    """Fixed key order, empty fields left out: the line only changes when the job does."""
+    out: dict[str, Any] = {
+        "id": e.job_id,
+        "fingerprint": e.fingerprint,
+        "state": e.state,
+        "attempt": e.attempt,
+    }
+    optional: dict[str, Any] = {
+        "remote_ids": list(e.remote_ids),
+        "remote_status": list(e.remote_status),
+        "credits": e.credits,
+        "files": [dataclasses.asdict(f) if f else None for f in e.files] if any(e.files) else [],
+        "video_urls": list(e.video_urls) if any(e.video_urls) else [],
+        "expires_at": e.expires_at,
+        "intent_at": e.intent_at,
+        "submitted_at": e.submitted_at,
+        "finished_at": e.finished_at,
+        "error": dataclasses.asdict(e.error) if e.error else None,
+        "request": dict(e.request),
+    }
+    out.update((k, v) for k, v in optional.items() if v not in (None, [], {}))
+    return out
+
+
+def entry_from_json(d: Mapping[str, Any]) -> LockEntry:
+    n = len(d.get("remote_ids", ()))
+    files = d.get("files") or [None] * n
+    urls = d.get("video_urls") or [None] * n
+    err = d.get("error")
+    state = d["state"]
+    if state not in ("unknown", "submitted", "succeeded", "failed"):
+        raise ValueError(f"unknown state {state!r}")
+    fp = d["fingerprint"]
+    if not isinstance(fp, str) or len(fp) != 64:
+        raise ValueError("fingerprint must be 64 hex characters")
+    return LockEntry(
+        job_id=str(d["id"]),
+        fingerprint=fp,
+        state=state,
+        attempt=str(d["attempt"]),
+        request=d.get("request") or {},
+        remote_ids=tuple(map(str, d.get("remote_ids", ()))),
+        remote_status=tuple(map(int, d.get("remote_status", ()))),
+        video_urls=tuple(urls),
+        credits=d.get("credits"),
+        files=tuple(FileRecord(**f) if f else None for f in files),
+        intent_at=d.get("intent_at"),
+        submitted_at=d.get("submitted_at"),
+        finished_at=d.get("finished_at"),
+        expires_at=d.get("expires_at"),
+        error=ErrorRecord(err.get("code"), str(err["message"])) if err else None,
+    )
+
+
+# ---------------------------------------------------------------- the lockfile
+
+def _corrupt(path: Path, why: str, line: int | None = None) -> LockError:
+    where = f"{path}:{line}" if line else str(path)
+    return LockError(
+        f"the lockfile is corrupt or not an i2v lock: {why}",
+        where=where,
+        hint=f"inspect or delete this file: {path} (deleting it forgets what was bought)",
+    )
+
+
+def _parse_fast(text: str) -> tuple[dict[str, Any], list[tuple[int, Any]]] | None:
+    """Our own layout: YAML header, then `jobs:` and one `- {json}` per line. None if not."""
+    at = text.find("\njobs:")
+    if at < 0:
+        return None
+    head = text[:at]
+    jobs_line, _, body = text[at + 1 :].partition("\n")
+    if jobs_line.rstrip() == "jobs: []":
+        if body.strip():
+            return None
+    elif jobs_line.rstrip() != "jobs:":
+        return None
+    header = yaml.load(head, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    if not isinstance(header, dict):
+        return None
+    first_line = head.count("\n") + 3
+    rows: list[tuple[int, Any]] = []
+    for i, line in enumerate(body.splitlines()):
+        if not line.strip():
+            continue
+        if not line.startswith("- {"):
+            return None
+        try:
+            rows.append((first_line + i, json.loads(line[2:])))
+        except ValueError:
+            return None
+    return header, rows
+
+
+def read_lock(path: Path) -> Entries:
+    """Load the lockfile (empty if there is none). Corrupt or foreign files are LockError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _corrupt(path, str(exc)) from None
+    parsed = _parse_fast(text)
+    if parsed is None:
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise _corrupt(path, f"not YAML ({exc})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), list):
+            raise _corrupt(path, "no `jobs:` list")
+        parsed = ({k: v for k, v in doc.items() if k != "jobs"}, [(0, j) for j in doc["jobs"]])
+    header, rows = parsed
+    if header.get("version") != LOCK_VERSION:
+        raise _corrupt(path, f"version {header.get('version')!r}, expected {LOCK_VERSION}")
+    schemas.validate("lock", {**header, "jobs": []}, what=str(path), error_class=LockError)
+    entries: Entries = {}
+    for line, row in rows:
+        try:
+            entry = entry_from_json(row)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise _corrupt(path, f"bad job entry ({type(exc).__name__}: {exc})", line) from None
+        if entry.fingerprint in entries:
+            raise _corrupt(path, f"fingerprint {entry.fingerprint[:12]} appears twice", line)
+        entries[entry.fingerprint] = entry
+    return entries
+
+
+def render_lock(entries: Iterable[LockEntry], *, manifest: str, command: str, endpoint: str) -> str:
+    header = {
+        "version": LOCK_VERSION,
+        "manifest": manifest,
+        "generated_by": command,
+        "endpoint": endpoint,
+    }
+    lines = [
+        "# i2v lockfile: the record of what was bought. Written by i2v; review it, do not edit it.",
+        yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000).rstrip("\n"),
+    ]
+    rows = sorted(entries, key=lambda e: (e.job_id, e.fingerprint))
+    if not rows:
+        lines.append("jobs: []")
+    else:
+        lines.append("jobs:")
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+        lines.extend(f"- {dumps(entry_to_json(e))}" for e in rows)
+    return "\n".join(lines) + "\n"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write to a temp file beside path, fsync, rename over path, fsync the folder."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- the journal
+
+def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
+    """Fold one journal record into entries. Records for unknown fingerprints are ignored."""
+    kind, fp = rec["t"], rec["fp"]
+    if kind == "intent":
+        entries[fp] = LockEntry(
+            job_id=rec["id"], fingerprint=fp, state="unknown", attempt=rec["attempt"],
+            request=rec.get("request", {}), intent_at=rec["at"],
+        )
+        return
+    if kind == "forget":
+        entries.pop(fp, None)
+        return
+    e = entries.get(fp)
+    if e is None:
+        return
+    if kind == "created":
+        if rec.get("attempt") != e.attempt:
+            return
+        n = len(rec["ids"])
+        entries[fp] = dataclasses.replace(
+            e, state="submitted", remote_ids=tuple(rec["ids"]), remote_status=(1,) * n,
+            video_urls=(None,) * n, files=(None,) * n, credits=rec.get("credits"),
+            submitted_at=rec["at"], error=None,
+        )
+    elif kind == "status":
+        entries[fp] = _with_status(e, rec)
+    elif kind == "downloaded":
+        files = list(e.files) or [None] * len(e.remote_ids)
+        files[rec["i"]] = FileRecord(rec["path"], rec["sha256"], rec["bytes"])
+        entries[fp] = dataclasses.replace(e, files=tuple(files))
+    elif kind == "failed":
+        entries[fp] = dataclasses.replace(
+            e, state="failed", finished_at=rec["at"],
+            error=ErrorRecord(rec.get("code"), str(rec.get("message", ""))),
+        )
+    elif kind == "relabel":
+        entries[fp] = dataclasses.replace(e, job_id=rec["id"])
+    else:
+        raise ValueError(f"unknown journal record {kind!r}")
+
+
+def _with_status(e: LockEntry, rec: Mapping[str, Any]) -> LockEntry:
+    i = rec["i"]
+    status = list(e.remote_status)
+    urls = list(e.video_urls)
+    status[i] = rec["status"]
+    if rec.get("url"):
+        urls[i] = rec["url"]
+    changes: dict[str, Any] = {"remote_status": tuple(status), "video_urls": tuple(urls)}
+    if rec.get("expires_at"):
+        changes["expires_at"] = rec["expires_at"]
+    if rec.get("credits") is not None:
+        changes["credits"] = rec["credits"]
+    if all(s in TERMINAL_STATUSES for s in status):
+        ok = all(s == STATUS_SUCCEEDED for s in status)
+        changes["state"] = "succeeded" if ok else "failed"
+        changes["finished_at"] = rec["at"]
+        if not ok:
+            bad = sum(s == STATUS_FAILED for s in status)
+            changes["error"] = ErrorRecord(None, f"{bad} of {len(status)} variants failed (status 4)")
+    return dataclasses.replace(e, **changes)
+
+
+def journal_path(lock_path: Path) -> Path:
+    return lock_path.with_name(lock_path.name + ".journal")
+
+
+def replay(path: Path, entries: Entries) -> int:
+    """Apply every record of the journal at path. A torn last line (crash mid-write) is
+    skipped; a torn line anywhere else means the file is damaged. Returns records applied."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    lines = data.split(b"\n")
+    applied = 0
+    for n, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw)
+            apply(entries, rec)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            if n >= len(lines) - 1 and not data.endswith(b"\n"):
+                break  # the write a crash interrupted; everything before it is intact
+            raise LockError(
+                f"journal record {n} is damaged ({exc})",
+                where=f"{path}:{n}",
+                hint=f"inspect this file; delete it only if you accept losing its records: {path}",
+            ) from None
+        applied += 1
+    return applied
+
+
+class Journal:
+    """Append-only, one JSON object per line. durable=True fsyncs before returning."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f: IO[bytes] | None = None
+
+    def open(self) -> None:
+        self._f = open(self.path, "ab")
+
+    def append(self, record: Mapping[str, Any], *, durable: bool = False) -> None:
+        if self._f is None:
+            self.open()
+        assert self._f is not None
+        self._f.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+        self._f.flush()
+        if durable:
+            os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def remove(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+def load_state(lock_path: Path) -> Entries:
+    """The lock with any journal left by an interrupted run replayed on top."""
+    entries = read_lock(lock_path)
+    replay(journal_path(lock_path), entries)
+    return entries
+
+
+def compact(lock_path: Path, entries: Entries, *, manifest: str, command: str, endpoint: str) -> None:
+    """Write entries as the new lockfile, then drop the journal they already contain."""
+    atomic_write(
+        lock_path,
+        render_lock(entries.values(), manifest=manifest, command=command, endpoint=endpoint),
+    )
+    journal_path(lock_path).unlink(missing_ok=True)

@@ -1,0 +1,191 @@
+"""Frozen value types shared by every layer: job specs, lock entries, plan items, run events.
+
+Nothing here does I/O. Lock entries change by `dataclasses.replace`, never in place, so a
+journal record and the entry it produced can be compared in tests.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+# AKOOL result status codes (akool-api.md §1).
+STATUS_QUEUED = 1
+STATUS_PROCESSING = 2
+STATUS_SUCCEEDED = 3
+STATUS_FAILED = 4
+TERMINAL_STATUSES = frozenset({STATUS_SUCCEEDED, STATUS_FAILED})
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """An input image: a local file (hashed by content) or a URL (keyed by URL or a pin)."""
+
+    kind: Literal["path", "url"]
+    value: str
+    """Absolute filesystem path for `path`, the URL for `url`."""
+    display: str
+    """As written in the manifest, for messages."""
+    sha256: str | None = None
+    """Content hash of a local file, or the `sha256:` pin of a URL."""
+
+    def identity(self) -> dict[str, str]:
+        """What the fingerprint sees: content for files, URL (or its pin) for URLs."""
+        if self.sha256:
+            return {"sha256": self.sha256}
+        return {"url": self.value}
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {self.kind: self.display}
+        if self.sha256:
+            out["sha256"] = self.sha256
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One fully rendered job: what to ask the API for and where to put the result."""
+
+    id: str
+    image: ImageRef
+    request: Mapping[str, Any]
+    """AKOOL request fields (prompt, model_name, resolution, video_length, count, …),
+    without image_url, last_image_url and webhookurl, which depend on where the run goes."""
+    output: str
+    """Posix path relative to the output folder, for the first variant."""
+    prompt_id: str | None = None
+    last_frame: ImageRef | None = None
+    tags: tuple[str, ...] = ()
+    fingerprint: str = ""
+
+    @property
+    def variants(self) -> int:
+        return int(self.request.get("count", 1))
+
+    def output_paths(self) -> list[str]:
+        """One path per variant: `a.mp4`, or `a-v1.mp4`, `a-v2.mp4`, … when count > 1."""
+        n = self.variants
+        if n == 1:
+            return [self.output]
+        p = PurePosixPath(self.output)
+        return [str(p.with_name(f"{p.stem}-v{i}{p.suffix}")) for i in range(1, n + 1)]
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "fingerprint": self.fingerprint,
+            "image": self.image.to_json(),
+            "request": dict(self.request),
+            "output": self.output,
+            "tags": list(self.tags),
+        }
+        if self.prompt_id is not None:
+            out["prompt_id"] = self.prompt_id
+        if self.last_frame is not None:
+            out["last_frame"] = self.last_frame.to_json()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """A downloaded, verified result file. path is relative to the manifest's folder."""
+
+    path: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    code: int | None
+    message: str
+
+
+LockState = Literal["unknown", "submitted", "succeeded", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class LockEntry:
+    """What the lock knows about one fingerprint: what was bought, and what we hold of it."""
+
+    job_id: str
+    fingerprint: str
+    state: LockState
+    attempt: str
+    request: Mapping[str, Any] = field(default_factory=dict)
+    """The request as sent (image identity included), so a changed job can say what changed."""
+    remote_ids: tuple[str, ...] = ()
+    remote_status: tuple[int, ...] = ()
+    video_urls: tuple[str | None, ...] = ()
+    credits: int | None = None
+    files: tuple[FileRecord | None, ...] = ()
+    intent_at: str | None = None
+    submitted_at: str | None = None
+    finished_at: str | None = None
+    expires_at: str | None = None
+    error: ErrorRecord | None = None
+
+
+class Action(enum.Enum):
+    """What a plan does with a job; the value is the symbol printed in the plan."""
+
+    CREATE = "+"
+    RETRY = "!"
+    RESUME = "~"
+    DOWNLOAD = "↓"
+    RELOCATE = "→"
+    FRESH = "="
+    FAILED = "x"
+    UNKNOWN = "?"
+    ORPHAN = "-"
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @property
+    def submits(self) -> bool:
+        """True when this action sends a create request (and costs credits)."""
+        return self in (Action.CREATE, Action.RETRY)
+
+    @property
+    def is_work(self) -> bool:
+        """True when a run would do anything for this item."""
+        return self not in (Action.FRESH, Action.FAILED, Action.UNKNOWN, Action.ORPHAN)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanItem:
+    action: Action
+    job_id: str
+    fingerprint: str
+    reason: str
+    spec: JobSpec | None = None
+    entry: LockEntry | None = None
+    credits: int = 0
+    """Estimated credits this item will spend (creates only)."""
+
+
+class EventKind(enum.Enum):
+    SUBMITTED = "submitted"
+    STATUS = "status"
+    DOWNLOADED = "downloaded"
+    DONE = "done"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    THROTTLED = "throttled"
+    FATAL = "fatal"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something the executor reports; the CLI turns these into progress and summaries."""
+
+    kind: EventKind
+    job_id: str = ""
+    detail: str = ""
+    credits: int = 0

@@ -1,0 +1,227 @@
+"""The plan: a pure diff of job specs against lock state. `plan` decides, `run` applies.
+
+Every item carries a one-line reason saying why it is not fresh. The only outside facts it needs,
+the size of a local file and the time, come in as arguments, so it is a pure function to test.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .catalog import estimate_credits
+from .errors import UsageError
+from .model import Action, JobSpec, LockEntry, PlanItem
+
+SizeProbe = Callable[[str], int | None]
+"""Size in bytes of a file given relative to the manifest's folder, or None if absent."""
+
+ONLY_CHOICES = ("failed", "unknown", "missing")
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    retry_failed: bool = False
+    resubmit_unknown: bool = False
+
+
+def disk_probe(base_dir: Path) -> SizeProbe:
+    def probe(rel: str) -> int | None:
+        try:
+            return os.stat(base_dir / rel).st_size
+        except OSError:
+            return None
+
+    return probe
+
+
+def output_prefix(base_dir: Path, output_dir: Path) -> str:
+    """The output folder relative to the manifest's folder, as lock file paths are written."""
+    return Path(os.path.relpath(output_dir, base_dir)).as_posix()
+
+
+def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    return [k for k in keys if old.get(k) != new.get(k)]
+
+
+def lock_request(spec: JobSpec) -> dict[str, Any]:
+    """What the lock records of a request: the fields plus the images' identities."""
+    out = {**spec.request, "image": spec.image.identity()}
+    if spec.last_frame:
+        out["last_frame"] = spec.last_frame.identity()
+    return out
+
+
+def _files_item(spec: JobSpec, e: LockEntry, prefix: str, probe: SizeProbe, now: float) -> PlanItem:
+    wanted = [f"{prefix}/{p}" if prefix != "." else p for p in spec.output_paths()]
+    missing: list[str] = []
+    moved = 0
+    for i, path in enumerate(wanted):
+        rec = e.files[i] if i < len(e.files) else None
+        if rec is not None and rec.path == path and probe(path) == rec.bytes:
+            continue
+        if rec is not None and rec.path != path and probe(rec.path) == rec.bytes:
+            moved += 1
+            continue
+        missing.append(path)
+    if not missing and not moved:
+        return PlanItem(Action.FRESH, spec.id, spec.fingerprint, "done, file present", spec, e)
+    if not missing:
+        return PlanItem(
+            Action.RELOCATE, spec.id, spec.fingerprint,
+            "output path changed; the local file will be copied (no new create)", spec, e,
+        )
+    what = missing[0] if len(missing) == 1 else f"{len(missing)} files"
+    reason = f"finished remotely; {what} missing or changed locally"
+    if e.expires_at and e.expires_at < time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)):
+        reason += f" (result URL expired {e.expires_at}; it will be re-queried)"
+    return PlanItem(Action.DOWNLOAD, spec.id, spec.fingerprint, reason, spec, e)
+
+
+def _item(
+    spec: JobSpec,
+    e: LockEntry | None,
+    by_id: Mapping[str, LockEntry],
+    opts: PlanOptions,
+    prefix: str,
+    probe: SizeProbe,
+    now: float,
+) -> PlanItem:
+    fp = spec.fingerprint
+    if e is None:
+        old = by_id.get(spec.id)
+        cost = estimate_credits(spec.request)
+        if old is None:
+            return PlanItem(Action.CREATE, spec.id, fp, "new job", spec, credits=cost)
+        changed = _changed_fields(old.request, lock_request(spec)) or ["request"]
+        reason = f"changed: {', '.join(changed)} (was {old.fingerprint[:12]})"
+        return PlanItem(Action.CREATE, spec.id, fp, reason, spec, credits=cost)
+    if e.state == "unknown":
+        if opts.resubmit_unknown:
+            reason = f"create sent {e.intent_at} with no answer; resubmitting (--resubmit-unknown)"
+            return PlanItem(Action.CREATE, spec.id, fp, reason, spec, e, estimate_credits(spec.request))
+        reason = (
+            f"create sent {e.intent_at} and no answer recorded: it may exist (and be charged) "
+            "remotely; check, then rerun with --resubmit-unknown"
+        )
+        return PlanItem(Action.UNKNOWN, spec.id, fp, reason, spec, e)
+    if e.state == "submitted":
+        done = sum(s in (3, 4) for s in e.remote_status)
+        reason = f"submitted {e.submitted_at}; {done} of {len(e.remote_ids)} finished; will poll"
+        return PlanItem(Action.RESUME, spec.id, fp, reason, spec, e)
+    if e.state == "failed":
+        msg = e.error.message if e.error else "failed"
+        code = f" (code {e.error.code})" if e.error and e.error.code else ""
+        if opts.retry_failed:
+            reason = f"failed before: {msg}{code}; retrying (--retry-failed)"
+            return PlanItem(Action.RETRY, spec.id, fp, reason, spec, e, estimate_credits(spec.request))
+        reason = f"failed {e.finished_at}: {msg}{code}; rerun with --retry-failed"
+        return PlanItem(Action.FAILED, spec.id, fp, reason, spec, e)
+    item = _files_item(spec, e, prefix, probe, now)
+    if e.job_id != spec.id and item.action is Action.FRESH:
+        return PlanItem(Action.FRESH, spec.id, fp, f"done (renamed from {e.job_id})", spec, e)
+    return item
+
+
+def make_plan(
+    specs: Sequence[JobSpec],
+    entries: Mapping[str, LockEntry],
+    *,
+    prefix: str,
+    probe: SizeProbe,
+    now: float,
+    options: PlanOptions = PlanOptions(),
+) -> list[PlanItem]:
+    """One item per spec in manifest order, then one per orphaned lock entry, sorted."""
+    by_id = {e.job_id: e for e in entries.values()}
+    items = [
+        _item(s, entries.get(s.fingerprint), by_id, options, prefix, probe, now) for s in specs
+    ]
+    live = {s.fingerprint for s in specs}
+    ids = {s.id for s in specs}
+    for e in sorted(entries.values(), key=lambda e: (e.job_id, e.fingerprint)):
+        if e.fingerprint in live:
+            continue
+        why = "superseded by a changed job" if e.job_id in ids else "no longer in the manifest"
+        items.append(PlanItem(Action.ORPHAN, e.job_id, e.fingerprint, f"{why}; `i2v prune` removes it", entry=e))
+    return items
+
+
+def select(
+    items: Iterable[PlanItem],
+    *,
+    only: str | None = None,
+    patterns: Sequence[str] = (),
+    shard: tuple[int, int] | None = None,
+    limit: int | None = None,
+) -> list[PlanItem]:
+    """Narrow a plan: --only, --select (id glob or tag:NAME), --shard K/N, --limit N (work items)."""
+    out: list[PlanItem] = []
+    work = 0
+    for item in items:
+        if only == "failed" and item.action not in (Action.FAILED, Action.RETRY):
+            continue
+        if only == "unknown" and not (item.entry is not None and item.entry.state == "unknown"):
+            continue
+        if only == "missing" and item.action not in (Action.CREATE, Action.DOWNLOAD, Action.RELOCATE):
+            continue
+        if patterns and not any(_selected(item, p) for p in patterns):
+            continue
+        if shard and int(item.fingerprint[:12], 16) % shard[1] != shard[0] - 1:
+            continue
+        if limit is not None and item.action.is_work:
+            if work >= limit:
+                continue
+            work += 1
+        out.append(item)
+    return out
+
+
+def _selected(item: PlanItem, pattern: str) -> bool:
+    if pattern.startswith("tag:"):
+        return item.spec is not None and pattern[4:] in item.spec.tags
+    return fnmatch.fnmatchcase(item.job_id, pattern)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {text!r} is not K/N", hint="e.g. --shard 2/4") from None
+    if not 1 <= k <= n:
+        raise UsageError(f"--shard {text}: K must be between 1 and N", hint="e.g. --shard 2/4")
+    return k, n
+
+
+def summarize(items: Iterable[PlanItem]) -> dict[str, int]:
+    counts = Counter(i.action.label for i in items)
+    return {a.label: counts.get(a.label, 0) for a in Action}
+
+
+def plan_to_json(items: Sequence[PlanItem], manifest: str) -> dict[str, Any]:
+    summary: dict[str, Any] = summarize(items)
+    summary["credits"] = sum(i.credits for i in items)
+    summary["work"] = sum(i.action.is_work for i in items)
+    return {
+        "version": 1,
+        "manifest": manifest,
+        "summary": summary,
+        "jobs": [
+            {
+                "action": i.action.label,
+                "symbol": i.action.value,
+                "id": i.job_id,
+                "fingerprint": i.fingerprint,
+                "reason": i.reason,
+                "credits": i.credits,
+            }
+            for i in items
+        ],
+    }

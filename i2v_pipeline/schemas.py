@@ -1,0 +1,111 @@
+"""The JSON Schemas in `schemas/` (shipped inside the wheel) and friendly validation errors."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from .errors import I2VError, ManifestError
+
+SCHEMA_NAMES = ("manifest", "job", "lock")
+MAX_REPORTED = 5
+
+Locator = Callable[[Sequence[str | int]], str | None]
+
+
+def schema_dir() -> Path:
+    """The wheel puts schemas/ inside the package; a source checkout has it beside the package."""
+    packaged = resources.files("i2v_pipeline") / "schemas"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "schemas"
+
+
+@functools.cache
+def load_schema(name: str) -> dict[str, Any]:
+    if name not in SCHEMA_NAMES:
+        raise KeyError(name)
+    path = schema_dir() / f"{name}.schema.json"
+    with path.open(encoding="utf-8") as f:
+        schema: dict[str, Any] = json.load(f)
+    return schema
+
+
+@functools.cache
+def validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(load_schema(name))
+
+
+def json_path(path: Sequence[str | int]) -> str:
+    """`images[2].fields.resolution` style, for messages."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _allowed_keys(error: ValidationError) -> list[str]:
+    props = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+    return sorted(props)
+
+
+def describe(error: ValidationError) -> tuple[list[str | int], str]:
+    """Turn one jsonschema error into (path, message with a next step)."""
+    path: list[str | int] = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = _allowed_keys(error)
+        extras = sorted(k for k in error.instance if k not in allowed)
+        if extras:
+            key = extras[0]
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean `{close[0]}`?" if close else f"allowed keys: {', '.join(allowed)}"
+            return [*path, key], f"unknown key `{key}` ({hint})"
+    if error.validator == "oneOf" and isinstance(error.instance, dict):
+        options = [
+            s.get("required", [None])[0] for s in error.validator_value if isinstance(s, dict)
+        ]
+        options = [o for o in options if o]
+        if options:
+            return path, f"give exactly one of: {', '.join(options)}"
+    if error.validator == "required":
+        return path, error.message.replace("is a required property", "is required")
+    if error.validator == "pattern" and path and path[-1] in ("id", "name"):
+        return path, (
+            f"{error.instance!r} is not a valid id: use letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return path, error.message
+
+
+def validate(
+    name: str,
+    instance: Any,
+    *,
+    locate: Locator | None = None,
+    what: str = "",
+    error_class: type[I2VError] = ManifestError,
+) -> None:
+    """Raise error_class listing up to MAX_REPORTED problems, each with where it is."""
+    errors = sorted(validator(name).iter_errors(instance), key=lambda e: list(map(str, e.path)))
+    if not errors:
+        return
+    described = [(describe(e), e) for e in errors[:MAX_REPORTED]]
+    if len(errors) == 1:
+        (path, message), _ = described[0]
+        where = (locate(path) if locate else None) or what or None
+        raise error_class(f"{json_path(path)}: {message}", where=where)
+    lines = []
+    for (path, message), _ in described:
+        where = (locate(path) if locate else None) or what
+        lines.append(f"  {where}: {json_path(path)}: {message}" if where else f"  {message}")
+    if len(errors) > MAX_REPORTED:
+        lines.append(f"  ... and {len(errors) - MAX_REPORTED} more")
+    raise error_class(f"{len(errors)} problems:\n" + "\n".join(lines))
