@@ -18,6 +18,7 @@ from .expand import expand
 from .fingerprint import FileHasher, fingerprint
 from .manifest import Manifest
 from .model import JobSpec
+from .perf import gc_paused
 
 AKOOL_URL = "https://openapi.akool.com"
 
@@ -76,17 +77,24 @@ class Campaign:
 
 def compile_manifest(man: Manifest, catalog: Catalog | None = None) -> Campaign:
     catalog = catalog or Catalog.load()
+    with gc_paused():
+        return _compile(man, catalog)
+
+
+def _compile(man: Manifest, catalog: Catalog) -> Campaign:
     expansion = expand(man, FileHasher())
-    validator = schemas.validator("job")
     specs: list[JobSpec] = []
     for spec in expansion.specs:
         request = catalog.normalize(spec.request)
-        where = f"{man.locate(expansion.origins[spec.id])} (job {spec.id})"
         if request is not spec.request:
             spec = dataclasses.replace(spec, request=request)
-        if not validator.is_valid(doc := spec.to_json()):
+        if not schemas.is_valid("job", doc := spec.to_json()):
+            where = f"{man.locate(expansion.origins[spec.id])} (job {spec.id})"
             schemas.validate("job", doc, what=where, error_class=CatalogError)
-        catalog.check(request, spec.last_frame is not None, where=where)
+        problem = catalog.problem(request, spec.last_frame is not None)
+        if problem:
+            where = f"{man.locate(expansion.origins[spec.id])} (job {spec.id})"
+            raise CatalogError(problem, where=where)
         specs.append(dataclasses.replace(spec, fingerprint=fingerprint(spec)))
     return Campaign(
         manifest=man,

@@ -20,7 +20,7 @@ import jinja2
 from .errors import ManifestError, TemplateError
 from .manifest import Manifest
 from .model import ImageRef, JobSpec
-from .templating import compile_template, is_template, render, slug
+from .templating import base_context, compile_template, is_template, render, slug
 
 # manifest field name -> AKOOL request field name
 FIELDS: dict[str, str] = {
@@ -187,10 +187,12 @@ class _Expander:
         self.defaults: dict[str, Any] = {**DEFAULT_FIELDS, **data.get("defaults", {})}
         output = data.get("output", {})
         self.output_dir = manifest.base_dir / output.get("dir", f"out/{manifest.name}")
+        self.output_where = manifest.locate(("output", "path"))
         self.output_template = compile_template(
-            output.get("path", DEFAULT_OUTPUT_PATH), manifest.locate(("output", "path"))
+            output.get("path", DEFAULT_OUTPUT_PATH), self.output_where
         )
         self.negative_cache: dict[str, jinja2.Template | str] = {}
+        self.where_cache: dict[Loc, str] = {}
         self.last_frames: dict[str, ImageRef] = {}
 
     def request(self, fields: Mapping[str, Any], prompt: str, ctx: Mapping[str, Any], where: str, job_id: str) -> tuple[dict[str, Any], ImageRef | None]:
@@ -247,20 +249,23 @@ class _Expander:
         fields: dict[str, Any] = {}
         for layer in (self.defaults, image.fields, *layers):
             fields.update(layer)
-        ctx: dict[str, Any] = {}
+        ctx = base_context()
         for layer in (self.vars, image.vars, *var_layers):
             ctx.update(layer)
         ctx.update(fields)
         ctx["image"] = {"id": image.id, "tags": image.tags, "src": image.ref.display}
         ctx["prompt"] = {"id": prompt_id}
-        where = self.m.locate(loc)
+        where = self.where_cache.get(loc)
+        if where is None:
+            where = self.where_cache[loc] = self.m.locate(loc)
         text = render(template, ctx, where=where, what=f"job {job_id}: prompt")
         if not text:
             raise TemplateError(f"job {job_id}: the prompt renders empty", where=where)
         request, last_frame = self.request(fields, text, ctx, where, job_id)
         ctx["id"] = job_id
-        out_where = self.m.locate(("output", "path"))
-        rendered = render(output or self.output_template, ctx, where=out_where, what=f"job {job_id}: output path")
+        out_where = self.output_where
+        rendered = render(output or self.output_template, ctx, where=out_where,
+                          what=f"job {job_id}: output path")
         return JobSpec(
             id=job_id,
             image=image.ref,

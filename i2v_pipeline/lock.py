@@ -33,6 +33,7 @@ from .model import (
     FileRecord,
     LockEntry,
 )
+from .perf import gc_paused
 
 LOCK_VERSION = 1
 Entries = dict[str, LockEntry]
@@ -142,6 +143,11 @@ def _parse_fast(text: str) -> tuple[dict[str, Any], list[tuple[int, Any]]] | Non
 
 def read_lock(path: Path) -> Entries:
     """Load the lockfile (empty if there is none). Corrupt or foreign files are LockError."""
+    with gc_paused():
+        return _read_lock(path)
+
+
+def _read_lock(path: Path) -> Entries:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

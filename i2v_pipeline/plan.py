@@ -18,6 +18,7 @@ from typing import Any
 from .catalog import estimate_credits
 from .errors import UsageError
 from .model import Action, JobSpec, LockEntry, PlanItem
+from .perf import gc_paused
 
 SizeProbe = Callable[[str], int | None]
 """Size in bytes of a file given relative to the manifest's folder, or None if absent."""
@@ -140,6 +141,18 @@ def make_plan(
     options: PlanOptions = PlanOptions(),
 ) -> list[PlanItem]:
     """One item per spec in manifest order, then one per orphaned lock entry, sorted."""
+    with gc_paused():
+        return _make_plan(specs, entries, prefix, probe, now, options)
+
+
+def _make_plan(
+    specs: Sequence[JobSpec],
+    entries: Mapping[str, LockEntry],
+    prefix: str,
+    probe: SizeProbe,
+    now: float,
+    options: PlanOptions,
+) -> list[PlanItem]:
     by_id = {e.job_id: e for e in entries.values()}
     items = [
         _item(s, entries.get(s.fingerprint), by_id, options, prefix, probe, now) for s in specs

@@ -1,0 +1,20 @@
+"""Bulk work without the cyclic GC: building 100,000 specs or lock entries allocates millions of
+small acyclic objects, and every generation-2 pass rescans all of them (measured: read lock
+1.26 s -> 0.59 s for 20k entries). Nothing built here forms cycles, so pausing is safe."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -1,0 +1,120 @@
+"""The look-only commands through the real CLI: exit codes and the text that matters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from i2v_pipeline.cli import cli
+
+from ..conftest import MINIMAL, REPO, WriteManifest
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_plan_summary_and_check(write_manifest: WriteManifest) -> None:
+    """`plan` lists creates with a summary; --check exits 1 when there is work."""
+    path = str(write_manifest())
+    code, out, _ = run("plan", path)
+    assert code == 0
+    assert "+ create   garden.a  new job" in out
+    assert "Plan: 1 to create. ≈ 20 credits" in out
+    assert run("plan", path, "--check")[0] == 1
+
+
+def test_plan_json_shape(write_manifest: WriteManifest) -> None:
+    """`plan --json` prints a stable machine shape."""
+    code, out, _ = run("plan", str(write_manifest()), "--json")
+    doc = json.loads(out)
+    assert code == 0
+    assert doc["summary"]["create"] == 1 and doc["summary"]["credits"] == 20
+    assert doc["jobs"][0] == {"action": "create", "symbol": "+", "id": "garden.a",
+                              "fingerprint": doc["jobs"][0]["fingerprint"], "reason": "new job",
+                              "credits": 20}
+
+
+def test_user_errors_exit_2_without_traceback(write_manifest: WriteManifest) -> None:
+    """A bad manifest prints file:line:col and a hint, exit 2, no traceback."""
+    path = write_manifest(MINIMAL.replace("A calm scene", "{{ missing_var }}"))
+    code, _, err = run("plan", str(path))
+    assert code == 2
+    assert f"error: {path}:7:15: job garden.a: prompt: 'missing_var' is undefined" in err
+    assert "hint:" in err and "Traceback" not in err
+
+
+def test_validate_all_examples() -> None:
+    """Every shipped manifest validates."""
+    paths = sorted(str(p) for p in (REPO / "manifests").glob("*.yaml"))
+    code, out, err = run("validate", *paths)
+    assert code == 0, err
+    assert out.count("✓") == len(paths) >= 2
+
+
+def test_validate_reports_each_bad_file(write_manifest: WriteManifest) -> None:
+    """validate checks every file and exits 2 if any is bad."""
+    good = write_manifest()
+    bad = write_manifest("version: 1\n", name="bad.yaml")
+    code, out, err = run("validate", str(good), str(bad))
+    assert code == 2
+    assert "✓" in out and f"✗ {bad}" in err and "'name' is required" in err
+
+
+def test_expand_json_matches_job_schema(write_manifest: WriteManifest) -> None:
+    """expand --json prints specs valid against job.schema.json."""
+    from i2v_pipeline import schemas
+
+    code, out, _ = run("expand", str(write_manifest()), "--json")
+    jobs = json.loads(out)
+    assert code == 0 and len(jobs) == 1
+    schemas.validate("job", jobs[0])
+    assert jobs[0]["request"]["prompt"] == "A calm scene"
+
+
+def test_schema_command_prints_json() -> None:
+    """`i2v schema lock` prints the lock schema."""
+    code, out, _ = run("schema", "lock")
+    assert code == 0 and json.loads(out)["title"] == "i2v lockfile"
+
+
+def test_corrupt_lock_is_exit_2(write_manifest: WriteManifest, workdir: Path) -> None:
+    """A corrupt lock stops plan with the file to inspect."""
+    path = write_manifest()
+    (workdir / "m.lock.yaml").write_text("jobs: {{{\n")
+    code, _, err = run("plan", str(path))
+    assert code == 2 and "inspect or delete this file" in err
+
+
+yaml_text = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.sampled_from(
+                                ["version", "name", "images", "prompts", "path", "id", "template",
+                                 "defaults", "matrix", "x"]), inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=yaml_text)
+def test_any_yaml_gives_plan_or_clean_error(write_manifest: WriteManifest, doc: object) -> None:
+    """Whatever the YAML document, plan exits 0 or 2 and never with a traceback."""
+    path = write_manifest(json.dumps(doc))
+    code, _, err = run("plan", str(path))
+    assert code in (0, 2)
+    assert "Traceback" not in err
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(alphabet="{}[]:-&*!| \n\"'abc12#%@`", max_size=60))
+def test_any_text_gives_plan_or_clean_error(write_manifest: WriteManifest, text: str) -> None:
+    """Arbitrary bytes of YAML syntax give a clean exit 2, never a crash."""
+    code, _, err = run("plan", str(write_manifest(text)))
+    assert code == 2 and err.startswith("error: ")

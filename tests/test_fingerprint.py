@@ -1,0 +1,71 @@
+"""Fingerprints: what changes the video changes the fingerprint; nothing else does."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from i2v_pipeline.fingerprint import canonical_json, fingerprint, hash_file
+from i2v_pipeline.model import ImageRef, JobSpec
+
+IMAGE = ImageRef("path", "/x/a.png", "a.png", "c" * 64)
+keys = st.sampled_from(["prompt", "model_name", "resolution", "video_length", "count", "x"])
+values = st.one_of(st.text(max_size=20), st.integers(), st.booleans())
+requests = st.dictionaries(keys, values, min_size=1)
+
+
+def spec(request: dict[str, object], **kw: object) -> JobSpec:
+    return JobSpec(id="j", image=IMAGE, request=request, output="a.mp4", **kw)  # type: ignore[arg-type]
+
+
+@given(requests)
+def test_key_order_does_not_matter(request: dict[str, object]) -> None:
+    """Reordering request keys never changes the fingerprint."""
+    reordered = dict(reversed(list(request.items())))
+    assert fingerprint(spec(request)) == fingerprint(spec(reordered))
+
+
+@given(requests, st.text(min_size=1, max_size=30), st.lists(st.text(max_size=5), max_size=3))
+def test_output_id_and_tags_do_not_matter(request: dict[str, object], out: str, tags: list[str]) -> None:
+    """Output path, job id and tags are outside the fingerprint."""
+    base = spec(request)
+    moved = dataclasses.replace(base, id="other", output=out + ".mp4", tags=tuple(tags))
+    assert fingerprint(base) == fingerprint(moved)
+
+
+@given(requests, keys, values)
+def test_request_fields_matter(request: dict[str, object], key: str, value: object) -> None:
+    """Changing any request field changes the fingerprint."""
+    changed = {**request, key: value}
+    if canonical_json(changed) != canonical_json(request):
+        assert fingerprint(spec(request)) != fingerprint(spec(changed))
+
+
+def test_image_content_not_path_matters() -> None:
+    """Local images are keyed by content; URL images by URL unless pinned."""
+    moved = ImageRef("path", "/elsewhere/b.png", "b.png", "c" * 64)
+    assert fingerprint(spec({"prompt": "p"})) == fingerprint(
+        dataclasses.replace(spec({"prompt": "p"}), image=moved)
+    )
+    other = ImageRef("path", "/x/a.png", "a.png", "d" * 64)
+    assert fingerprint(spec({"prompt": "p"})) != fingerprint(
+        dataclasses.replace(spec({"prompt": "p"}), image=other)
+    )
+    u1 = ImageRef("url", "https://a/1.png", "https://a/1.png")
+    u2 = ImageRef("url", "https://a/2.png", "https://a/2.png")
+    assert u1.identity() != u2.identity()
+    pinned = ImageRef("url", "https://a/2.png", "https://a/2.png", "c" * 64)
+    assert pinned.identity() == IMAGE.identity()
+
+
+def test_hash_file_streams(tmp_path: Path) -> None:
+    """hash_file matches hashlib over the whole content, across chunk boundaries."""
+    import hashlib
+
+    data = bytes(range(256)) * 9000
+    p = tmp_path / "f"
+    p.write_bytes(data)
+    assert hash_file(p) == hashlib.sha256(data).hexdigest()

@@ -1,0 +1,125 @@
+"""The plan is a pure diff: each lock state maps to one action with a reason."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from i2v_pipeline.errors import UsageError
+from i2v_pipeline.model import Action, ErrorRecord, FileRecord, ImageRef, JobSpec, LockEntry
+from i2v_pipeline.plan import PlanOptions, lock_request, make_plan, parse_shard, select
+
+IMG = ImageRef("path", "/a.png", "a.png", "1" * 64)
+NOW = 1_800_000_000.0
+
+
+def spec(i: int = 0, prompt: str = "p", tags: tuple[str, ...] = ()) -> JobSpec:
+    s = JobSpec(id=f"job{i}", image=IMG, request={"prompt": prompt, "count": 1, "video_length": 5,
+                                                    "resolution": "720p"}, output=f"job{i}.mp4", tags=tags)
+    return dataclasses.replace(s, fingerprint=f"{i:064x}" if prompt == "p" else "9" * 64)
+
+
+def entry(s: JobSpec, state: str, **kw: object) -> LockEntry:
+    return LockEntry(job_id=s.id, fingerprint=s.fingerprint, state=state, attempt="a",  # type: ignore[arg-type]
+                     request=lock_request(s), intent_at="T0", **kw)  # type: ignore[arg-type]
+
+
+def done(s: JobSpec, path: str = "out/job0.mp4") -> LockEntry:
+    return entry(s, "succeeded", remote_ids=("r",), remote_status=(3,),
+                 files=(FileRecord(path, "a" * 64, 100),), expires_at="2099-01-01T00:00:00Z")
+
+
+def plan(specs: list[JobSpec], entries: list[LockEntry], files: dict[str, int] | None = None,
+         **opts: bool) -> list:
+    files = files or {}
+    return make_plan(specs, {e.fingerprint: e for e in entries}, prefix="out",
+                     probe=files.get, now=NOW, options=PlanOptions(**opts))
+
+
+def test_new_job_is_created_with_estimate() -> None:
+    """No lock entry: + create, with a credit estimate."""
+    (item,) = plan([spec()], [])
+    assert (item.action, item.reason, item.credits) == (Action.CREATE, "new job", 20)
+
+
+def test_fresh_when_file_matches() -> None:
+    """Done remotely and the file has its recorded size: = fresh."""
+    s = spec()
+    (item,) = plan([s], [done(s)], {"out/job0.mp4": 100})
+    assert item.action is Action.FRESH
+
+
+@pytest.mark.parametrize(("files", "action"), [({}, Action.DOWNLOAD),
+                                                ({"out/job0.mp4": 5}, Action.DOWNLOAD),
+                                                ({"out/old.mp4": 100}, Action.RELOCATE)],
+                         ids=["missing", "wrong-size", "moved"])
+def test_local_file_problems(files: dict[str, int], action: Action) -> None:
+    """A missing or changed file is downloaded; a file at the old path is relocated."""
+    s = spec()
+    e = done(s, "out/old.mp4") if action is Action.RELOCATE else done(s)
+    (item,) = plan([s], [e], files)
+    assert item.action is action and item.credits == 0
+
+
+def test_changed_prompt_names_the_field() -> None:
+    """Same id, other fingerprint: create, reason names what changed; old entry is an orphan."""
+    old = spec()
+    new = spec(prompt="q")
+    items = plan([new], [done(old)])
+    assert items[0].action is Action.CREATE and "changed: prompt" in items[0].reason
+    assert items[1].action is Action.ORPHAN and "superseded" in items[1].reason
+
+
+def test_unknown_is_not_resubmitted_by_default() -> None:
+    """An intent without an answer is ? unknown, unless --resubmit-unknown."""
+    s = spec()
+    (item,) = plan([s], [entry(s, "unknown")])
+    assert item.action is Action.UNKNOWN and "--resubmit-unknown" in item.reason
+    (item,) = plan([s], [entry(s, "unknown")], resubmit_unknown=True)
+    assert item.action is Action.CREATE and item.credits == 20
+
+
+def test_failed_and_retry() -> None:
+    """Failed jobs stay failed unless --retry-failed."""
+    s = spec()
+    e = entry(s, "failed", error=ErrorRecord(1003, "bad"))
+    (item,) = plan([s], [e])
+    assert item.action is Action.FAILED and "code 1003" in item.reason
+    (item,) = plan([s], [e], retry_failed=True)
+    assert item.action is Action.RETRY
+
+
+def test_submitted_is_resumed() -> None:
+    """A job submitted but unfinished is ~ resume: polled, never created again."""
+    s = spec()
+    (item,) = plan([s], [entry(s, "submitted", remote_ids=("r",), remote_status=(2,))])
+    assert item.action is Action.RESUME
+
+
+def test_expired_download_says_requery() -> None:
+    """A download past the URL's expiry says it will re-query."""
+    s = spec()
+    e = dataclasses.replace(done(s), expires_at="2020-01-01T00:00:00Z")
+    (item,) = plan([s], [e])
+    assert "re-queried" in item.reason
+
+
+def test_selection() -> None:
+    """--select globs and tags, --limit counts work items only, --shard partitions."""
+    specs = [spec(i, tags=("hero",) if i % 2 else ()) for i in range(10)]
+    items = plan(specs, [])
+    assert [i.job_id for i in select(items, patterns=["job1*"])] == ["job1"]
+    assert len(select(items, patterns=["tag:hero"])) == 5
+    assert len(select(items, limit=3)) == 3
+    shards = [select(items, shard=(k, 3)) for k in (1, 2, 3)]
+    assert sorted(i.job_id for s in shards for i in s) == sorted(i.job_id for i in items)
+    assert len(select(items, only="failed")) == 0
+    assert len(select(items, only="missing")) == 10
+
+
+@pytest.mark.parametrize("text", ["3", "0/2", "3/2", "a/b"])
+def test_bad_shard(text: str) -> None:
+    """--shard needs K/N with 1 <= K <= N."""
+    with pytest.raises(UsageError):
+        parse_shard(text)
