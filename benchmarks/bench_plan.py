@@ -50,7 +50,7 @@ def build(folder: Path, n_images: int, n_prompts: int, per_combo: int) -> Path:
     for i in range(n_images):
         Image.new("RGB", (8, 8), (i % 256, i // 256, 7)).save(folder / "img" / f"i{i:04d}.png")
     prompts = "\n".join(
-        f"  - id: p{j}\n    template: \"Shot {j} of {{{{ image.id }}}} in {{{{ mood }}}} light, {{{{ brand }}}}\""
+        f'  - id: p{j}\n    template: "Shot {j} of {{{{ image.id }}}} in {{{{ mood }}}} light, {{{{ brand }}}}"'
         for j in range(n_prompts)
     )
     moods = ", ".join(f"m{k}" for k in range(per_combo // 2))
@@ -81,11 +81,19 @@ def fill_lock(manifest: Path, make_files: bool) -> int:
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_bytes(b"x" * 16)
         entries[s.fingerprint] = LockEntry(
-            job_id=s.id, fingerprint=s.fingerprint, state="succeeded", attempt=f"a{n}",
-            request=lock_request(s), remote_ids=(f"{n:024x}",), remote_status=(3,),
-            video_urls=(f"https://cdn.example.com/{n}.mp4",), credits=20,
-            files=(FileRecord(path, "a" * 64, 16),), intent_at="2026-11-01T00:00:00Z",
-            submitted_at="2026-11-01T00:00:01Z", finished_at="2026-11-01T00:01:00Z",
+            job_id=s.id,
+            fingerprint=s.fingerprint,
+            state="succeeded",
+            attempt=f"a{n}",
+            request=lock_request(s),
+            remote_ids=(f"{n:024x}",),
+            remote_status=(3,),
+            video_urls=(f"https://cdn.example.com/{n}.mp4",),
+            credits=20,
+            files=(FileRecord(path, "a" * 64, 16),),
+            intent_at="2026-11-01T00:00:00Z",
+            submitted_at="2026-11-01T00:00:01Z",
+            finished_at="2026-11-01T00:01:00Z",
             expires_at="2026-11-08T00:01:00Z",
         )
     compact(c.lock_path, entries, manifest=manifest.name, command="bench", endpoint="emulator")
@@ -93,8 +101,13 @@ def fill_lock(manifest: Path, make_files: bool) -> int:
 
 
 def measure(manifest: Path) -> dict[str, object]:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(manifest), *EXTRA], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(manifest), *EXTRA],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out)  # type: ignore[no-any-return]
 
 
@@ -109,17 +122,21 @@ def main() -> None:
         manifest = build(big, n_images, 50, 20)
         fill_lock(manifest, make_files=False)
         r = measure(manifest)
-        print(f"plan {r['jobs']:,} jobs vs full lock: {r['total']:.2f} s "
-              f"(expand+validate+fingerprint {r['expand_validate_fp']:.2f}, read lock "
-              f"{r['read_lock']:.2f}, diff {r['diff']:.2f}); peak {r['peak_mb']:.0f} MB  "
-              f"[target < 5 s: ratio {r['total'] / 5:.2f}; < 300 MB: ratio {r['peak_mb'] / 300:.2f}]")
+        print(
+            f"plan {r['jobs']:,} jobs vs full lock: {r['total']:.2f} s "
+            f"(expand+validate+fingerprint {r['expand_validate_fp']:.2f}, read lock "
+            f"{r['read_lock']:.2f}, diff {r['diff']:.2f}); peak {r['peak_mb']:.0f} MB  "
+            f"[target < 5 s: ratio {r['total'] / 5:.2f}; < 300 MB: ratio {r['peak_mb'] / 300:.2f}]"
+        )
         small = Path(tmp) / "small"
         small.mkdir()
         manifest = build(small, 10, 50, 20)
         fill_lock(manifest, make_files=True)
         r = measure(manifest)
-        print(f"no-op plan of {r['jobs']:,} done jobs: {r['total'] + r['import']:.2f} s incl. import "
-              f"({r['summary']}); [target < 1.5 s: ratio {(r['total'] + r['import']) / 1.5:.2f}]")
+        print(
+            f"no-op plan of {r['jobs']:,} done jobs: {r['total'] + r['import']:.2f} s incl. import "
+            f"({r['summary']}); [target < 1.5 s: ratio {(r['total'] + r['import']) / 1.5:.2f}]"
+        )
 
 
 if __name__ == "__main__":

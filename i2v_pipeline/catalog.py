@@ -20,8 +20,12 @@ from .errors import CatalogError
 # Credits per video, from the documented price table (akool-api.md §12). The real formula is
 # unknown, so this is an estimate; deduction_credit in responses is the truth.
 PRICE_TABLE: dict[tuple[int, str], int] = {
-    (5, "720p"): 20, (5, "1080p"): 25, (5, "4k"): 30,
-    (10, "720p"): 40, (10, "1080p"): 50, (10, "4k"): 60,
+    (5, "720p"): 20,
+    (5, "1080p"): 25,
+    (5, "4k"): 30,
+    (10, "720p"): 40,
+    (10, "1080p"): 50,
+    (10, "4k"): 60,
 }
 PER_SECOND = {"480p": 3.0, "720p": 4.0, "1080p": 5.0, "4k": 6.0}
 AUDIO_SURCHARGE = 1.2
@@ -113,9 +117,14 @@ class Catalog:
     def problem(self, request: Mapping[str, Any], has_last_frame: bool) -> str | None:
         """What is wrong with this request for its model, or None. Cached per field combination."""
         key = (
-            request.get("model_name"), request.get("resolution"), request.get("video_length"),
-            request.get("count", 1), has_last_frame, bool(request.get("generate_audio")),
-            request.get("audio_type"), "audio_url" in request,
+            request.get("model_name"),
+            request.get("resolution"),
+            request.get("video_length"),
+            request.get("count", 1),
+            has_last_frame,
+            bool(request.get("generate_audio")),
+            request.get("audio_type"),
+            "audio_url" in request,
         )
         if key not in self._checked:
             self._checked[key] = self._problem(request, has_last_frame)

@@ -158,7 +158,9 @@ def resolve_prompts(manifest: Manifest) -> list[Prompt]:
     return out
 
 
-def _matches(selector: Mapping[str, Any], image: Image, prompt: Prompt, values: Mapping[str, Any]) -> bool:
+def _matches(
+    selector: Mapping[str, Any], image: Image, prompt: Prompt, values: Mapping[str, Any]
+) -> bool:
     for key, want in selector.items():
         wants = want if isinstance(want, list) else [want]
         if key == "image":
@@ -195,7 +197,14 @@ class _Expander:
         self.where_cache: dict[Loc, str] = {}
         self.last_frames: dict[str, ImageRef] = {}
 
-    def request(self, fields: Mapping[str, Any], prompt: str, ctx: Mapping[str, Any], where: str, job_id: str) -> tuple[dict[str, Any], ImageRef | None]:
+    def request(
+        self,
+        fields: Mapping[str, Any],
+        prompt: str,
+        ctx: Mapping[str, Any],
+        where: str,
+        job_id: str,
+    ) -> tuple[dict[str, Any], ImageRef | None]:
         req: dict[str, Any] = {"prompt": prompt}
         last_frame: ImageRef | None = None
         for name, value in fields.items():
@@ -264,8 +273,9 @@ class _Expander:
         request, last_frame = self.request(fields, text, ctx, where, job_id)
         ctx["id"] = job_id
         out_where = self.output_where
-        rendered = render(output or self.output_template, ctx, where=out_where,
-                          what=f"job {job_id}: output path")
+        rendered = render(
+            output or self.output_template, ctx, where=out_where, what=f"job {job_id}: output path"
+        )
         return JobSpec(
             id=job_id,
             image=image.ref,
@@ -282,9 +292,13 @@ def confine(rendered: str, *, where: str, job_id: str) -> str:
     text = rendered.replace("\\", "/").strip()
     hint = "output paths are relative to output.dir and may not leave it"
     if not text or text.endswith("/"):
-        raise ManifestError(f"job {job_id}: output path {rendered!r} names no file", where=where, hint=hint)
+        raise ManifestError(
+            f"job {job_id}: output path {rendered!r} names no file", where=where, hint=hint
+        )
     if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
-        raise ManifestError(f"job {job_id}: output path {rendered!r} is absolute", where=where, hint=hint)
+        raise ManifestError(
+            f"job {job_id}: output path {rendered!r} is absolute", where=where, hint=hint
+        )
     parts = [p for p in text.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise ManifestError(
@@ -319,7 +333,9 @@ def _check_selectors(m: Manifest, keys: Sequence[str], section: str) -> None:
                 )
 
 
-def _generate(x: _Expander, images: list[Image], prompts: list[Prompt]) -> Iterator[tuple[JobSpec, Loc]]:
+def _generate(
+    x: _Expander, images: list[Image], prompts: list[Prompt]
+) -> Iterator[tuple[JobSpec, Loc]]:
     data = x.m.data
     keys, combos = _matrix(data)
     varying = [k for k in keys if len(data["matrix"][k]) > 1]
@@ -334,24 +350,46 @@ def _generate(x: _Expander, images: list[Image], prompts: list[Prompt]) -> Itera
                 job_id = ".".join([image.id, prompt.id, *(slug(values[k]) for k in varying)])
                 fields, vars_ = _split(values)
                 yield (
-                    x.job(job_id, image, prompt.template, prompt.id, [prompt.fields, fields],
-                          [prompt.vars, vars_], _tags(image.tags, prompt.tags), prompt.loc),
+                    x.job(
+                        job_id,
+                        image,
+                        prompt.template,
+                        prompt.id,
+                        [prompt.fields, fields],
+                        [prompt.vars, vars_],
+                        _tags(image.tags, prompt.tags),
+                        prompt.loc,
+                    ),
                     prompt.loc,
                 )
     for i, inc in enumerate(data.get("include", [])):
         fields, vars_ = _split(inc)
         extra = [slug(v) for k, v in inc.items() if k not in SELECTOR_KEYS]
         targets = [
-            (im, p) for im in images for p in prompts
-            if _matches({k: v for k, v in inc.items() if k in ("image", "prompt", "tag")}, im, p, {})
+            (im, p)
+            for im in images
+            for p in prompts
+            if _matches(
+                {k: v for k, v in inc.items() if k in ("image", "prompt", "tag")}, im, p, {}
+            )
         ]
         if not targets:
-            raise ManifestError("include matches no image and prompt", where=x.m.locate(("include", i)))
+            raise ManifestError(
+                "include matches no image and prompt", where=x.m.locate(("include", i))
+            )
         for image, prompt in targets:
             job_id = ".".join([image.id, prompt.id, *extra])
             yield (
-                x.job(job_id, image, prompt.template, prompt.id, [prompt.fields, fields],
-                      [prompt.vars, vars_], _tags(image.tags, prompt.tags), ("include", i)),
+                x.job(
+                    job_id,
+                    image,
+                    prompt.template,
+                    prompt.id,
+                    [prompt.fields, fields],
+                    [prompt.vars, vars_],
+                    _tags(image.tags, prompt.tags),
+                    ("include", i),
+                ),
                 ("include", i),
             )
     by_id = {im.id: im for im in images}
@@ -374,14 +412,29 @@ def _generate(x: _Expander, images: list[Image], prompts: list[Prompt]) -> Itera
                     hint=f"prompt ids: {', '.join(sorted(by_prompt)[:10])}",
                 )
             template, prompt_id = prompt.template, prompt.id
-            layers, var_layers = [prompt.fields, job.get("fields", {})], [prompt.vars, job.get("vars", {})]
+            layers, var_layers = (
+                [prompt.fields, job.get("fields", {})],
+                [prompt.vars, job.get("vars", {})],
+            )
             ptags = prompt.tags
         else:
             template = compile_template(job["template"], x.m.locate((*loc, "template")))
-            prompt_id, layers, var_layers, ptags = None, [job.get("fields", {})], [job.get("vars", {})], ()
-        output = compile_template(job["output"], x.m.locate((*loc, "output"))) if "output" in job else None
+            prompt_id, layers, var_layers, ptags = (
+                None,
+                [job.get("fields", {})],
+                [job.get("vars", {})],
+                (),
+            )
+        output = (
+            compile_template(job["output"], x.m.locate((*loc, "output")))
+            if "output" in job
+            else None
+        )
         tags = _tags(image.tags, ptags, tuple(job.get("tags", ())))
-        yield x.job(job["id"], image, template, prompt_id, layers, var_layers, tags, loc, output), loc
+        yield (
+            x.job(job["id"], image, template, prompt_id, layers, var_layers, tags, loc, output),
+            loc,
+        )
 
 
 def _tags(*groups: tuple[str, ...]) -> tuple[str, ...]:
@@ -395,7 +448,8 @@ def expand(manifest: Manifest, hasher: Hasher) -> Expansion:
     prompts = resolve_prompts(manifest)
     if not prompts and not manifest.data.get("jobs"):
         raise ManifestError(
-            "the manifest has no prompts and no jobs", where=manifest.locate(()),
+            "the manifest has no prompts and no jobs",
+            where=manifest.locate(()),
             hint="add a prompts: list (or explicit jobs:)",
         )
     specs: list[JobSpec] = []

@@ -46,6 +46,7 @@ def utc_iso(ts: float | None = None) -> str:
 
 # ---------------------------------------------------------------- entries <-> JSON
 
+
 def entry_to_json(e: LockEntry) -> dict[str, Any]:
     """Fixed key order, empty fields left out: the line only changes when the job does."""
     out: dict[str, Any] = {
@@ -102,6 +103,7 @@ def entry_from_json(d: Mapping[str, Any]) -> LockEntry:
 
 
 # ---------------------------------------------------------------- the lockfile
+
 
 def _corrupt(path: Path, why: str, line: int | None = None) -> LockError:
     where = f"{path}:{line}" if line else str(path)
@@ -224,13 +226,18 @@ def _fsync_dir(folder: Path) -> None:
 
 # ---------------------------------------------------------------- the journal
 
+
 def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
     """Fold one journal record into entries. Records for unknown fingerprints are ignored."""
     kind, fp = rec["t"], rec["fp"]
     if kind == "intent":
         entries[fp] = LockEntry(
-            job_id=rec["id"], fingerprint=fp, state="unknown", attempt=rec["attempt"],
-            request=rec.get("request", {}), intent_at=rec["at"],
+            job_id=rec["id"],
+            fingerprint=fp,
+            state="unknown",
+            attempt=rec["attempt"],
+            request=rec.get("request", {}),
+            intent_at=rec["at"],
         )
         return
     if kind == "forget":
@@ -244,9 +251,15 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
             return
         n = len(rec["ids"])
         entries[fp] = dataclasses.replace(
-            e, state="submitted", remote_ids=tuple(rec["ids"]), remote_status=(1,) * n,
-            video_urls=(None,) * n, files=(None,) * n, credits=rec.get("credits"),
-            submitted_at=rec["at"], error=None,
+            e,
+            state="submitted",
+            remote_ids=tuple(rec["ids"]),
+            remote_status=(1,) * n,
+            video_urls=(None,) * n,
+            files=(None,) * n,
+            credits=rec.get("credits"),
+            submitted_at=rec["at"],
+            error=None,
         )
     elif kind == "status":
         entries[fp] = _with_status(e, rec)
@@ -256,7 +269,9 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
         entries[fp] = dataclasses.replace(e, files=tuple(files))
     elif kind == "failed":
         entries[fp] = dataclasses.replace(
-            e, state="failed", finished_at=rec["at"],
+            e,
+            state="failed",
+            finished_at=rec["at"],
             error=ErrorRecord(rec.get("code"), str(rec.get("message", ""))),
         )
     elif kind == "relabel":
@@ -283,7 +298,9 @@ def _with_status(e: LockEntry, rec: Mapping[str, Any]) -> LockEntry:
         changes["finished_at"] = rec["at"]
         if not ok:
             bad = sum(s == STATUS_FAILED for s in status)
-            changes["error"] = ErrorRecord(None, f"{bad} of {len(status)} variants failed (status 4)")
+            changes["error"] = ErrorRecord(
+                None, f"{bad} of {len(status)} variants failed (status 4)"
+            )
     return dataclasses.replace(e, **changes)
 
 
@@ -332,7 +349,9 @@ class Journal:
         if self._f is None:
             self.open()
         assert self._f is not None
-        self._f.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+        self._f.write(
+            json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        )
         self._f.flush()
         if durable:
             os.fsync(self._f.fileno())
@@ -354,7 +373,9 @@ def load_state(lock_path: Path) -> Entries:
     return entries
 
 
-def compact(lock_path: Path, entries: Entries, *, manifest: str, command: str, endpoint: str) -> None:
+def compact(
+    lock_path: Path, entries: Entries, *, manifest: str, command: str, endpoint: str
+) -> None:
     """Write entries as the new lockfile, then drop the journal they already contain."""
     atomic_write(
         lock_path,

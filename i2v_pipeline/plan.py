@@ -76,8 +76,12 @@ def _files_item(spec: JobSpec, e: LockEntry, prefix: str, probe: SizeProbe, now:
         return PlanItem(Action.FRESH, spec.id, spec.fingerprint, "done, file present", spec, e)
     if not missing:
         return PlanItem(
-            Action.RELOCATE, spec.id, spec.fingerprint,
-            "output path changed; the local file will be copied (no new create)", spec, e,
+            Action.RELOCATE,
+            spec.id,
+            spec.fingerprint,
+            "output path changed; the local file will be copied (no new create)",
+            spec,
+            e,
         )
     what = missing[0] if len(missing) == 1 else f"{len(missing)} files"
     reason = f"finished remotely; {what} missing or changed locally"
@@ -107,7 +111,9 @@ def _item(
     if e.state == "unknown":
         if opts.resubmit_unknown:
             reason = f"create sent {e.intent_at} with no answer; resubmitting (--resubmit-unknown)"
-            return PlanItem(Action.CREATE, spec.id, fp, reason, spec, e, estimate_credits(spec.request))
+            return PlanItem(
+                Action.CREATE, spec.id, fp, reason, spec, e, estimate_credits(spec.request)
+            )
         reason = (
             f"create sent {e.intent_at} and no answer recorded: it may exist (and be charged) "
             "remotely; check, then rerun with --resubmit-unknown"
@@ -122,7 +128,9 @@ def _item(
         code = f" (code {e.error.code})" if e.error and e.error.code else ""
         if opts.retry_failed:
             reason = f"failed before: {msg}{code}; retrying (--retry-failed)"
-            return PlanItem(Action.RETRY, spec.id, fp, reason, spec, e, estimate_credits(spec.request))
+            return PlanItem(
+                Action.RETRY, spec.id, fp, reason, spec, e, estimate_credits(spec.request)
+            )
         reason = f"failed {e.finished_at}: {msg}{code}; rerun with --retry-failed"
         return PlanItem(Action.FAILED, spec.id, fp, reason, spec, e)
     item = _files_item(spec, e, prefix, probe, now)
@@ -163,7 +171,11 @@ def _make_plan(
         if e.fingerprint in live:
             continue
         why = "superseded by a changed job" if e.job_id in ids else "no longer in the manifest"
-        items.append(PlanItem(Action.ORPHAN, e.job_id, e.fingerprint, f"{why}; `i2v prune` removes it", entry=e))
+        items.append(
+            PlanItem(
+                Action.ORPHAN, e.job_id, e.fingerprint, f"{why}; `i2v prune` removes it", entry=e
+            )
+        )
     return items
 
 
@@ -183,7 +195,11 @@ def select(
             continue
         if only == "unknown" and not (item.entry is not None and item.entry.state == "unknown"):
             continue
-        if only == "missing" and item.action not in (Action.CREATE, Action.DOWNLOAD, Action.RELOCATE):
+        if only == "missing" and item.action not in (
+            Action.CREATE,
+            Action.DOWNLOAD,
+            Action.RELOCATE,
+        ):
             continue
         if patterns and not any(_selected(item, p) for p in patterns):
             continue

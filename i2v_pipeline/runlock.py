@@ -42,8 +42,12 @@ class RunLock:
             ) from None
         f.seek(0)
         f.truncate()
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": utc_iso(),
-                "command": self.command}
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": utc_iso(),
+            "command": self.command,
+        }
         f.write(json.dumps(info))
         f.flush()
         self._f = f

@@ -49,11 +49,22 @@ def test_matrix_expansion_ids_and_fields(write_manifest: WriteManifest) -> None:
     c = load_campaign(write_manifest(MATRIX))
     ids = [s.id for s in c.specs]
     assert ids == [
-        "garden.dolly.720p", "garden.dolly.1080p", "garden.pan.720p", "garden.pan.1080p",
-        "sunrise.dolly.720p", "sunrise.dolly.1080p", "sunrise.pan.720p", "sunrise.pan.1080p",
-        "tower.dolly.720p", "tower.dolly.1080p",
-        "remote.dolly.720p", "remote.dolly.1080p", "remote.pan.720p", "remote.pan.1080p",
-        "garden.dolly.4k.bold", "special",
+        "garden.dolly.720p",
+        "garden.dolly.1080p",
+        "garden.pan.720p",
+        "garden.pan.1080p",
+        "sunrise.dolly.720p",
+        "sunrise.dolly.1080p",
+        "sunrise.pan.720p",
+        "sunrise.pan.1080p",
+        "tower.dolly.720p",
+        "tower.dolly.1080p",
+        "remote.dolly.720p",
+        "remote.dolly.1080p",
+        "remote.pan.720p",
+        "remote.pan.1080p",
+        "garden.dolly.4k.bold",
+        "special",
     ]
     by_id = {s.id: s for s in c.specs}
     assert by_id["garden.dolly.720p"].request["prompt"] == "Dolly on garden for Acme, calm"
@@ -97,39 +108,99 @@ def test_audio_and_last_frame_map_to_api_fields(write_manifest: WriteManifest) -
 
 BAD = [
     ("prompts:\n  - {id: a, template: 'x {{ nope }}'}", TemplateError, "'nope' is undefined"),
-    ("prompts:\n  - {id: a, template: '{{ x.__class__ }}'}\nvars: {x: 1}", TemplateError, "sandbox"),
+    (
+        "prompts:\n  - {id: a, template: '{{ x.__class__ }}'}\nvars: {x: 1}",
+        TemplateError,
+        "sandbox",
+    ),
     ("prompts:\n  - {id: a, template: \"{{ ''.__class__.__mro__ }}\"}", TemplateError, "sandbox"),
     ("prompts:\n  - {id: a, template: \"{{ 'x' * 10**9 }}\"}", TemplateError, "sandbox"),
     ("prompts:\n  - {id: a, template: '{% for %}'}", TemplateError, "syntax error"),
     ("prompts:\n  - {id: a, template: '{{ \"\" }}'}", TemplateError, "renders empty"),
-    ("prompts:\n  - {id: a, template: x}\n  - {id: a, template: y}", ManifestError, "duplicate prompt"),
-    ("prompts:\n  - {id: a, template: x}\noutput: {path: '/etc/{{ id }}.mp4'}", ManifestError, "absolute"),
-    ("prompts:\n  - {id: a, template: x}\noutput: {path: '../{{ id }}.mp4'}", ManifestError, "`..`"),
-    ("prompts:\n  - {id: a, template: x}\n  - {id: b, template: y}\noutput: {path: 'same.mp4'}",
-     ManifestError, "both write"),
+    (
+        "prompts:\n  - {id: a, template: x}\n  - {id: a, template: y}",
+        ManifestError,
+        "duplicate prompt",
+    ),
+    (
+        "prompts:\n  - {id: a, template: x}\noutput: {path: '/etc/{{ id }}.mp4'}",
+        ManifestError,
+        "absolute",
+    ),
+    (
+        "prompts:\n  - {id: a, template: x}\noutput: {path: '../{{ id }}.mp4'}",
+        ManifestError,
+        "`..`",
+    ),
+    (
+        "prompts:\n  - {id: a, template: x}\n  - {id: b, template: y}\noutput: {path: 'same.mp4'}",
+        ManifestError,
+        "both write",
+    ),
     ("prompts:\n  - {id: a, template: x}\ndefaults: {model: Nope}", CatalogError, "unknown model"),
-    ("prompts:\n  - {id: a, template: x}\ndefaults: {resolution: 8k}", CatalogError, "offers resolutions"),
-    ("prompts:\n  - {id: a, template: x}\ndefaults: {duration: 7}", CatalogError, "offers durations"),
-    ("prompts:\n  - {id: a, template: x}\ndefaults: {last_frame: images/tower.png}", CatalogError,
-     "does not support last_frame"),
+    (
+        "prompts:\n  - {id: a, template: x}\ndefaults: {resolution: 8k}",
+        CatalogError,
+        "offers resolutions",
+    ),
+    (
+        "prompts:\n  - {id: a, template: x}\ndefaults: {duration: 7}",
+        CatalogError,
+        "offers durations",
+    ),
+    (
+        "prompts:\n  - {id: a, template: x}\ndefaults: {last_frame: images/tower.png}",
+        CatalogError,
+        "does not support last_frame",
+    ),
     ("prompts:\n  - {id: a, template: x}\ndefaults: {generate_audio: true}", CatalogError, "audio"),
     ("prompts:\n  - {id: a, template: x}\ndefaults: {audio: custom}", CatalogError, "audio_url"),
-    ("prompts:\n  - {id: a, template: x}\ndefaults: {model: kwaivgi/kling-v3.0-std/image-to-video,"
-     " variants: 5}", CatalogError, "at most 4"),
+    (
+        "prompts:\n  - {id: a, template: x}\ndefaults: {model: kwaivgi/kling-v3.0-std/image-to-video,"
+        " variants: 5}",
+        CatalogError,
+        "at most 4",
+    ),
     ("prompts:\n  - {id: a, template: x}\nexclude: [{colour: red}]", ManifestError, "exclude key"),
-    ("prompts:\n  - {id: a, template: x}\njobs: [{id: garden.a, image: garden, prompt: a}]",
-     ManifestError, "duplicate job id"),
-    ("prompts:\n  - {id: a, template: x}\njobs: [{id: j, image: nope, prompt: a}]",
-     ManifestError, "no image with id"),
+    (
+        "prompts:\n  - {id: a, template: x}\njobs: [{id: garden.a, image: garden, prompt: a}]",
+        ManifestError,
+        "duplicate job id",
+    ),
+    (
+        "prompts:\n  - {id: a, template: x}\njobs: [{id: j, image: nope, prompt: a}]",
+        ManifestError,
+        "no image with id",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("tail", "error", "message"), BAD, ids=[
-    "undefined", "attr-escape", "mro-escape", "memory-bomb", "jinja-syntax", "empty",
-    "dup-prompt", "abs-output", "traversal", "same-output", "unknown-model", "bad-resolution",
-    "bad-duration", "last-frame", "generate-audio", "audio-url", "max-count", "exclude-key",
-    "dup-job", "job-image",
-])
+@pytest.mark.parametrize(
+    ("tail", "error", "message"),
+    BAD,
+    ids=[
+        "undefined",
+        "attr-escape",
+        "mro-escape",
+        "memory-bomb",
+        "jinja-syntax",
+        "empty",
+        "dup-prompt",
+        "abs-output",
+        "traversal",
+        "same-output",
+        "unknown-model",
+        "bad-resolution",
+        "bad-duration",
+        "last-frame",
+        "generate-audio",
+        "audio-url",
+        "max-count",
+        "exclude-key",
+        "dup-job",
+        "job-image",
+    ],
+)
 def test_bad_expansions_are_clean_errors(
     write_manifest: WriteManifest, tail: str, error: type[I2VError], message: str
 ) -> None:

@@ -29,7 +29,9 @@ def test_key_order_does_not_matter(request: dict[str, object]) -> None:
 
 
 @given(requests, st.text(min_size=1, max_size=30), st.lists(st.text(max_size=5), max_size=3))
-def test_output_id_and_tags_do_not_matter(request: dict[str, object], out: str, tags: list[str]) -> None:
+def test_output_id_and_tags_do_not_matter(
+    request: dict[str, object], out: str, tags: list[str]
+) -> None:
     """Output path, job id and tags are outside the fingerprint."""
     base = spec(request)
     moved = dataclasses.replace(base, id="other", output=out + ".mp4", tags=tuple(tags))

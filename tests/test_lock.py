@@ -27,15 +27,47 @@ FP2 = "e" * 64
 
 def records() -> list[dict[str, object]]:
     return [
-        {"t": "intent", "fp": FP, "id": "b.job", "attempt": "a1", "at": "2026-01-01T00:00:00Z",
-         "request": {"prompt": "p\u00e9 \"q\"", "count": 2}},
-        {"t": "created", "fp": FP, "attempt": "a1", "ids": ["r1", "r2"], "credits": 40,
-         "at": "2026-01-01T00:00:01Z"},
-        {"t": "status", "fp": FP, "i": 0, "status": 3, "url": "http://x/1.mp4",
-         "expires_at": "2026-01-08T00:00:00Z", "at": "2026-01-01T00:01:00Z"},
-        {"t": "status", "fp": FP, "i": 1, "status": 3, "url": "http://x/2.mp4",
-         "at": "2026-01-01T00:01:00Z"},
-        {"t": "downloaded", "fp": FP, "i": 0, "path": "out/b-v1.mp4", "sha256": "a" * 64, "bytes": 10},
+        {
+            "t": "intent",
+            "fp": FP,
+            "id": "b.job",
+            "attempt": "a1",
+            "at": "2026-01-01T00:00:00Z",
+            "request": {"prompt": 'p\u00e9 "q"', "count": 2},
+        },
+        {
+            "t": "created",
+            "fp": FP,
+            "attempt": "a1",
+            "ids": ["r1", "r2"],
+            "credits": 40,
+            "at": "2026-01-01T00:00:01Z",
+        },
+        {
+            "t": "status",
+            "fp": FP,
+            "i": 0,
+            "status": 3,
+            "url": "http://x/1.mp4",
+            "expires_at": "2026-01-08T00:00:00Z",
+            "at": "2026-01-01T00:01:00Z",
+        },
+        {
+            "t": "status",
+            "fp": FP,
+            "i": 1,
+            "status": 3,
+            "url": "http://x/2.mp4",
+            "at": "2026-01-01T00:01:00Z",
+        },
+        {
+            "t": "downloaded",
+            "fp": FP,
+            "i": 0,
+            "path": "out/b-v1.mp4",
+            "sha256": "a" * 64,
+            "bytes": 10,
+        },
         {"t": "intent", "fp": FP2, "id": "a.job", "attempt": "a2", "at": "2026-01-01T00:00:02Z"},
     ]
 
@@ -72,8 +104,12 @@ def test_compact_is_valid_yaml_sorted_and_deterministic(tmp_path: Path) -> None:
     assert [j["id"] for j in doc["jobs"]] == ["a.job", "b.job"]
     again = read_lock(lock)
     assert again == entries
-    assert render_lock(again.values(), manifest="m.yaml", command="i2v run m.yaml",
-                       endpoint="emulator") == text
+    assert (
+        render_lock(
+            again.values(), manifest="m.yaml", command="i2v run m.yaml", endpoint="emulator"
+        )
+        == text
+    )
 
 
 def test_slow_path_reads_block_yaml(tmp_path: Path) -> None:
@@ -109,7 +145,7 @@ def test_damaged_journal_middle_is_an_error(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("{{{", "not YAML"),
-        ("version: 1\nmanifest: m\njobs:\n- {\"id\": 1}\n", "bad job entry"),
+        ('version: 1\nmanifest: m\njobs:\n- {"id": 1}\n', "bad job entry"),
         ("version: 9\nmanifest: m\njobs: []\n", "version 9"),
         ("hello: world\n", "no `jobs:`"),
         ("- a\n- b\n", "no `jobs:`"),

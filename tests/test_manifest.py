@@ -40,8 +40,17 @@ def test_locations_point_at_values() -> None:
         (MINIMAL + "defaults: {audio: loud}\n", "'loud' is not one of", ":8:"),
         (MINIMAL + "limits: {jobs_in_flight: 0}\n", "less than the minimum", ":8:"),
     ],
-    ids=["syntax", "duplicate-key", "not-mapping", "unknown-key", "did-you-mean",
-         "version", "wrong-type", "bad-enum", "bad-limit"],
+    ids=[
+        "syntax",
+        "duplicate-key",
+        "not-mapping",
+        "unknown-key",
+        "did-you-mean",
+        "version",
+        "wrong-type",
+        "bad-enum",
+        "bad-limit",
+    ],
 )
 def test_bad_manifests_name_the_place(
     write_manifest: WriteManifest, text: str, message: str, where: str

@@ -19,41 +19,100 @@ from .conftest import REPO
 def test_wheel_ships_schemas_and_finds_them(tmp_path: Path) -> None:
     """`pip install .` (non-editable) finds the schemas and the bundled model list."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path / "dist"), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ],
         check=True,
     )
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert {"i2v_pipeline/schemas/manifest.schema.json", "i2v_pipeline/schemas/job.schema.json",
-            "i2v_pipeline/schemas/lock.schema.json", "i2v_pipeline/data/models.json",
-            "i2v_pipeline/py.typed"} <= set(names)
+    assert {
+        "i2v_pipeline/schemas/manifest.schema.json",
+        "i2v_pipeline/schemas/job.schema.json",
+        "i2v_pipeline/schemas/lock.schema.json",
+        "i2v_pipeline/data/models.json",
+        "i2v_pipeline/py.typed",
+    } <= set(names)
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
-                    str(target), str(wheel)], check=True)
-    code = ("import i2v_pipeline, i2v_pipeline.schemas as s, i2v_pipeline.catalog as c;"
-            "assert str(s.schema_dir()).startswith(%r), s.schema_dir();"
-            "print(s.load_schema('lock')['title'], len(c.Catalog.bundled().models))") % str(target)
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target)},
-                         capture_output=True, text=True, check=True).stdout
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+    )
+    code = (
+        "import i2v_pipeline, i2v_pipeline.schemas as s, i2v_pipeline.catalog as c;"
+        "assert str(s.schema_dir()).startswith(%r), s.schema_dir();"
+        "print(s.load_schema('lock')['title'], len(c.Catalog.bundled().models))"
+    ) % str(target)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.split() == ["i2v", "lockfile", "4"]
 
 
 def test_public_api_is_pinned() -> None:
     """The public API is __all__, and it only changes on purpose."""
     assert sorted(i2v_pipeline.__all__) == [
-        "Action", "Campaign", "I2VError", "JobSpec", "LockEntry", "PlanItem", "__version__",
-        "compile_manifest", "load_campaign", "make_plan",
+        "Action",
+        "Campaign",
+        "I2VError",
+        "JobSpec",
+        "LockEntry",
+        "PlanItem",
+        "__version__",
+        "compile_manifest",
+        "load_campaign",
+        "make_plan",
     ]
 
 
 # Imports go one way (design §6): errors, model <- core <- edge <- executor <- cli.
 LAYERS = {
-    "errors": 0, "model": 0,
-    "manifest": 1, "templating": 1, "expand": 1, "schemas": 1, "catalog": 1, "fingerprint": 1,
-    "lock": 1, "runlock": 1, "perf": 1, "plan": 1, "campaign": 1, "report": 1, "webhook_crypto": 1,
-    "limits": 2, "providers": 2, "download": 2, "media": 2, "retry": 2,
-    "executor": 3, "runner": 3,
+    "errors": 0,
+    "model": 0,
+    "manifest": 1,
+    "templating": 1,
+    "expand": 1,
+    "schemas": 1,
+    "catalog": 1,
+    "fingerprint": 1,
+    "lock": 1,
+    "runlock": 1,
+    "perf": 1,
+    "plan": 1,
+    "campaign": 1,
+    "report": 1,
+    "webhook_crypto": 1,
+    "limits": 2,
+    "providers": 2,
+    "download": 2,
+    "media": 2,
+    "retry": 2,
+    "executor": 3,
+    "runner": 3,
     "cli": 4,
 }
 FORBIDDEN_IN_CORE = {"aiohttp", "anyio", "click", "rich"}

@@ -15,26 +15,54 @@ NOW = 1_800_000_000.0
 
 
 def spec(i: int = 0, prompt: str = "p", tags: tuple[str, ...] = ()) -> JobSpec:
-    s = JobSpec(id=f"job{i}", image=IMG, request={"prompt": prompt, "count": 1, "video_length": 5,
-                                                    "resolution": "720p"}, output=f"job{i}.mp4", tags=tags)
+    s = JobSpec(
+        id=f"job{i}",
+        image=IMG,
+        request={"prompt": prompt, "count": 1, "video_length": 5, "resolution": "720p"},
+        output=f"job{i}.mp4",
+        tags=tags,
+    )
     return dataclasses.replace(s, fingerprint=f"{i:064x}" if prompt == "p" else "9" * 64)
 
 
 def entry(s: JobSpec, state: str, **kw: object) -> LockEntry:
-    return LockEntry(job_id=s.id, fingerprint=s.fingerprint, state=state, attempt="a",  # type: ignore[arg-type]
-                     request=lock_request(s), intent_at="T0", **kw)  # type: ignore[arg-type]
+    return LockEntry(
+        job_id=s.id,
+        fingerprint=s.fingerprint,
+        state=state,
+        attempt="a",  # type: ignore[arg-type]
+        request=lock_request(s),
+        intent_at="T0",
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def done(s: JobSpec, path: str = "out/job0.mp4") -> LockEntry:
-    return entry(s, "succeeded", remote_ids=("r",), remote_status=(3,),
-                 files=(FileRecord(path, "a" * 64, 100),), expires_at="2099-01-01T00:00:00Z")
+    return entry(
+        s,
+        "succeeded",
+        remote_ids=("r",),
+        remote_status=(3,),
+        files=(FileRecord(path, "a" * 64, 100),),
+        expires_at="2099-01-01T00:00:00Z",
+    )
 
 
-def plan(specs: list[JobSpec], entries: list[LockEntry], files: dict[str, int] | None = None,
-         **opts: bool) -> list:
+def plan(
+    specs: list[JobSpec],
+    entries: list[LockEntry],
+    files: dict[str, int] | None = None,
+    **opts: bool,
+) -> list:
     files = files or {}
-    return make_plan(specs, {e.fingerprint: e for e in entries}, prefix="out",
-                     probe=files.get, now=NOW, options=PlanOptions(**opts))
+    return make_plan(
+        specs,
+        {e.fingerprint: e for e in entries},
+        prefix="out",
+        probe=files.get,
+        now=NOW,
+        options=PlanOptions(**opts),
+    )
 
 
 def test_new_job_is_created_with_estimate() -> None:
@@ -50,10 +78,15 @@ def test_fresh_when_file_matches() -> None:
     assert item.action is Action.FRESH
 
 
-@pytest.mark.parametrize(("files", "action"), [({}, Action.DOWNLOAD),
-                                                ({"out/job0.mp4": 5}, Action.DOWNLOAD),
-                                                ({"out/old.mp4": 100}, Action.RELOCATE)],
-                         ids=["missing", "wrong-size", "moved"])
+@pytest.mark.parametrize(
+    ("files", "action"),
+    [
+        ({}, Action.DOWNLOAD),
+        ({"out/job0.mp4": 5}, Action.DOWNLOAD),
+        ({"out/old.mp4": 100}, Action.RELOCATE),
+    ],
+    ids=["missing", "wrong-size", "moved"],
+)
 def test_local_file_problems(files: dict[str, int], action: Action) -> None:
     """A missing or changed file is downloaded; a file at the old path is relocated."""
     s = spec()

@@ -60,11 +60,15 @@ def selection_options(f: Any) -> Any:
     f = click.option("--limit", type=click.IntRange(min=0), help="At most N jobs with work.")(f)
     f = click.option("--shard", metavar="K/N", help="Only shard K of N (stable by fingerprint).")(f)
     f = click.option(
-        "--select", "patterns", multiple=True, metavar="GLOB|tag:NAME",
+        "--select",
+        "patterns",
+        multiple=True,
+        metavar="GLOB|tag:NAME",
         help="Only jobs whose id matches GLOB, or tagged NAME. Repeatable.",
     )(f)
     f = click.option(
-        "--only", type=click.Choice(["failed", "unknown", "missing"]),
+        "--only",
+        type=click.Choice(["failed", "unknown", "missing"]),
         help="Only failed jobs, unknown creates, or jobs whose video is missing.",
     )(f)
     return f
@@ -86,7 +90,11 @@ def plan_campaign(
     base = campaign.manifest.base_dir
     prefix = output_prefix(base, campaign.output_dir)
     items = make_plan(
-        campaign.specs, entries, prefix=prefix, probe=disk_probe(base),
-        now=time.time() if now is None else now, options=options,
+        campaign.specs,
+        entries,
+        prefix=prefix,
+        probe=disk_probe(base),
+        now=time.time() if now is None else now,
+        options=options,
     )
     return Planned(campaign, entries, selection.apply(items), prefix)

@@ -16,14 +16,26 @@ from ..plan import PlanOptions, plan_to_json, summarize
 from .common import Selection, plan_campaign, print_json, selection_options
 
 PHRASES = {
-    Action.CREATE: "to create", Action.RETRY: "to retry", Action.RESUME: "to resume",
-    Action.DOWNLOAD: "to download", Action.RELOCATE: "to relocate", Action.FRESH: "fresh",
-    Action.FAILED: "failed", Action.UNKNOWN: "unknown", Action.ORPHAN: "orphaned",
+    Action.CREATE: "to create",
+    Action.RETRY: "to retry",
+    Action.RESUME: "to resume",
+    Action.DOWNLOAD: "to download",
+    Action.RELOCATE: "to relocate",
+    Action.FRESH: "fresh",
+    Action.FAILED: "failed",
+    Action.UNKNOWN: "unknown",
+    Action.ORPHAN: "orphaned",
 }
 COLORS = {
-    Action.CREATE: "green", Action.RETRY: "yellow", Action.RESUME: "cyan",
-    Action.DOWNLOAD: "cyan", Action.RELOCATE: "cyan", Action.FRESH: None,
-    Action.FAILED: "red", Action.UNKNOWN: "magenta", Action.ORPHAN: "bright_black",
+    Action.CREATE: "green",
+    Action.RETRY: "yellow",
+    Action.RESUME: "cyan",
+    Action.DOWNLOAD: "cyan",
+    Action.RELOCATE: "cyan",
+    Action.FRESH: None,
+    Action.FAILED: "red",
+    Action.UNKNOWN: "magenta",
+    Action.ORPHAN: "bright_black",
 }
 
 
@@ -55,13 +67,22 @@ def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Also list fresh jobs.")
 @selection_options
 def plan_cmd(
-    manifest: str, as_json: bool, check: bool, retry_failed: bool, resubmit_unknown: bool,
-    verbose: bool, only: str | None, patterns: tuple[str, ...], shard: str | None,
+    manifest: str,
+    as_json: bool,
+    check: bool,
+    retry_failed: bool,
+    resubmit_unknown: bool,
+    verbose: bool,
+    only: str | None,
+    patterns: tuple[str, ...],
+    shard: str | None,
     limit: int | None,
 ) -> int:
     """Show what `i2v run` would do and what it would cost. Talks to no API."""
     planned = plan_campaign(
-        manifest, PlanOptions(retry_failed, resubmit_unknown), Selection(only, patterns, shard, limit)
+        manifest,
+        PlanOptions(retry_failed, resubmit_unknown),
+        Selection(only, patterns, shard, limit),
     )
     if as_json:
         print_json(plan_to_json(planned.items, manifest))

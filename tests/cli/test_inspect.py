@@ -36,9 +36,14 @@ def test_plan_json_shape(write_manifest: WriteManifest) -> None:
     doc = json.loads(out)
     assert code == 0
     assert doc["summary"]["create"] == 1 and doc["summary"]["credits"] == 20
-    assert doc["jobs"][0] == {"action": "create", "symbol": "+", "id": "garden.a",
-                              "fingerprint": doc["jobs"][0]["fingerprint"], "reason": "new job",
-                              "credits": 20}
+    assert doc["jobs"][0] == {
+        "action": "create",
+        "symbol": "+",
+        "id": "garden.a",
+        "fingerprint": doc["jobs"][0]["fingerprint"],
+        "reason": "new job",
+        "credits": 20,
+    }
 
 
 def test_user_errors_exit_2_without_traceback(write_manifest: WriteManifest) -> None:
@@ -94,15 +99,34 @@ def test_corrupt_lock_is_exit_2(write_manifest: WriteManifest, workdir: Path) ->
 
 yaml_text = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8)),
-    lambda inner: st.one_of(st.lists(inner, max_size=3),
-                            st.dictionaries(st.sampled_from(
-                                ["version", "name", "images", "prompts", "path", "id", "template",
-                                 "defaults", "matrix", "x"]), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "version",
+                    "name",
+                    "images",
+                    "prompts",
+                    "path",
+                    "id",
+                    "template",
+                    "defaults",
+                    "matrix",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=4,
+        ),
+    ),
     max_leaves=12,
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(doc=yaml_text)
 def test_any_yaml_gives_plan_or_clean_error(write_manifest: WriteManifest, doc: object) -> None:
     """Whatever the YAML document, plan exits 0 or 2 and never with a traceback."""
@@ -112,7 +136,9 @@ def test_any_yaml_gives_plan_or_clean_error(write_manifest: WriteManifest, doc: 
     assert "Traceback" not in err
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=st.text(alphabet="{}[]:-&*!| \n\"'abc12#%@`", max_size=60))
 def test_any_text_gives_plan_or_clean_error(write_manifest: WriteManifest, text: str) -> None:
     """Arbitrary bytes of YAML syntax give a clean exit 2, never a crash."""

@@ -1,0 +1,263 @@
+"""The emulator's HTTP side: routes, auth, throttling, fault injection, request log, downloads.
+
+`Emulator` is an async context manager that serves on a loopback port (0 = any free port):
+
+    async with Emulator(EmulatorConfig()) as emu:
+        emu.base_url, emu.config.api_key, emu.state.creates, emu.log
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from .api import PARAM, Api, BadRequest, envelope
+from .config import EmulatorConfig
+from .media import Media
+from .state import Clock, ManualClock, State
+from .webhook import WebhookSender
+
+V4 = "/api/open/v4"
+V3 = "/api/open/v3"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    at: float
+    method: str
+    path: str
+    endpoint: str
+    code: int | None
+    http_status: int
+
+
+class Emulator:
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.config = config or EmulatorConfig()
+        self.state = State(self.config, clock)
+        self.host, self.port = host, port
+        self.log: list[RequestRecord] = []
+        self.counts: Counter[str] = Counter()
+        self.tokens: set[str] = set()
+        self._windows: dict[str, deque[float]] = {}
+        self._rng = random.Random(self.config.seed)
+        self.api = Api(self.state)
+        self.media = Media(self.config)
+        self.webhooks = WebhookSender(self.state)
+        self._runner: web.AppRunner | None = None
+        self.app = self._build()
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def base_url(self) -> str:
+        return self.state.base_url
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # noqa: SLF001 - the bound port
+        port = sockets[0].getsockname()[1] if sockets else self.port
+        self.state.base_url = f"http://{self.host}:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def advance(self, seconds: float) -> None:
+        """Move a ManualClock and apply every status change that became due."""
+        if not isinstance(self.state.clock, ManualClock):
+            raise TypeError("advance() needs the emulator to run on a ManualClock")
+        self.state.clock.advance(seconds)
+        self.state.advance()
+
+    def creates_for(self, image_url: str, prompt: str) -> int:
+        return self.state.creates[(image_url, prompt)]
+
+    # ------------------------------------------------------------------ app
+    def _build(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware], client_max_size=8 << 20)
+        api = self.api
+        routes: list[tuple[str, str, Handler, str]] = [
+            ("POST", f"{V4}/image2Video/createBySourcePrompt", api.create, "create"),
+            ("POST", f"{V4}/image2Video/createBySourcePrompt/batch", api.batch, "batch"),
+            ("POST", f"{V4}/image2Video/resultsByIds", api.results, "results"),
+            ("GET", f"{V4}/image2Video/effects", api.effects, "effects"),
+            ("POST", f"{V4}/image2Video/updateVideoAudio", api.update_audio, "audio"),
+            ("POST", f"{V4}/image2Video/delbyids", api.delete, "delete"),
+            ("GET", f"{V4}/aigModel/list", api.models, "models"),
+            ("POST", f"{V3}/getToken", self._token, "token"),
+            ("GET", f"{V3}/faceswap/quota/info", api.credit, "credit"),
+            ("GET", "/_emulator/videos/{id}.mp4", self._video, "video"),
+        ]
+        if self.config.debug_routes:
+            routes += [
+                ("GET", "/_emulator/debug/requests", self._debug_requests, "debug"),
+                ("GET", "/_emulator/debug/creates", self._debug_creates, "debug"),
+                ("POST", "/_emulator/debug/advance", self._debug_advance, "debug"),
+            ]
+        for i, (method, path, handler, name) in enumerate(routes):
+            app.router.add_route(method, path, handler, name=f"{name}-r{i}")
+        app.cleanup_ctx.append(self._background)
+        return app
+
+    async def _background(self, app: web.Application) -> Any:
+        """Status changes are due at clock times; this loop applies them and sends webhooks."""
+        task = asyncio.ensure_future(self.webhooks.run())
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await self.webhooks.close()
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = request.match_info.route
+        endpoint = (route.name or "unknown-").split("-", 1)[0]
+        self.counts[endpoint] += 1
+        faults = self.config.faults_for(endpoint)
+        if faults.latency:
+            await asyncio.sleep(faults.latency)
+        if faults.drop_before and self._rng.random() < faults.drop_before:
+            return self._drop(request)
+        if faults.http_5xx and self._rng.random() < faults.http_5xx:
+            return self._record(request, endpoint, web.json_response(
+                {"code": 1015, "msg": "Create video error, try again later"}, status=503))
+        if endpoint not in ("token", "video", "debug", "unknown"):
+            denied = self._auth(request) or self._throttle(request)
+            if denied is not None:
+                return self._record(request, endpoint, denied)
+        try:
+            response = await handler(request)
+        except BadRequest as exc:
+            response = envelope(exc.code, exc.msg)
+        if faults.drop and endpoint != "video" and self._rng.random() < faults.drop:
+            return self._drop(request)  # processed, but the client never hears the answer
+        return self._record(request, endpoint, response)
+
+    def _record(self, request: web.Request, endpoint: str, response: web.StreamResponse) -> web.StreamResponse:
+        code = None
+        if isinstance(response, web.Response) and response.content_type == "application/json":
+            body = response.body
+            if isinstance(body, bytes | bytearray):
+                code = _code_of(bytes(body))
+        self.log.append(RequestRecord(time.time(), request.method, request.path, endpoint, code,
+                                      response.status))
+        return response
+
+    def _drop(self, request: web.Request) -> web.Response:
+        self.log.append(RequestRecord(time.time(), request.method, request.path, "dropped", None, 0))
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=500)
+
+    def _auth(self, request: web.Request) -> web.Response | None:
+        auth = request.headers.get("Authorization", "")
+        if auth:  # "Authorization will be used first and x-api-key will be discarded"
+            token = auth.removeprefix("Bearer ").strip()
+            if token not in self.tokens:
+                return envelope(1101, "Invalid authorization or The request token has expired")
+            return None
+        key = request.headers.get("x-api-key")
+        if not key:
+            return envelope(1102, "Authorization cannot be empty")
+        if not secrets.compare_digest(key, self.config.api_key):
+            return envelope(1109, "account not exist")
+        return None
+
+    def _throttle(self, request: web.Request) -> web.Response | None:
+        limit = self.config.throttle_rps
+        if not limit:
+            return None
+        key = request.headers.get("Authorization") or request.headers.get("x-api-key", "")
+        window = self._windows.setdefault(key, deque())
+        now = time.monotonic()
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) >= limit:
+            if self.config.throttle_http_429:
+                return web.json_response({"code": 1005, "msg": "Frequent operation"}, status=429,
+                                         headers={"Retry-After": "1"})
+            return envelope(1005, "Frequent operation")
+        window.append(now)
+        return None
+
+    # ------------------------------------------------------------------ non-API routes
+    async def _token(self, request: web.Request) -> web.Response:
+        from .api import body_of
+
+        try:
+            body = await body_of(request)
+        except BadRequest as exc:
+            return envelope(PARAM, exc.msg)
+        if body.get("clientId") != self.config.client_id or body.get("clientSecret") != self.config.client_secret:
+            return envelope(1101, "Invalid clientId or clientSecret")
+        token = secrets.token_urlsafe(24)
+        self.tokens.add(token)
+        return web.json_response({"code": 1000, "token": token})
+
+    async def _video(self, request: web.Request) -> web.StreamResponse:
+        jobs = self.state.find([request.match_info["id"]])
+        if not jobs or jobs[0].status != 3:
+            return web.Response(status=404, text="Not Found")
+        job = jobs[0]
+        if self.state.expired(job):
+            return web.Response(status=403, text="Request has expired")
+        path = await self.media.video_for(job)
+        faults = self.config.faults_for("video")
+        if faults.truncate and self._rng.random() < faults.truncate:
+            data = path.read_bytes()
+            return web.Response(body=data[: len(data) // 2], content_type="video/mp4")
+        return web.FileResponse(path, headers={"Content-Type": "video/mp4"})
+
+    async def _debug_requests(self, request: web.Request) -> web.Response:
+        return web.json_response({"counts": dict(self.counts), "total": len(self.log)})
+
+    async def _debug_creates(self, request: web.Request) -> web.Response:
+        rows = [{"image_url": i, "prompt": p, "creates": n} for (i, p), n in self.state.creates.items()]
+        return web.json_response({"creates": rows})
+
+    async def _debug_advance(self, request: web.Request) -> web.Response:
+        seconds = float((await request.json()).get("seconds", 0))
+        try:
+            self.advance(seconds)
+        except TypeError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        return web.json_response({"now": self.state.clock.now()})
+
+
+def _code_of(body: bytes) -> int | None:
+    import json
+
+    try:
+        code = json.loads(body).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, int) else None

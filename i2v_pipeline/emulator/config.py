@@ -1,0 +1,93 @@
+"""Emulator settings: timing, accounts, rendering, and fault injection per endpoint.
+
+Loaded from a YAML/JSON file (`i2v emulator serve --config FILE`) or built in code by tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENDPOINTS = (
+    "create", "batch", "results", "effects", "audio", "delete", "models", "token", "credit",
+    "video",
+)
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Fault injection for one endpoint (or `*` for all). Shares are probabilities 0..1."""
+
+    http_5xx: float = 0.0
+    drop: float = 0.0
+    """Close the connection without an answer (after the request was processed, for creates:
+    the client cannot know whether it was created)."""
+    drop_before: float = 0.0
+    """Close the connection before processing anything (nothing was created)."""
+    latency: float = 0.0
+    """Seconds added to every answer."""
+    truncate: float = 0.0
+    """For video downloads: send only part of the file."""
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    api_key: str = "emulator-key"
+    client_id: str = "emulator-client-01"
+    client_secret: str = "emulator-secret-24bytes!"
+    uid: int = 101400
+    team_id: str = "6805fb69e92d9edc7ca0b409"
+    credits: float = 1_000_000
+    queue_time: float = 0.2
+    """Seconds a job stays at status 1 before it may start."""
+    processing_time: float = 1.0
+    """Seconds at status 2."""
+    max_processing: int = 100
+    """Jobs one account may have at status 2 at once; the rest wait in the queue."""
+    fail_share: float = 0.0
+    """Share of jobs that end in status 4 (credits refunded)."""
+    expiry: float = 7 * 24 * 3600
+    """Seconds a result URL stays valid; after that it answers 403."""
+    fps: int = 4
+    scale: float = 1.0
+    """Preview scale for rendered frames (0.25 renders a 720p job at 180p)."""
+    cache_dir: Path | None = None
+    allow_file_urls: bool = True
+    """Accept file:// image URLs (the emulator only; how local images reach it)."""
+    throttle_rps: float | None = None
+    """Requests per second per key past which the emulator answers code 1005."""
+    throttle_http_429: bool = False
+    """Answer throttling with HTTP 429 and Retry-After instead of an envelope."""
+    webhook_retry: float = 0.5
+    webhook_attempts: int = 8
+    debug_routes: bool = False
+    seed: int = 7
+    faults: dict[str, Faults] = field(default_factory=dict)
+
+    def faults_for(self, endpoint: str) -> Faults:
+        return self.faults.get(endpoint) or self.faults.get("*") or Faults()
+
+    def with_(self, **changes: Any) -> EmulatorConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any]) -> EmulatorConfig:
+        raw = dict(raw)
+        faults = {k: Faults(**v) for k, v in (raw.pop("faults", None) or {}).items()}
+        unknown = [k for k in faults if k not in (*ENDPOINTS, "*")]
+        if unknown:
+            raise ValueError(f"unknown endpoint in faults: {unknown}; use one of {ENDPOINTS}")
+        if raw.get("cache_dir"):
+            raw["cache_dir"] = Path(raw["cache_dir"])
+        return cls(faults=faults, **raw)
+
+    @classmethod
+    def from_file(cls, path: Path) -> EmulatorConfig:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(raw, dict):
+            raise ValueError("the emulator config must be a mapping")
+        return cls.from_mapping(raw)
