@@ -5,6 +5,9 @@ During a run every state change is one JSON line appended to `<lock>.journal` (O
 never lose a remote id; an intent without a created is an *unknown*. At the end of a run (and on
 Ctrl-C) the journal is folded into the lockfile, written to a temp file and renamed, and removed.
 
+Result URLs stay in the journal only: they expire within days, change host with the emulator's
+port, and a signed CDN URL is a credential; a rerun re-queries them.
+
 The lockfile is YAML whose jobs are one JSON flow mapping per line, sorted by id: any YAML tool
 reads it, a pull request shows one changed line per changed job, an unchanged job's line is
 byte-identical across runs, and i2v reads 100,000 entries in about a second (block-style YAML
@@ -60,7 +63,6 @@ def entry_to_json(e: LockEntry) -> dict[str, Any]:
         "remote_status": list(e.remote_status),
         "credits": e.credits,
         "files": [dataclasses.asdict(f) if f else None for f in e.files] if any(e.files) else [],
-        "video_urls": list(e.video_urls) if any(e.video_urls) else [],
         "expires_at": e.expires_at,
         "intent_at": e.intent_at,
         "submitted_at": e.submitted_at,
@@ -75,7 +77,7 @@ def entry_to_json(e: LockEntry) -> dict[str, Any]:
 def entry_from_json(d: Mapping[str, Any]) -> LockEntry:
     n = len(d.get("remote_ids", ()))
     files = d.get("files") or [None] * n
-    urls = d.get("video_urls") or [None] * n
+    urls = [None] * n  # result URLs are not kept in the lock: they expire and may carry tokens
     err = d.get("error")
     state = d["state"]
     if state not in ("unknown", "submitted", "succeeded", "failed"):

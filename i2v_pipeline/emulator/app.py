@@ -70,6 +70,8 @@ class Emulator:
         return self.state.base_url
 
     async def start(self) -> None:
+        if self.config.state_file is not None:
+            self.state.load(self.config.state_file)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
@@ -82,6 +84,8 @@ class Emulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.config.state_file is not None:
+            self.state.save(self.config.state_file)
 
     async def __aenter__(self) -> Emulator:
         await self.start()

@@ -65,6 +65,8 @@ class EmulatorConfig:
     webhook_retry: float = 0.5
     webhook_attempts: int = 8
     debug_routes: bool = False
+    state_file: Path | None = None
+    """Keep jobs across restarts (the embedded emulator acts like one persistent account)."""
     seed: int = 7
     faults: dict[str, Faults] = field(default_factory=dict)
 
@@ -81,8 +83,9 @@ class EmulatorConfig:
         unknown = [k for k in faults if k not in (*ENDPOINTS, "*")]
         if unknown:
             raise ValueError(f"unknown endpoint in faults: {unknown}; use one of {ENDPOINTS}")
-        if raw.get("cache_dir"):
-            raw["cache_dir"] = Path(raw["cache_dir"])
+        for key in ("cache_dir", "state_file"):
+            if raw.get(key):
+                raw[key] = Path(raw[key])
         return cls(faults=faults, **raw)
 
     @classmethod

@@ -7,8 +7,12 @@ wait `queue_time`, then start in FIFO order while fewer than `max_processing` ru
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
+import json
+import os
+from pathlib import Path
 import random
 import time
 from collections import Counter, deque
@@ -177,3 +181,28 @@ class State:
                 job.deleted = True
                 ok.append(i)
         return ok, refused
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: Path) -> None:
+        doc = {"credits": self.account.credits, "next_id": next(self._ids),
+               "jobs": [dataclasses.asdict(j) for j in self.jobs.values()]}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc), encoding="utf-8")
+        tmp.replace(path)
+
+    def load(self, path: Path) -> None:
+        """Restore jobs saved by save(); jobs not yet finished rejoin the queue or processing."""
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        self.account.credits = float(doc.get("credits", self.account.credits))
+        self._ids = itertools.count(int(doc.get("next_id", 1)))
+        for raw in doc.get("jobs", []):
+            job = Job(**raw)
+            self.jobs[job.id] = job
+            if job.status == 1:
+                self.account.queued.append(job)
+            elif job.status == 2 and job.end_at is not None:
+                heapq.heappush(self.account.processing, (job.end_at, next(self._seq), job))

@@ -1,0 +1,30 @@
+"""Where a run sends its requests: the embedded emulator (started here, in-process, on a loopback
+port) or a real URL with credentials from the environment. The only runner-side user of the
+emulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from ..campaign import Campaign
+from ..emulator import Emulator, EmulatorConfig
+from ..emulator.media import default_cache_dir
+from ..providers.akool import ApiKeyAuth, Auth
+
+
+def embedded_config() -> EmulatorConfig:
+    """The quickstart's emulator: quick jobs, and state kept between runs (like a real account)."""
+    cache = default_cache_dir().parent
+    return EmulatorConfig(queue_time=0.3, processing_time=1.5, state_file=cache / "emulator-state.json")
+
+
+@asynccontextmanager
+async def endpoint_for(
+    campaign: Campaign, auth: Callable[[], Auth]
+) -> AsyncIterator[tuple[str, Auth]]:
+    if not campaign.provider.is_emulator:
+        yield campaign.provider.endpoint, auth()
+        return
+    async with Emulator(embedded_config()) as emu:
+        yield emu.base_url, ApiKeyAuth(emu.config.api_key)

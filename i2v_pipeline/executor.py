@@ -1,0 +1,392 @@
+"""Execute a plan: create through the batch endpoint, one polling loop for the whole run,
+streamed downloads, and a journal record for every state change. Emits events; never prints.
+
+Money rules (design §2): an `intent` is fsynced before a create is sent and `created` right
+after the answer. A create is retried only when it provably never reached the server or the
+server said to retry; an answer lost in transit leaves an unknown, never a second create.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+
+from . import download, retry
+from .campaign import Limits
+from .errors import (
+    DownloadError,
+    ExpiredResultError,
+    FatalProviderError,
+    JobRejectedError,
+    ProviderError,
+    TransientError,
+    UnknownOutcomeError,
+)
+from .limits import RateLimiter
+from .lock import Entries, Journal, apply, utc_iso
+from .model import (
+    STATUS_SUCCEEDED,
+    TERMINAL_STATUSES,
+    Action,
+    Event,
+    EventKind,
+    ImageRef,
+    JobSpec,
+    PlanItem,
+)
+from .plan import lock_request
+from .providers.base import Provider, Result
+
+LOST_AFTER = 3
+"""Polls in a row in which the API does not know an id before the video counts as lost."""
+EXPIRY_SECONDS = 7 * 24 * 3600
+
+
+@dataclass
+class Tracked:
+    """A job the poller watches: its remote ids and what we last saw of them."""
+
+    spec: JobSpec
+    ids: list[str]
+    status: list[int]
+    urls: list[str | None]
+    slot: bool = False
+    processing_since: float | None = None
+    missing: int = 0
+
+
+@dataclass
+class RunStats:
+    created: int = 0
+    done: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    timed_out: int = 0
+    credits: int = 0
+    requests: int = 0
+    fatal: ProviderError | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        provider: Provider,
+        session: aiohttp.ClientSession,
+        entries: Entries,
+        journal: Journal,
+        limits: Limits,
+        base_dir: Path,
+        prefix: str,
+        request_for: Callable[[JobSpec], dict[str, Any]],
+        on_event: Callable[[Event], None] = lambda e: None,
+        max_credits: int | None = None,
+    ) -> None:
+        self.provider, self.session = provider, session
+        self.entries, self.journal = entries, journal
+        self.limits, self.base_dir, self.prefix = limits, base_dir, prefix
+        self.request_for, self.emit = request_for, on_event
+        self.max_credits = max_credits if max_credits is not None else limits.max_credits
+        self.create_limiter = RateLimiter(limits.create_rps)
+        self.request_limiter = RateLimiter(limits.request_rps)
+        self.slots = anyio.Semaphore(limits.jobs_in_flight)
+        self.downloads = anyio.Semaphore(limits.downloads)
+        self.tracked: dict[str, Tracked] = {}
+        """fingerprint -> job being polled"""
+        self.stats = RunStats()
+        self.stop_submitting = False
+        self._submitting = True
+        self._creating = 0
+        """creates sent and not yet answered"""
+        self._wake = anyio.Event()
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    # ------------------------------------------------------------------ journal
+    def record(self, rec: dict[str, Any], *, durable: bool = False) -> None:
+        self.journal.append(rec, durable=durable)
+        apply(self.entries, rec)
+
+    async def record_durably(self, rec: dict[str, Any]) -> None:
+        await anyio.to_thread.run_sync(lambda: self.journal.append(rec, durable=True))
+        apply(self.entries, rec)
+
+    # ------------------------------------------------------------------ run
+    async def run(self, items: Sequence[PlanItem]) -> RunStats:
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            tg.start_soon(self._poll_loop)
+            creates = []
+            for item in items:
+                spec = item.spec
+                if spec is None:
+                    continue
+                if item.entry is not None and item.entry.job_id != spec.id:
+                    self.record({"t": "relabel", "fp": spec.fingerprint, "id": spec.id})
+                if item.action.submits:
+                    creates.append(item)
+                elif item.action in (Action.RESUME, Action.DOWNLOAD):
+                    self._track_existing(spec)
+                elif item.action is Action.RELOCATE:
+                    tg.start_soon(self._relocate, spec)
+            await self._submit_all(creates)
+            self._submitting = False
+            self._wake.set()
+        return self.stats
+
+    def _track_existing(self, spec: JobSpec) -> None:
+        """Resume and re-download both re-query first: URLs from another run may be stale."""
+        e = self.entries[spec.fingerprint]
+        n = len(e.remote_ids)
+        status = [s if s not in TERMINAL_STATUSES else 1 for s in e.remote_status] or [1] * n
+        self.tracked[spec.fingerprint] = Tracked(spec, list(e.remote_ids), status, [None] * n)
+        self._wake.set()
+
+    # ------------------------------------------------------------------ creates
+    async def _submit_all(self, items: Sequence[PlanItem]) -> None:
+        spent = 0
+        assert self._tg is not None
+        for n, item in enumerate(items):
+            if self.stop_submitting or self.stats.fatal:
+                self._skip(items[n:], "the run stopped submitting")
+                return
+            if self.max_credits is not None and spent + item.credits > self.max_credits:
+                self._skip(items[n:], f"--max-credits {self.max_credits} would be passed")
+                return
+            await self.slots.acquire()
+            spent += item.credits
+            assert item.spec is not None
+            self._creating += 1
+            self._tg.start_soon(self._create_tracked, item.spec)
+
+    def _skip(self, items: Sequence[PlanItem], why: str) -> None:
+        for item in items:
+            self.stats.skipped += 1
+            self.emit(Event(EventKind.SKIPPED, item.job_id, why))
+
+    async def _create_tracked(self, spec: JobSpec) -> None:
+        try:
+            await self._create(spec)
+        finally:
+            self._creating -= 1
+            self._wake.set()
+
+    async def _create(self, spec: JobSpec) -> None:
+        fp = spec.fingerprint
+        attempt = uuid.uuid4().hex[:12]
+        await self.record_durably({"t": "intent", "fp": fp, "id": spec.id, "attempt": attempt,
+                                   "at": utc_iso(), "request": lock_request(spec)})
+        request = self.request_for(spec)
+        try:
+            self.stats.requests += 1
+            created = await retry.call(lambda: self.provider.create(request), self.create_limiter)
+        except UnknownOutcomeError as exc:
+            self.stats.unknown += 1
+            self.emit(Event(EventKind.UNKNOWN, spec.id, exc.message))
+            self.slots.release()
+            return
+        except (FatalProviderError, TransientError, JobRejectedError) as exc:
+            self.slots.release()
+            if isinstance(exc, JobRejectedError):  # the server looked at it and said no
+                await self.record_durably({"t": "failed", "fp": fp, "code": exc.code,
+                                           "message": exc.message, "at": utc_iso()})
+            else:  # the server refused the request as a whole: nothing was bought
+                await self.record_durably({"t": "forget", "fp": fp})
+            if isinstance(exc, FatalProviderError):
+                self.stats.fatal = self.stats.fatal or exc
+                self.emit(Event(EventKind.FATAL, spec.id, exc.message))
+            else:
+                self.stats.failed += 1
+                self.emit(Event(EventKind.FAILED, spec.id, exc.message))
+            return
+        await self.record_durably({"t": "created", "fp": fp, "attempt": attempt,
+                                   "ids": list(created.ids), "credits": created.credits,
+                                   "at": utc_iso()})
+        self.stats.created += 1
+        self.stats.credits += created.credits or 0
+        n = len(created.ids)
+        self.tracked[fp] = Tracked(spec, list(created.ids), [1] * n, [None] * n, slot=True)
+        self.emit(Event(EventKind.SUBMITTED, spec.id, f"{n} video(s)", created.credits or 0))
+        self._wake.set()
+
+    # ------------------------------------------------------------------ polling
+    async def _poll_loop(self) -> None:
+        rng = random.Random()
+        while True:
+            if not self.tracked:
+                if not self._submitting and not self._creating:
+                    return
+                self._wake = anyio.Event()
+                await self._wake.wait()
+                continue
+            await anyio.sleep(self.limits.poll_interval * rng.uniform(0.9, 1.1))
+            await self._poll_once()
+
+
+    async def _poll_once(self) -> None:
+        where: dict[str, tuple[str, int]] = {}
+        for fp, t in self.tracked.items():
+            for i, rid in enumerate(t.ids):
+                if t.status[i] not in TERMINAL_STATUSES or t.urls[i] is None:
+                    where[rid] = (fp, i)
+        ids = list(where)
+        seen: set[str] = set()
+        for start in range(0, len(ids), self.limits.poll_batch):
+            chunk = ids[start : start + self.limits.poll_batch]
+            try:
+                self.stats.requests += 1
+                results = await retry.call(lambda c=chunk: self.provider.results(c), self.request_limiter)  # type: ignore[misc]
+            except FatalProviderError as exc:
+                self.stats.fatal = self.stats.fatal or exc
+                self.emit(Event(EventKind.FATAL, "", exc.message))
+                self.tracked.clear()  # they stay `submitted` in the lock: the next run resumes
+                return
+            except ProviderError as exc:
+                self.emit(Event(EventKind.THROTTLED, "", f"polling: {exc.message}"))
+                return
+            for r in results:
+                if r.id in where:
+                    seen.add(r.id)
+                    self._observe(*where[r.id], r)
+        self._check_missing(set(ids) - seen)
+        self._finish_ready()
+
+    def _observe(self, fp: str, i: int, r: Result) -> None:
+        t = self.tracked.get(fp)
+        if t is None:
+            return
+        t.missing = 0
+        if r.status == 2 and t.processing_since is None:
+            t.processing_since = anyio.current_time()
+        if r.status != t.status[i] or (r.video_url and r.video_url != t.urls[i]):
+            rec: dict[str, Any] = {"t": "status", "fp": fp, "i": i, "status": r.status, "at": utc_iso()}
+            if r.video_url:
+                rec["url"] = r.video_url
+                rec["expires_at"] = utc_iso(time.time() + EXPIRY_SECONDS)
+            self.record(rec)
+            t.status[i], t.urls[i] = r.status, r.video_url or t.urls[i]
+
+    def _check_missing(self, missing: set[str]) -> None:
+        lost = []
+        for fp, t in self.tracked.items():
+            if any(rid in missing for rid in t.ids):
+                t.missing += 1
+                if t.missing >= LOST_AFTER:
+                    lost.append(fp)
+        for fp in lost:
+            t = self.tracked.pop(fp)
+            self.record({"t": "failed", "fp": fp, "code": None, "at": utc_iso(),
+                         "message": "the API no longer knows this video (deleted or another account)"})
+            self._done_tracking(t, EventKind.FAILED, "lost remotely")
+
+    def _finish_ready(self) -> None:
+        now = anyio.current_time()
+        for fp, t in list(self.tracked.items()):
+            if all(s in TERMINAL_STATUSES for s in t.status):
+                if all(s == STATUS_SUCCEEDED for s in t.status):
+                    if all(t.urls):
+                        self.tracked.pop(fp)
+                        self._release(t)
+                        assert self._tg is not None
+                        self._tg.start_soon(self._download, t)
+                else:
+                    self.tracked.pop(fp)
+                    self._done_tracking(t, EventKind.FAILED, "the API reported status 4 (failed)")
+            elif t.processing_since is not None and now - t.processing_since > self.limits.job_timeout:
+                self.tracked.pop(fp)
+                self.stats.timed_out += 1
+                self._done_tracking(t, EventKind.FAILED,
+                                    f"still processing after {self.limits.job_timeout:.0f} s; "
+                                    "left running remotely, a rerun resumes it")
+
+    def _release(self, t: Tracked) -> None:
+        if t.slot:
+            t.slot = False
+            self.slots.release()
+
+    def _done_tracking(self, t: Tracked, kind: EventKind, why: str) -> None:
+        self._release(t)
+        if kind is EventKind.FAILED:
+            self.stats.failed += 1
+        self.emit(Event(kind, t.spec.id, why))
+
+    # ------------------------------------------------------------------ files
+    def _rel_paths(self, spec: JobSpec) -> list[str]:
+        return [f"{self.prefix}/{p}" if self.prefix != "." else p for p in spec.output_paths()]
+
+    async def _download(self, t: Tracked) -> None:
+        spec, fp = t.spec, t.spec.fingerprint
+        async with self.downloads:
+            for i, rel in enumerate(self._rel_paths(spec)):
+                entry = self.entries[fp]
+                rec = entry.files[i] if i < len(entry.files) else None
+                target = self.base_dir / rel
+                if rec and rec.path == rel and target.is_file() and target.stat().st_size == rec.bytes:
+                    continue
+                try:
+                    got = await self._fetch(t, i, target)
+                except DownloadError as exc:
+                    self.stats.failed += 1
+                    self.stats.problems.append(f"{spec.id}: {exc.message}")
+                    self.emit(Event(EventKind.FAILED, spec.id, exc.message))
+                    return
+                self.record({"t": "downloaded", "fp": fp, "i": i, "path": rel,
+                             "sha256": got.sha256, "bytes": got.bytes})
+        self.stats.done += 1
+        self.emit(Event(EventKind.DONE, spec.id, f"{len(spec.output_paths())} file(s)"))
+
+    async def _fetch(self, t: Tracked, i: int, target: Path) -> download.Downloaded:
+        seconds = t.spec.request.get("video_length")
+        resolution = t.spec.request.get("resolution")
+        url = t.urls[i]
+        for again in (False, True):
+            try:
+                assert url is not None
+                return await download.fetch(self.session, url, target, seconds=seconds,
+                                            resolution=resolution,
+                                            timeout=self.limits.request_timeout * 5)
+            except ExpiredResultError:
+                if again:
+                    raise
+                fresh = await retry.call(lambda: self.provider.results([t.ids[i]]), self.request_limiter)
+                url = next((r.video_url for r in fresh if r.video_url), None)
+                if url is None:
+                    raise DownloadError("the result has no video URL any more") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _relocate(self, spec: JobSpec) -> None:
+        fp = spec.fingerprint
+        entry = self.entries[fp]
+        for i, rel in enumerate(self._rel_paths(spec)):
+            rec = entry.files[i] if i < len(entry.files) else None
+            if rec is None or rec.path == rel:
+                continue
+            got = await anyio.to_thread.run_sync(
+                download.copy_into_place, self.base_dir / rec.path, self.base_dir / rel
+            )
+            self.record({"t": "downloaded", "fp": fp, "i": i, "path": rel,
+                         "sha256": got.sha256, "bytes": got.bytes})
+        self.stats.done += 1
+        self.emit(Event(EventKind.DONE, spec.id, "copied to its new path"))
+
+
+def build_request(
+    spec: JobSpec, image_url: Callable[[ImageRef], str], webhook: str | None
+) -> dict[str, Any]:
+    """The body of a batch create for spec; image_url says how an image reaches the API."""
+    body: dict[str, Any] = dict(spec.request)
+    body["image_url"] = image_url(spec.image)
+    if spec.last_frame is not None:
+        body["last_image_url"] = image_url(spec.last_frame)
+    if webhook:
+        body["webhookurl"] = webhook  # lowercase, as documented (akool-api.md §13)
+    return body

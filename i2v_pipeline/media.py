@@ -1,0 +1,54 @@
+"""Checking a downloaded video: it decodes, and its duration and frame size match the request.
+
+The frame follows the input image's aspect ratio and the resolution names the short side (a 720p
+job on a portrait image comes back 720x1080), so the check is on the short side, not 1280x720.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+SHORT_SIDE = {"480p": 480, "720p": 720, "1080p": 1080, "4k": 2160}
+DURATION_TOLERANCE = 0.6
+"""Seconds; the real service returned 5.063 s for a 5 s job."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    duration: float
+
+
+class VerifyError(Exception):
+    pass
+
+
+def probe(path: Path) -> VideoInfo:
+    """Open, read the video stream's size and duration, and decode the first frame."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VerifyError("no video stream")
+            stream = container.streams.video[0]
+            frame = next(container.decode(stream), None)
+            if frame is None:
+                raise VerifyError("no frame decodes")
+            duration = (container.duration or 0) / 1_000_000
+            return VideoInfo(stream.codec_context.width, stream.codec_context.height, duration)
+    except (av.FFmpegError, OSError, StopIteration) as exc:
+        raise VerifyError(f"does not decode as a video ({type(exc).__name__}: {exc})") from None
+
+
+def verify(path: Path, *, seconds: float | None, resolution: str | None) -> VideoInfo:
+    """VerifyError unless the file is a video of the requested duration and short side."""
+    info = probe(path)
+    if seconds and abs(info.duration - seconds) > max(DURATION_TOLERANCE, seconds * 0.1):
+        raise VerifyError(f"lasts {info.duration:.2f} s, expected {seconds} s")
+    short = SHORT_SIDE.get(str(resolution))
+    if short and min(info.width, info.height) != short:
+        raise VerifyError(f"frame is {info.width}x{info.height}, expected a {short}p short side")
+    return info

@@ -1,0 +1,53 @@
+"""Retrying a provider call: the caller states the policy; errors.py's classes say what is
+retryable. Only TransientError (and its ThrottledError) is retried; UnknownOutcomeError never is,
+so a create that may have reached the server is never sent twice."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio
+
+from .errors import ThrottledError, TransientError
+from .limits import RateLimiter, backoff
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    base: float = 0.5
+    cap: float = 30.0
+
+
+async def call(
+    fn: Callable[[], Awaitable[T]],
+    limiter: RateLimiter,
+    policy: RetryPolicy = RetryPolicy(),
+    on_retry: Callable[[TransientError, float], None] | None = None,
+) -> T:
+    """Pace with limiter, call fn, retry transient failures with full-jitter backoff; a throttle
+    also slows the limiter and honours Retry-After."""
+    for attempt in range(policy.attempts):
+        await limiter.acquire()
+        try:
+            result = await fn()
+        except ThrottledError as exc:
+            limiter.throttled(exc.retry_after)
+            if attempt + 1 >= policy.attempts:
+                raise
+            delay = max(exc.retry_after or 0.0, backoff(attempt, base=policy.base, cap=policy.cap))
+        except TransientError as exc:
+            if attempt + 1 >= policy.attempts:
+                raise
+            delay = backoff(attempt, base=policy.base, cap=policy.cap)
+            if on_retry:
+                on_retry(exc, delay)
+        else:
+            limiter.succeeded()
+            return result
+        await anyio.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover

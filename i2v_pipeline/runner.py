@@ -1,0 +1,88 @@
+"""One run, start to end: a session and a provider around the executor, and the journal closed
+whatever happens. Compaction into the lockfile is the caller's `finally` (it must run on Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+
+from .campaign import Campaign
+from .errors import ConfigError
+from .executor import Executor, RunStats, build_request
+from .lock import Entries, Journal, journal_path
+from .model import Event, ImageRef, JobSpec, PlanItem
+from .providers.akool import AkoolProvider, Auth, auth_from_env
+
+
+def image_url_for(campaign: Campaign, *, emulator: bool) -> Callable[[ImageRef], str]:
+    """How images reach the API: URLs as they are; local files as file:// for the emulator, or
+    under provider.image_base_url for a real endpoint."""
+    base = campaign.provider.image_base_url
+
+    def url(ref: ImageRef) -> str:
+        if ref.kind == "url":
+            return ref.value
+        if emulator:
+            return Path(ref.value).as_uri()
+        assert base is not None
+        return base.rstrip("/") + "/" + quote(ref.display.lstrip("./"))
+
+    return url
+
+
+def check_reachable_images(campaign: Campaign, items: Sequence[PlanItem], *, emulator: bool) -> None:
+    if emulator or campaign.provider.image_base_url:
+        return
+    local = next((i.spec for i in items if i.action.submits and i.spec and i.spec.image.kind == "path"), None)
+    if local is not None:
+        raise ConfigError(
+            f"job {local.id} uses the local image {local.image.display}, which a remote API cannot read",
+            hint="publish the images and set provider.image_base_url, or use `url:` images",
+        )
+
+
+def credentials(campaign: Campaign, env: Mapping[str, str] | None = None) -> Auth:
+    p = campaign.provider
+    return auth_from_env(os.environ if env is None else env, p.api_key_env, p.client_id_env,
+                         p.client_secret_env)
+
+
+async def execute(
+    campaign: Campaign,
+    entries: Entries,
+    items: Sequence[PlanItem],
+    *,
+    base_url: str,
+    auth: Auth,
+    prefix: str,
+    emulator: bool,
+    on_event: Callable[[Event], None],
+    max_credits: int | None,
+    started: Callable[[Executor], None] = lambda ex: None,
+) -> RunStats:
+    limits = campaign.limits
+    journal = Journal(journal_path(campaign.lock_path))
+    to_url = image_url_for(campaign, emulator=emulator)
+    webhook = campaign.provider.webhook_url
+
+    def request_for(spec: JobSpec) -> dict[str, object]:
+        return build_request(spec, to_url, webhook)
+
+    connector = aiohttp.TCPConnector(limit=max(16, limits.downloads * 2 + 8))
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session:
+            provider = AkoolProvider(session, base_url, auth, timeout=limits.request_timeout)
+            ex = Executor(
+                provider=provider, session=session, entries=entries, journal=journal,
+                limits=limits, base_dir=campaign.manifest.base_dir, prefix=prefix,
+                request_for=request_for, on_event=on_event, max_credits=max_credits,
+            )
+            started(ex)
+            return await ex.run(items)
+    finally:
+        journal.close()
