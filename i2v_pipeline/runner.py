@@ -27,7 +27,7 @@ def image_url_for(campaign: Campaign, *, emulator: bool) -> Callable[[ImageRef],
     def url(ref: ImageRef) -> str:
         if ref.kind == "url":
             return ref.value
-        if emulator:
+        if emulator or base == "file://":
             return Path(ref.value).as_uri()
         assert base is not None
         return base.rstrip("/") + "/" + quote(ref.display.lstrip("./"))

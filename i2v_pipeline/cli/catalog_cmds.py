@@ -1,0 +1,91 @@
+"""Commands about the API account and the lock: models, effects, status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import click
+
+from ..campaign import load_campaign
+from ..catalog import Catalog
+from ..lock import load_state
+from ..providers.akool import AkoolProvider
+from ..runner import credentials
+from .common import print_json
+from .embedded import endpoint_for
+
+
+async def _ask(manifest: str, what: str) -> Any:
+    import aiohttp
+
+    campaign = load_campaign(manifest)
+    async with endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth):
+        async with aiohttp.ClientSession() as session:
+            provider = AkoolProvider(session, base_url, auth)
+            return await getattr(provider, what)()
+
+
+@click.command("models")
+@click.option("--refresh", is_flag=True, help="Fetch the list from the API and cache it.")
+@click.option("--manifest", default=None, help="Whose provider to ask (default: the emulator).")
+@click.option("--json", "as_json", is_flag=True)
+def models_cmd(refresh: bool, manifest: str | None, as_json: bool) -> None:
+    """The model catalog used for validation: value, resolutions, durations, max variants."""
+    if refresh:
+        models = anyio.run(_ask, manifest or _default_manifest(), "models")
+        path = Catalog.save_cache(models)
+        click.echo(f"cached {len(models)} models in {path}", err=True)
+    catalog = Catalog.load()
+    if as_json:
+        print_json([dict(m.raw) for m in catalog.models.values()])
+        return
+    click.echo(f"# source: {catalog.source}")
+    for m in catalog.models.values():
+        res = ", ".join(m.resolutions) or "-"
+        durs = ", ".join(map(str, m.durations))
+        extras = [x for x, on in (("last frame", m.last_frame), ("audio", m.audio)) if on]
+        click.echo(f"{m.value}\n    {m.label}; resolutions: {res}; durations: {durs} s; "
+                   f"up to {m.max_count} variants" + (f"; {', '.join(extras)}" if extras else ""))
+
+
+@click.command("effects")
+@click.option("--manifest", default=None, help="Whose provider to ask (default: the emulator).")
+@click.option("--json", "as_json", is_flag=True)
+def effects_cmd(manifest: str | None, as_json: bool) -> None:
+    """Effect codes for `effect:` in a manifest."""
+    effects = anyio.run(_ask, manifest or _default_manifest(), "effects")
+    if as_json:
+        print_json(effects)
+        return
+    for e in effects:
+        click.echo(f"{e.get('effect_code')}  {e.get('name')}")
+
+
+@click.command("status")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def status_cmd(manifest: str, as_json: bool) -> None:
+    """What the lock records for each job (with any unfinished journal replayed)."""
+    campaign = load_campaign(manifest)
+    entries = sorted(load_state(campaign.lock_path).values(), key=lambda e: e.job_id)
+    rows = [{"id": e.job_id, "state": e.state, "remote_ids": list(e.remote_ids),
+             "credits": e.credits, "files": [f.path if f else None for f in e.files],
+             "error": e.error.message if e.error else None} for e in entries]
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        files = ", ".join(p for p in r["files"] if p) or "-"
+        err = f"  ({r['error']})" if r["error"] else ""
+        click.echo(f"{r['state']:<9} {r['id']}  {files}{err}")
+    click.echo(f"{len(rows)} jobs in {campaign.lock_path}")
+
+
+def _default_manifest() -> str:
+    from importlib import resources
+
+    return str(resources.files("i2v_pipeline") / "data" / "emulator.yaml")
+
+
+COMMANDS = [models_cmd, effects_cmd, status_cmd]
