@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -39,6 +40,7 @@ from .model import (
 from .perf import gc_paused
 
 LOCK_VERSION = 1
+NEWLINE = b"\n"
 Entries = dict[str, LockEntry]
 """fingerprint -> entry"""
 
@@ -338,30 +340,31 @@ def replay(path: Path, entries: Entries) -> int:
 
 
 class Journal:
-    """Append-only, one JSON object per line. durable=True fsyncs before returning."""
+    """Append-only, one JSON object per line. durable=True fsyncs before returning.
+
+    Safe to call from the event loop and from worker threads at once (durable appends run in a
+    thread so an fsync never blocks the loop): one lock orders whole lines."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._f: IO[bytes] | None = None
-
-    def open(self) -> None:
-        self._f = open(self.path, "ab")
+        self._lock = threading.Lock()
 
     def append(self, record: Mapping[str, Any], *, durable: bool = False) -> None:
-        if self._f is None:
-            self.open()
-        assert self._f is not None
-        self._f.write(
-            json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-        )
-        self._f.flush()
-        if durable:
-            os.fsync(self._f.fileno())
+        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + NEWLINE
+        with self._lock:
+            if self._f is None:
+                self._f = open(self.path, "ab")
+            self._f.write(line)
+            self._f.flush()
+            if durable:
+                os.fsync(self._f.fileno())
 
     def close(self) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
+        with self._lock:
+            if self._f is not None:
+                self._f.close()
+                self._f = None
 
     def remove(self) -> None:
         self.close()

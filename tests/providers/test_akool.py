@@ -1,0 +1,163 @@
+"""The AKOOL client at the HTTP boundary (aioresponses): shapes, codes, classification."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+from i2v_pipeline.errors import (
+    FatalProviderError,
+    JobRejectedError,
+    ThrottledError,
+    TransientError,
+    UnknownOutcomeError,
+)
+from i2v_pipeline.providers.akool import (
+    AkoolProvider,
+    ApiKeyAuth,
+    TokenAuth,
+    auth_from_env,
+    classify,
+    parse_retry_after,
+)
+
+pytestmark = pytest.mark.anyio
+BASE = "https://openapi.akool.com"
+BATCH = f"{BASE}/api/open/v4/image2Video/createBySourcePrompt/batch"
+RESULTS = f"{BASE}/api/open/v4/image2Video/resultsByIds"
+
+DOC_BATCH = {"code": 1000, "msg": "OK", "data": {"successList": [
+    {"_id": "689174694b4dbdd4ab3d28c9", "create_time": 1754362985482, "status": 1,
+     "deduction_credit": 5, "batch_id": "1754362985482_101400", "batch_count": 3},
+    {"_id": "689174694b4dbdd4ab3d28ca", "create_time": 1754362985483, "deduction_credit": 5},
+    {"_id": "689174694b4dbdd4ab3d28cb", "create_time": 1754362985484, "deduction_credit": 5}],
+    "errorList": []}}
+DOC_SINGLE = {"code": 1000, "msg": "OK", "data": {"_id": "689174694b4dbdd4ab3d28c9", "status": 1,
+                                                   "deduction_credit": 60, "webhookUrl": ""}}
+DOC_RESULTS = {"code": 1000, "msg": "OK", "data": {"result": [
+    {"_id": "6891a2295d612f78c9204f77", "video_duration": 5.063, "deduction_credit": 5, "status": 1},
+    {"_id": "6891abe782f7cd2a890c44ba", "sub_type": 1501, "video_duration": 5.063,
+     "deduction_credit": 30, "video_url": "https://d2qf6ukcym4kn9.cloudfront.net/1754377291791-1423.mp4",
+     "status": 3, "only_add_audio": False}]}}
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[AkoolProvider]:
+    async with aiohttp.ClientSession() as s:
+        yield AkoolProvider(s, BASE, ApiKeyAuth("k-secret"))
+
+
+async def test_batch_doc_example_parses(client: AkoolProvider) -> None:
+    """The docs' batch example gives three ids and the summed credits; the key is sent."""
+    with aioresponses() as m:
+        m.post(BATCH, payload=DOC_BATCH)
+        created = await client.create({"prompt": "p"})
+        (call,) = m.requests[("POST", aiohttp.client.URL(BATCH))]
+    assert created.ids == ("689174694b4dbdd4ab3d28c9", "689174694b4dbdd4ab3d28ca", "689174694b4dbdd4ab3d28cb")
+    assert created.credits == 15
+    assert call.kwargs["headers"] == {"x-api-key": "k-secret"}
+
+
+async def test_single_object_shape_tolerated(client: AkoolProvider) -> None:
+    """A `data` object (single-create shape) is read as one video."""
+    with aioresponses() as m:
+        m.post(BATCH, payload=DOC_SINGLE)
+        assert (await client.create({})).ids == ("689174694b4dbdd4ab3d28c9",)
+
+
+async def test_results_doc_example_and_string_ids(client: AkoolProvider) -> None:
+    """resultsByIds sends `_ids` as one comma-joined string and reads the docs' example."""
+    with aioresponses() as m:
+        m.post(RESULTS, payload=DOC_RESULTS)
+        rows = await client.results(["a", "b"])
+        (call,) = m.requests[("POST", aiohttp.client.URL(RESULTS))]
+    assert call.kwargs["json"] == {"_ids": "a,b"}
+    assert [(r.status, r.video_url is not None) for r in rows] == [(1, False), (3, True)]
+    assert rows[1].duration == 5.063 and rows[1].credits == 30
+
+
+@pytest.mark.parametrize(("code", "cls"), [
+    (1005, ThrottledError), (1015, TransientError), (1003, JobRejectedError),
+    (1008, JobRejectedError), (1101, FatalProviderError), (1102, FatalProviderError),
+    (1109, FatalProviderError), (1200, FatalProviderError), (1104, FatalProviderError),
+    (1006, FatalProviderError),
+], ids=lambda v: str(v) if isinstance(v, int) else v.__name__)
+async def test_every_code_is_classified(client: AkoolProvider, code: int, cls: type) -> None:
+    """Each documented code maps to exactly one class, through the real client."""
+    with aioresponses() as m:
+        m.post(RESULTS, payload={"code": code, "msg": "m"})
+        with pytest.raises(cls) as info:
+            await client.results(["a"])
+    assert type(info.value) is cls
+    assert type(classify(code, "m")) is cls
+
+
+async def test_429_honours_retry_after(client: AkoolProvider) -> None:
+    """HTTP 429 is a throttle carrying Retry-After."""
+    with aioresponses() as m:
+        m.post(RESULTS, status=429, headers={"Retry-After": "3"})
+        with pytest.raises(ThrottledError) as info:
+            await client.results(["a"])
+    assert info.value.retry_after == 3
+
+
+async def test_create_transport_errors(client: AkoolProvider) -> None:
+    """Connection refused before sending is transient; a drop after sending is unknown; a bare
+    5xx on a create is unknown, on a read transient."""
+    with aioresponses() as m:
+        m.post(BATCH, exception=aiohttp.ClientConnectorError(
+            aiohttp.client_reqrep.ConnectionKey("h", 443, True, None, None, None, None),
+            OSError(111, "refused")))
+        with pytest.raises(TransientError):
+            await client.create({})
+        m.post(BATCH, exception=aiohttp.ServerDisconnectedError())
+        with pytest.raises(UnknownOutcomeError):
+            await client.create({})
+        m.post(BATCH, exception=TimeoutError())
+        with pytest.raises(UnknownOutcomeError):
+            await client.create({})
+        m.post(BATCH, status=502, body="<html>bad gateway</html>")
+        with pytest.raises(UnknownOutcomeError):
+            await client.create({})
+        m.post(BATCH, status=503, payload={"code": 1015, "msg": "busy"})
+        with pytest.raises(TransientError):
+            await client.create({})
+        m.post(RESULTS, status=502, body="bad gateway")
+        with pytest.raises(TransientError):
+            await client.results(["a"])
+
+
+async def test_token_flow_fetches_once() -> None:
+    """The token flow calls getToken once, reads the top-level token, then sends Bearer."""
+    async with aiohttp.ClientSession() as s:
+        client = AkoolProvider(s, BASE, TokenAuth("cid", "csecret"))
+        with aioresponses() as m:
+            m.post(f"{BASE}/api/open/v3/getToken", payload={"code": 1000, "token": "tok"})
+            m.post(RESULTS, payload={"code": 1000, "data": {"result": []}}, repeat=True)
+            await client.results(["a"])
+            await client.results(["b"])
+            calls = m.requests[("POST", aiohttp.client.URL(RESULTS))]
+            assert len(m.requests[("POST", aiohttp.client.URL(f"{BASE}/api/open/v3/getToken"))]) == 1
+    assert calls[1].kwargs["headers"] == {"Authorization": "Bearer tok"}
+    assert "csecret" not in repr(client.auth)
+
+
+def test_retry_after_parsing() -> None:
+    """Seconds or an HTTP date, capped; junk is ignored."""
+    assert parse_retry_after("2.5") == 2.5
+    assert parse_retry_after("9999") == 60
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480) == 10
+    assert parse_retry_after("soon") is None
+
+
+def test_auth_from_env() -> None:
+    """API key first, then the client id/secret pair; neither is a ConfigError naming them."""
+    from i2v_pipeline.errors import ConfigError
+
+    assert isinstance(auth_from_env({"K": "x"}, "K", "I", "S"), ApiKeyAuth)
+    assert isinstance(auth_from_env({"I": "a", "S": "b"}, "K", "I", "S"), TokenAuth)
+    with pytest.raises(ConfigError, match="set K"):
+        auth_from_env({}, "K", "I", "S")
