@@ -43,7 +43,9 @@ def envelope(code: int, msg: str, data: Any = None, **extra: Any) -> web.Respons
     if data is not None:
         body["data"] = data
     body.update(extra)
-    return web.json_response(body)
+    response = web.json_response(body)
+    response["code"] = code  # for the request log, without parsing the body again
+    return response
 
 
 class BadRequest(Exception):

@@ -152,8 +152,10 @@ class Emulator:
         if faults.drop_before and self._rng.random() < faults.drop_before:
             return self._drop(request)
         if faults.http_5xx and self._rng.random() < faults.http_5xx:
-            return self._record(request, endpoint, web.json_response(
-                {"code": 1015, "msg": "Create video error, try again later"}, status=503))
+            busy = web.json_response({"code": 1015, "msg": "Create video error, try again later"},
+                                     status=503)
+            busy["code"] = 1015
+            return self._record(request, endpoint, busy)
         if endpoint not in ("token", "video", "debug", "unknown"):
             denied = self._auth(request) or self._throttle(request)
             if denied is not None:
@@ -167,11 +169,7 @@ class Emulator:
         return self._record(request, endpoint, response)
 
     def _record(self, request: web.Request, endpoint: str, response: web.StreamResponse) -> web.StreamResponse:
-        code = None
-        if isinstance(response, web.Response) and response.content_type == "application/json":
-            body = response.body
-            if isinstance(body, bytes | bytearray):
-                code = _code_of(bytes(body))
+        code = response.get("code")
         self.log.append(RequestRecord(time.time(), request.method, request.path, endpoint, code,
                                       response.status))
         return response
@@ -207,8 +205,10 @@ class Emulator:
             window.popleft()
         if len(window) >= limit:
             if self.config.throttle_http_429:
-                return web.json_response({"code": 1005, "msg": "Frequent operation"}, status=429,
+                slow = web.json_response({"code": 1005, "msg": "Frequent operation"}, status=429,
                                          headers={"Retry-After": "1"})
+                slow["code"] = 1005
+                return slow
             return envelope(1005, "Frequent operation")
         window.append(now)
         return None
@@ -255,13 +255,3 @@ class Emulator:
         except TypeError as exc:
             return web.json_response({"error": str(exc)}, status=409)
         return web.json_response({"now": self.state.clock.now()})
-
-
-def _code_of(body: bytes) -> int | None:
-    import json
-
-    try:
-        code = json.loads(body).get("code")
-    except (ValueError, AttributeError):
-        return None
-    return code if isinstance(code, int) else None

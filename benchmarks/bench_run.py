@@ -1,0 +1,85 @@
+"""`i2v run` against the emulator in another process: N jobs, create rate R, processing time T.
+
+Prints makespan / (N/R + T) (target <= 1.10), API requests per finished video excluding
+downloads (target <= 1.2), the runner's CPU per job (target < 1 ms) and its peak memory.
+
+    python3 benchmarks/bench_run.py [--jobs 2000] [--rate 50] [--processing 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _serve import counts, emulator  # noqa: E402
+
+
+def manifest(folder: Path, url: str, n: int, rate: float) -> Path:
+    (folder / "img").mkdir()
+    for i in range(4):
+        Image.new("RGB", (320, 180), (40 * i, 90, 160)).save(folder / "img" / f"i{i}.png")
+    prompts = n // 4 // 10
+    lines = "\n".join(f"  - {{id: p{j}, template: 'Shot {j} of {{{{ image.id }}}}, {{{{ mood }}}}'}}"
+                      for j in range(prompts))
+    moods = ", ".join(f"m{k}" for k in range(10))
+    text = f"""version: 1
+name: bench
+provider: {{endpoint: "{url}", image_base_url: "file://"}}
+images: [{{glob: "img/*.png"}}]
+prompts:
+{lines}
+matrix: {{mood: [{moods}]}}
+output: {{dir: out}}
+limits: {{create_rps: {rate}, request_rps: 50, jobs_in_flight: 100000, poll_interval: 1.0,
+          poll_batch: 200, downloads: 8}}
+"""
+    path = folder / "bench.yaml"
+    path.write_text(text)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=2000)
+    ap.add_argument("--rate", type=float, default=50.0)
+    ap.add_argument("--processing", type=float, default=5.0)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        with emulator(tmp, queue_time=0.0, processing_time=args.processing,
+                      max_processing=100_000, throttle_rps=None) as url:
+            path = manifest(tmp, url, args.jobs, args.rate)
+            env = {**os.environ, "AKOOL_API_KEY": "emulator-key", "XDG_CACHE_HOME": str(tmp / "c")}
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.monotonic()
+            out = subprocess.run([sys.executable, "-m", "i2v_pipeline", "run", str(path), "--json", "-q"],
+                                 capture_output=True, text=True, env=env, cwd=tmp)
+            wall = time.monotonic() - t0
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            summary = json.loads(out.stdout)
+            api = {k: v for k, v in counts(url).items() if k not in ("video", "debug")}
+    n = summary["done"]
+    bound = args.jobs / args.rate + args.processing
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    requests = sum(api.values())
+    print(f"jobs {args.jobs} (done {n}, failed {summary['failed']}), R={args.rate}/s, T={args.processing}s")
+    print(f"makespan {summary['seconds']:.1f} s (process {wall:.1f} s) vs bound N/R+T = {bound:.1f} s: "
+          f"ratio {summary['seconds'] / bound:.3f}  [target <= 1.10]")
+    print(f"API requests {requests} {api} = {requests / max(n, 1):.3f} per video  [target <= 1.2]")
+    print(f"runner CPU {cpu:.1f} s = {cpu / max(n, 1) * 1000:.2f} ms per job (incl. start-up, plan, "
+          f"download hashing and PyAV verification)  [target < 1 ms]")
+    print(f"runner peak memory {after.ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
