@@ -17,10 +17,24 @@ import yaml
 @contextmanager
 def emulator(tmp: Path, **config: Any) -> Iterator[str]:
     cfg = tmp / "emulator.yaml"
-    cfg.write_text(yaml.safe_dump({"debug_routes": True, "cache_dir": str(tmp / "renders"), **config}))
+    cfg.write_text(
+        yaml.safe_dump({"debug_routes": True, "cache_dir": str(tmp / "renders"), **config})
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "i2v_pipeline", "emulator", "serve", "--port", "0", "--config", str(cfg)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "i2v_pipeline",
+            "emulator",
+            "serve",
+            "--port",
+            "0",
+            "--config",
+            str(cfg),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()

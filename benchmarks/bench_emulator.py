@@ -17,17 +17,24 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _serve import emulator  # noqa: E402
+from _serve import emulator
 
 
 async def load(url: str, seconds: float, concurrency: int) -> tuple[int, float]:
     headers = {"x-api-key": "emulator-key"}
     async with aiohttp.ClientSession(headers=headers) as s:
-        body = {"image_url": "https://example.com/a.png", "prompt": "p", "resolution": "720p",
-                "video_length": 5, "count": 10}
+        body = {
+            "image_url": "https://example.com/a.png",
+            "prompt": "p",
+            "resolution": "720p",
+            "video_length": 5,
+            "count": 10,
+        }
         ids: list[str] = []
         for _ in range(10):
-            async with s.post(f"{url}/api/open/v4/image2Video/createBySourcePrompt/batch", json=body) as r:
+            async with s.post(
+                f"{url}/api/open/v4/image2Video/createBySourcePrompt/batch", json=body
+            ) as r:
                 ids += [i["_id"] for i in (await r.json())["data"]["successList"]]
         query = {"_ids": ",".join(ids)}
         done = 0
@@ -54,8 +61,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, emulator(Path(tmp)) as url:
         done, elapsed = asyncio.run(load(url, args.seconds, args.concurrency))
     rps = done / elapsed
-    print(f"resultsByIds (100 ids each): {done} requests in {elapsed:.1f} s = {rps:.0f} req/s "
-          f"[target >= 1000: ratio {rps / 1000:.2f}]")
+    print(
+        f"resultsByIds (100 ids each): {done} requests in {elapsed:.1f} s = {rps:.0f} req/s "
+        f"[target >= 1000: ratio {rps / 1000:.2f}]"
+    )
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ def build(folder: Path, n_images: int, n_prompts: int, per_combo: int) -> Path:
     for i in range(n_images):
         Image.new("RGB", (8, 8), (i % 256, i // 256, 7)).save(folder / "img" / f"i{i:04d}.png")
     prompts = "\n".join(
-        f'  - id: p{j}\n    template: "Shot {j} of {{{{ image.id }}}} in {{{{ mood }}}} light, {{{{ brand }}}}"'
+        f"  - id: p{j}\n"
+        f'    template: "Shot {j} of {{{{ image.id }}}} in {{{{ mood }}}} light, {{{{ brand }}}}"'
         for j in range(n_prompts)
     )
     moods = ", ".join(f"m{k}" for k in range(per_combo // 2))

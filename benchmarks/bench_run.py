@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _serve import counts, emulator  # noqa: E402
+from _serve import counts, emulator
 
 
 def manifest(folder: Path, url: str, n: int, rate: float) -> Path:
@@ -29,8 +29,10 @@ def manifest(folder: Path, url: str, n: int, rate: float) -> Path:
     for i in range(4):
         Image.new("RGB", (320, 180), (40 * i, 90, 160)).save(folder / "img" / f"i{i}.png")
     prompts = n // 4 // 10
-    lines = "\n".join(f"  - {{id: p{j}, template: 'Shot {j} of {{{{ image.id }}}}, {{{{ mood }}}}'}}"
-                      for j in range(prompts))
+    lines = "\n".join(
+        f"  - {{id: p{j}, template: 'Shot {j} of {{{{ image.id }}}}, {{{{ mood }}}}'}}"
+        for j in range(prompts)
+    )
     moods = ", ".join(f"m{k}" for k in range(10))
     text = f"""version: 1
 name: bench
@@ -56,14 +58,24 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        with emulator(tmp, queue_time=0.0, processing_time=args.processing,
-                      max_processing=100_000, throttle_rps=None) as url:
+        with emulator(
+            tmp,
+            queue_time=0.0,
+            processing_time=args.processing,
+            max_processing=100_000,
+            throttle_rps=None,
+        ) as url:
             path = manifest(tmp, url, args.jobs, args.rate)
             env = {**os.environ, "AKOOL_API_KEY": "emulator-key", "XDG_CACHE_HOME": str(tmp / "c")}
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.monotonic()
-            out = subprocess.run([sys.executable, "-m", "i2v_pipeline", "run", str(path), "--json", "-q"],
-                                 capture_output=True, text=True, env=env, cwd=tmp)
+            out = subprocess.run(
+                [sys.executable, "-m", "i2v_pipeline", "run", str(path), "--json", "-q"],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=tmp,
+            )
             wall = time.monotonic() - t0
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             summary = json.loads(out.stdout)
@@ -72,12 +84,20 @@ def main() -> None:
     bound = args.jobs / args.rate + args.processing
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     requests = sum(api.values())
-    print(f"jobs {args.jobs} (done {n}, failed {summary['failed']}), R={args.rate}/s, T={args.processing}s")
-    print(f"makespan {summary['seconds']:.1f} s (process {wall:.1f} s) vs bound N/R+T = {bound:.1f} s: "
-          f"ratio {summary['seconds'] / bound:.3f}  [target <= 1.10]")
+    print(
+        f"jobs {args.jobs} (done {n}, failed {summary['failed']}), "
+        f"R={args.rate}/s, T={args.processing}s"
+    )
+    print(
+        f"makespan {summary['seconds']:.1f} s (process {wall:.1f} s) "
+        f"vs bound N/R+T = {bound:.1f} s: "
+        f"ratio {summary['seconds'] / bound:.3f}  [target <= 1.10]"
+    )
     print(f"API requests {requests} {api} = {requests / max(n, 1):.3f} per video  [target <= 1.2]")
-    print(f"runner CPU {cpu:.1f} s = {cpu / max(n, 1) * 1000:.2f} ms per job (incl. start-up, plan, "
-          f"download hashing and PyAV verification)  [target < 1 ms]")
+    print(
+        f"runner CPU {cpu:.1f} s = {cpu / max(n, 1) * 1000:.2f} ms per job (incl. start-up, plan, "
+        f"download hashing and PyAV verification)  [target < 1 ms]"
+    )
     print(f"runner peak memory {after.ru_maxrss / 1024:.0f} MB")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,8 +183,16 @@ class Executor:
     async def _create(self, spec: JobSpec) -> None:
         fp = spec.fingerprint
         attempt = uuid.uuid4().hex[:12]
-        await self.record_durably({"t": "intent", "fp": fp, "id": spec.id, "attempt": attempt,
-                                   "at": utc_iso(), "request": lock_request(spec)})
+        await self.record_durably(
+            {
+                "t": "intent",
+                "fp": fp,
+                "id": spec.id,
+                "attempt": attempt,
+                "at": utc_iso(),
+                "request": lock_request(spec),
+            }
+        )
         request = self.request_for(spec)
         try:
             self.stats.requests += 1
@@ -197,8 +205,15 @@ class Executor:
         except (FatalProviderError, TransientError, JobRejectedError) as exc:
             self.slots.release()
             if isinstance(exc, JobRejectedError):  # the server looked at it and said no
-                await self.record_durably({"t": "failed", "fp": fp, "code": exc.code,
-                                           "message": exc.message, "at": utc_iso()})
+                await self.record_durably(
+                    {
+                        "t": "failed",
+                        "fp": fp,
+                        "code": exc.code,
+                        "message": exc.message,
+                        "at": utc_iso(),
+                    }
+                )
             else:  # the server refused the request as a whole: nothing was bought
                 await self.record_durably({"t": "forget", "fp": fp})
             if isinstance(exc, FatalProviderError):
@@ -208,9 +223,16 @@ class Executor:
                 self.stats.failed += 1
                 self.emit(Event(EventKind.FAILED, spec.id, exc.message))
             return
-        await self.record_durably({"t": "created", "fp": fp, "attempt": attempt,
-                                   "ids": list(created.ids), "credits": created.credits,
-                                   "at": utc_iso()})
+        await self.record_durably(
+            {
+                "t": "created",
+                "fp": fp,
+                "attempt": attempt,
+                "ids": list(created.ids),
+                "credits": created.credits,
+                "at": utc_iso(),
+            }
+        )
         self.stats.created += 1
         self.stats.credits += created.credits or 0
         n = len(created.ids)
@@ -231,7 +253,6 @@ class Executor:
             await anyio.sleep(self.limits.poll_interval * rng.uniform(0.9, 1.1))
             await self._poll_once()
 
-
     async def _poll_once(self) -> None:
         where: dict[str, tuple[str, int]] = {}
         for fp, t in self.tracked.items():
@@ -244,7 +265,7 @@ class Executor:
             chunk = ids[start : start + self.limits.poll_batch]
             try:
                 self.stats.requests += 1
-                results = await retry.call(lambda c=chunk: self.provider.results(c), self.request_limiter)  # type: ignore[misc]
+                results = await retry.call(self._results_of(chunk), self.request_limiter)
             except FatalProviderError as exc:
                 self.stats.fatal = self.stats.fatal or exc
                 self.emit(Event(EventKind.FATAL, "", exc.message))
@@ -260,6 +281,9 @@ class Executor:
         self._check_missing(set(ids) - seen)
         self._finish_ready()
 
+    def _results_of(self, ids: list[str]) -> Callable[[], Awaitable[list[Result]]]:
+        return lambda: self.provider.results(ids)
+
     def _observe(self, fp: str, i: int, r: Result) -> None:
         t = self.tracked.get(fp)
         if t is None:
@@ -268,7 +292,13 @@ class Executor:
         if r.status == 2 and t.processing_since is None:
             t.processing_since = anyio.current_time()
         if r.status != t.status[i] or (r.video_url and r.video_url != t.urls[i]):
-            rec: dict[str, Any] = {"t": "status", "fp": fp, "i": i, "status": r.status, "at": utc_iso()}
+            rec: dict[str, Any] = {
+                "t": "status",
+                "fp": fp,
+                "i": i,
+                "status": r.status,
+                "at": utc_iso(),
+            }
             if r.video_url:
                 rec["url"] = r.video_url
                 rec["expires_at"] = utc_iso(time.time() + EXPIRY_SECONDS)
@@ -284,8 +314,15 @@ class Executor:
                     lost.append(fp)
         for fp in lost:
             t = self.tracked.pop(fp)
-            self.record({"t": "failed", "fp": fp, "code": None, "at": utc_iso(),
-                         "message": "the API no longer knows this video (deleted or another account)"})
+            self.record(
+                {
+                    "t": "failed",
+                    "fp": fp,
+                    "code": None,
+                    "at": utc_iso(),
+                    "message": "the API no longer knows this video (deleted or another account)",
+                }
+            )
             self._done_tracking(t, EventKind.FAILED, "lost remotely")
 
     def _finish_ready(self) -> None:
@@ -301,12 +338,18 @@ class Executor:
                 else:
                     self.tracked.pop(fp)
                     self._done_tracking(t, EventKind.FAILED, "the API reported status 4 (failed)")
-            elif t.processing_since is not None and now - t.processing_since > self.limits.job_timeout:
+            elif (
+                t.processing_since is not None
+                and now - t.processing_since > self.limits.job_timeout
+            ):
                 self.tracked.pop(fp)
                 self.stats.timed_out += 1
-                self._done_tracking(t, EventKind.FAILED,
-                                    f"still processing after {self.limits.job_timeout:.0f} s; "
-                                    "left running remotely, a rerun resumes it")
+                self._done_tracking(
+                    t,
+                    EventKind.FAILED,
+                    f"still processing after {self.limits.job_timeout:.0f} s; "
+                    "left running remotely, a rerun resumes it",
+                )
 
     def _release(self, t: Tracked) -> None:
         if t.slot:
@@ -330,7 +373,12 @@ class Executor:
                 entry = self.entries[fp]
                 rec = entry.files[i] if i < len(entry.files) else None
                 target = self.base_dir / rel
-                if rec and rec.path == rel and target.is_file() and target.stat().st_size == rec.bytes:
+                if (
+                    rec
+                    and rec.path == rel
+                    and target.is_file()
+                    and target.stat().st_size == rec.bytes
+                ):
                     continue
                 try:
                     got = await self._fetch(t, i, target)
@@ -339,8 +387,16 @@ class Executor:
                     self.stats.problems.append(f"{spec.id}: {exc.message}")
                     self.emit(Event(EventKind.FAILED, spec.id, exc.message))
                     return
-                self.record({"t": "downloaded", "fp": fp, "i": i, "path": rel,
-                             "sha256": got.sha256, "bytes": got.bytes})
+                self.record(
+                    {
+                        "t": "downloaded",
+                        "fp": fp,
+                        "i": i,
+                        "path": rel,
+                        "sha256": got.sha256,
+                        "bytes": got.bytes,
+                    }
+                )
         self.stats.done += 1
         self.emit(Event(EventKind.DONE, spec.id, f"{len(spec.output_paths())} file(s)"))
 
@@ -351,13 +407,20 @@ class Executor:
         for again in (False, True):
             try:
                 assert url is not None
-                return await download.fetch(self.session, url, target, seconds=seconds,
-                                            resolution=resolution,
-                                            timeout=self.limits.request_timeout * 5)
+                return await download.fetch(
+                    self.session,
+                    url,
+                    target,
+                    seconds=seconds,
+                    resolution=resolution,
+                    timeout=self.limits.request_timeout * 5,
+                )
             except ExpiredResultError:
                 if again:
                     raise
-                fresh = await retry.call(lambda: self.provider.results([t.ids[i]]), self.request_limiter)
+                fresh = await retry.call(
+                    lambda: self.provider.results([t.ids[i]]), self.request_limiter
+                )
                 url = next((r.video_url for r in fresh if r.video_url), None)
                 if url is None:
                     raise DownloadError("the result has no video URL any more") from None
@@ -373,8 +436,16 @@ class Executor:
             got = await anyio.to_thread.run_sync(
                 download.copy_into_place, self.base_dir / rec.path, self.base_dir / rel
             )
-            self.record({"t": "downloaded", "fp": fp, "i": i, "path": rel,
-                         "sha256": got.sha256, "bytes": got.bytes})
+            self.record(
+                {
+                    "t": "downloaded",
+                    "fp": fp,
+                    "i": i,
+                    "path": rel,
+                    "sha256": got.sha256,
+                    "bytes": got.bytes,
+                }
+            )
         self.stats.done += 1
         self.emit(Event(EventKind.DONE, spec.id, "copied to its new path"))
 

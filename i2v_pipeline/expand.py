@@ -396,21 +396,23 @@ def _generate(
     by_prompt = {p.id: p for p in prompts}
     for i, job in enumerate(data.get("jobs", [])):
         loc: Loc = ("jobs", i)
-        image = by_id.get(job["image"])
-        if image is None:
+        found_image = by_id.get(job["image"])
+        if found_image is None:
             raise ManifestError(
                 f"job {job['id']}: no image with id `{job['image']}`",
                 where=x.m.locate((*loc, "image")),
                 hint=f"image ids: {', '.join(sorted(by_id)[:10])}",
             )
+        image = found_image
         if "prompt" in job:
-            prompt = by_prompt.get(job["prompt"])
-            if prompt is None:
+            found_prompt = by_prompt.get(job["prompt"])
+            if found_prompt is None:
                 raise ManifestError(
                     f"job {job['id']}: no prompt with id `{job['prompt']}`",
                     where=x.m.locate((*loc, "prompt")),
                     hint=f"prompt ids: {', '.join(sorted(by_prompt)[:10])}",
                 )
+            prompt = found_prompt
             template, prompt_id = prompt.template, prompt.id
             layers, var_layers = (
                 [prompt.fields, job.get("fields", {})],

@@ -64,6 +64,8 @@ class RateLimiter:
             self.rate = min(self.max_rate, self.rate + self.max_rate / 20)
 
 
-def backoff(attempt: int, *, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None) -> float:
+def backoff(
+    attempt: int, *, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None
+) -> float:
     """Full-jitter exponential backoff: uniform(0, min(cap, base * 2**attempt))."""
     return (rng or random).uniform(0, min(cap, base * (2**attempt)))

@@ -354,7 +354,7 @@ class Journal:
         line = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + NEWLINE
         with self._lock:
             if self._f is None:
-                self._f = open(self.path, "ab")
+                self._f = open(self.path, "ab")  # noqa: SIM115 - held open for the whole run
             self._f.write(line)
             self._f.flush()
             if durable:

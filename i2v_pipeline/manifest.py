@@ -87,7 +87,9 @@ class _Builder:
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
-            raise ManifestError(f"cannot read this value: {exc.problem}", where=self.where(node))
+            raise ManifestError(
+                f"cannot read this value: {exc.problem}", where=self.where(node)
+            ) from None
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
         self.constructor.flatten_mapping(node)  # resolves `<<: *defaults` merge keys

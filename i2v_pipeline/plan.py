@@ -187,7 +187,8 @@ def select(
     shard: tuple[int, int] | None = None,
     limit: int | None = None,
 ) -> list[PlanItem]:
-    """Narrow a plan: --only, --select (id glob or tag:NAME), --shard K/N, --limit N (work items)."""
+    """Narrow a plan: --only, --select (id glob or tag:NAME), --shard K/N, --limit N (counting
+    work items only)."""
     out: list[PlanItem] = []
     work = 0
     for item in items:

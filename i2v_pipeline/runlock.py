@@ -25,7 +25,7 @@ class RunLock:
         self._f: IO[str] | None = None
 
     def acquire(self) -> None:
-        f = open(self.path, "a+", encoding="utf-8")
+        f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - the lock lives until release()
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

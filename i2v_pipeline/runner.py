@@ -35,21 +35,27 @@ def image_url_for(campaign: Campaign, *, emulator: bool) -> Callable[[ImageRef],
     return url
 
 
-def check_reachable_images(campaign: Campaign, items: Sequence[PlanItem], *, emulator: bool) -> None:
+def check_reachable_images(
+    campaign: Campaign, items: Sequence[PlanItem], *, emulator: bool
+) -> None:
     if emulator or campaign.provider.image_base_url:
         return
-    local = next((i.spec for i in items if i.action.submits and i.spec and i.spec.image.kind == "path"), None)
+    local = next(
+        (i.spec for i in items if i.action.submits and i.spec and i.spec.image.kind == "path"), None
+    )
     if local is not None:
         raise ConfigError(
-            f"job {local.id} uses the local image {local.image.display}, which a remote API cannot read",
+            f"job {local.id} uses the local image {local.image.display}, "
+            "which a remote API cannot read",
             hint="publish the images and set provider.image_base_url, or use `url:` images",
         )
 
 
 def credentials(campaign: Campaign, env: Mapping[str, str] | None = None) -> Auth:
     p = campaign.provider
-    return auth_from_env(os.environ if env is None else env, p.api_key_env, p.client_id_env,
-                         p.client_secret_env)
+    return auth_from_env(
+        os.environ if env is None else env, p.api_key_env, p.client_id_env, p.client_secret_env
+    )
 
 
 async def execute(
@@ -78,9 +84,16 @@ async def execute(
         async with aiohttp.ClientSession(connector=connector) as session:
             provider = AkoolProvider(session, base_url, auth, timeout=limits.request_timeout)
             ex = Executor(
-                provider=provider, session=session, entries=entries, journal=journal,
-                limits=limits, base_dir=campaign.manifest.base_dir, prefix=prefix,
-                request_for=request_for, on_event=on_event, max_credits=max_credits,
+                provider=provider,
+                session=session,
+                entries=entries,
+                journal=journal,
+                limits=limits,
+                base_dir=campaign.manifest.base_dir,
+                prefix=prefix,
+                request_for=request_for,
+                on_event=on_event,
+                max_credits=max_credits,
             )
             started(ex)
             return await ex.run(items)

@@ -51,7 +51,7 @@ def fast_check(name: str) -> Callable[[Any], Any]:
     It only gates; on failure `validate` reruns jsonschema for the friendly message. The
     schemas use no keyword whose meaning differs between draft 7 and 2020-12."""
     schema = {**load_schema(name), "$schema": "http://json-schema.org/draft-07/schema#"}
-    return fastjsonschema.compile(schema)  # type: ignore[no-any-return]
+    return fastjsonschema.compile(schema)
 
 
 def is_valid(name: str, instance: Any) -> bool:

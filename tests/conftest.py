@@ -93,7 +93,8 @@ def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
 
     monkeypatch.setenv("AKOOL_API_KEY", "emulator-key")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    server = ThreadedEmulator(EmulatorConfig(queue_time=0.05, processing_time=0.3,
-                                             cache_dir=tmp_path / "renders"))
+    server = ThreadedEmulator(
+        EmulatorConfig(queue_time=0.05, processing_time=0.3, cache_dir=tmp_path / "renders")
+    )
     yield server
     server.close()

@@ -156,7 +156,8 @@ BAD = [
     ("prompts:\n  - {id: a, template: x}\ndefaults: {generate_audio: true}", CatalogError, "audio"),
     ("prompts:\n  - {id: a, template: x}\ndefaults: {audio: custom}", CatalogError, "audio_url"),
     (
-        "prompts:\n  - {id: a, template: x}\ndefaults: {model: kwaivgi/kling-v3.0-std/image-to-video,"
+        "prompts:\n  - {id: a, template: x}\n"
+        "defaults: {model: kwaivgi/kling-v3.0-std/image-to-video,"
         " variants: 5}",
         CatalogError,
         "at most 4",

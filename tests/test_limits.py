@@ -87,7 +87,9 @@ async def test_retry_policy() -> None:
         nonlocal attempts
         attempts += 1
         if attempts < 3:
-            raise ThrottledError("slow down", retry_after=0) if attempts == 1 else TransientError("x")
+            raise (
+                ThrottledError("slow down", retry_after=0) if attempts == 1 else TransientError("x")
+            )
         return "ok"
 
     lim = RateLimiter(1000)

@@ -105,8 +105,10 @@ def test_compact_is_valid_yaml_sorted_and_deterministic(tmp_path: Path) -> None:
     assert [j["id"] for j in doc["jobs"]] == ["a.job", "b.job"]
     again = read_lock(lock)
     # result URLs live in the journal only (they expire and may carry tokens)
-    assert again == {fp: dataclasses.replace(e, video_urls=(None,) * len(e.video_urls))
-                     for fp, e in entries.items()}
+    assert again == {
+        fp: dataclasses.replace(e, video_urls=(None,) * len(e.video_urls))
+        for fp, e in entries.items()
+    }
     assert "http://x/1.mp4" not in text
     assert (
         render_lock(

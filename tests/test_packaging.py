@@ -59,9 +59,9 @@ def test_wheel_ships_schemas_and_finds_them(tmp_path: Path) -> None:
     )
     code = (
         "import i2v_pipeline, i2v_pipeline.schemas as s, i2v_pipeline.catalog as c;"
-        "assert str(s.schema_dir()).startswith(%r), s.schema_dir();"
+        f"assert str(s.schema_dir()).startswith({str(target)!r}), s.schema_dir();"
         "print(s.load_schema('lock')['title'], len(c.Catalog.bundled().models))"
-    ) % str(target)
+    )
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,

@@ -10,7 +10,8 @@ CLIENT_ID = "test-client-id-0001"
 SECRET = "abcdefghijklmnopqrstuvwx"
 BODY = {
     "signature": "6d752740f3f347189a225c61cf8bc238719d617e",
-    "dataEncrypt": "pwgBa28LPVRv7oLWryr57OgUHStUlyM75IXsXPUDCxyrZ+YW1k0trZ7U/k5ldMcF0uZkfQ56PO49fPXq3c/Jh"
+    "dataEncrypt": "pwgBa28LPVRv7oLWryr57OgUHStUlyM75IXsXPUDCxyrZ+YW1k0trZ7U/k5ldMcF0uZkfQ56PO49"
+    "fPXq3c/Jh"
     "hRB0Wv5Pdl6yNc6TlDniqj9JLNTuI4fTFNTznCtV/3kz3h2uHOk/7FrW5U9kEd9oQ==",
     "timestamp": 1710757981609,
     "nonce": "1529",
@@ -20,7 +21,9 @@ BODY = {
 def test_vector_verifies_and_decrypts() -> None:
     """The documented vector: signature matches, AES-192-CBC payload decrypts."""
     assert open_sealed(BODY, CLIENT_ID, SECRET) == {
-        "_id": "689174694b4dbdd4ab3d28c9", "status": 3, "type": "image2video",
+        "_id": "689174694b4dbdd4ab3d28c9",
+        "status": 3,
+        "type": "image2video",
         "url": "https://example.com/v.mp4",
     }
 

@@ -20,10 +20,11 @@ async def _ask(manifest: str, what: str) -> Any:
     import aiohttp
 
     campaign = load_campaign(manifest)
-    async with endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth):
-        async with aiohttp.ClientSession() as session:
-            provider = AkoolProvider(session, base_url, auth)
-            return await getattr(provider, what)()
+    async with (
+        endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth),
+        aiohttp.ClientSession() as session,
+    ):
+        return await getattr(AkoolProvider(session, base_url, auth), what)()
 
 
 @click.command("models")
@@ -45,8 +46,10 @@ def models_cmd(refresh: bool, manifest: str | None, as_json: bool) -> None:
         res = ", ".join(m.resolutions) or "-"
         durs = ", ".join(map(str, m.durations))
         extras = [x for x, on in (("last frame", m.last_frame), ("audio", m.audio)) if on]
-        click.echo(f"{m.value}\n    {m.label}; resolutions: {res}; durations: {durs} s; "
-                   f"up to {m.max_count} variants" + (f"; {', '.join(extras)}" if extras else ""))
+        click.echo(
+            f"{m.value}\n    {m.label}; resolutions: {res}; durations: {durs} s; "
+            f"up to {m.max_count} variants" + (f"; {', '.join(extras)}" if extras else "")
+        )
 
 
 @click.command("effects")
@@ -69,9 +72,17 @@ def status_cmd(manifest: str, as_json: bool) -> None:
     """What the lock records for each job (with any unfinished journal replayed)."""
     campaign = load_campaign(manifest)
     entries = sorted(load_state(campaign.lock_path).values(), key=lambda e: e.job_id)
-    rows = [{"id": e.job_id, "state": e.state, "remote_ids": list(e.remote_ids),
-             "credits": e.credits, "files": [f.path if f else None for f in e.files],
-             "error": e.error.message if e.error else None} for e in entries]
+    rows: list[dict[str, Any]] = [
+        {
+            "id": e.job_id,
+            "state": e.state,
+            "remote_ids": list(e.remote_ids),
+            "credits": e.credits,
+            "files": [f.path if f else None for f in e.files],
+            "error": e.error.message if e.error else None,
+        }
+        for e in entries
+    ]
     if as_json:
         print_json(rows)
         return

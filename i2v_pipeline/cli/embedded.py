@@ -16,7 +16,9 @@ from ..providers.akool import ApiKeyAuth, Auth
 def embedded_config() -> EmulatorConfig:
     """The quickstart's emulator: quick jobs, and state kept between runs (like a real account)."""
     cache = default_cache_dir().parent
-    return EmulatorConfig(queue_time=0.3, processing_time=1.5, state_file=cache / "emulator-state.json")
+    return EmulatorConfig(
+        queue_time=0.3, processing_time=1.5, state_file=cache / "emulator-state.json"
+    )
 
 
 @asynccontextmanager

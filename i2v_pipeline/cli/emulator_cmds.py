@@ -19,8 +19,12 @@ def emulator_group() -> None:
 @emulator_group.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8787, show_default=True, type=int, help="0 picks a free port.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
-              help="YAML settings: timing, credits, throttle, faults (docs/emulator.md).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="YAML settings: timing, credits, throttle, faults (docs/emulator.md).",
+)
 @click.option("--processing-time", type=float, help="Seconds at status 2.")
 @click.option("--queue-time", type=float, help="Seconds at status 1.")
 @click.option("--throttle-rps", type=float, help="Answer 1005 past this many requests/s per key.")
@@ -29,25 +33,42 @@ def emulator_group() -> None:
 @click.option("--fault-drop", type=float, help="Share of answers dropped after processing.")
 @click.option("--debug-routes", is_flag=True, help="Serve /_emulator/debug/* (request counts).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Where renders are cached.")
-def serve_cmd(host: str, port: int, config_file: str | None, processing_time: float | None,
-              queue_time: float | None, throttle_rps: float | None, fail_share: float | None,
-              fault_5xx: float | None, fault_drop: float | None, debug_routes: bool,
-              cache_dir: str | None) -> None:
+def serve_cmd(
+    host: str,
+    port: int,
+    config_file: str | None,
+    processing_time: float | None,
+    queue_time: float | None,
+    throttle_rps: float | None,
+    fail_share: float | None,
+    fault_5xx: float | None,
+    fault_drop: float | None,
+    debug_routes: bool,
+    cache_dir: str | None,
+) -> None:
     """Serve the emulator until Ctrl-C. Prints its base URL and an API key."""
     try:
         config = EmulatorConfig.from_file(Path(config_file)) if config_file else EmulatorConfig()
     except (ValueError, TypeError) as exc:
         raise UsageError(f"bad emulator config: {exc}", where=config_file) from None
     changes: dict[str, object] = {
-        k: v for k, v in {"processing_time": processing_time, "queue_time": queue_time,
-                          "throttle_rps": throttle_rps, "fail_share": fail_share,
-                          "cache_dir": Path(cache_dir) if cache_dir else None}.items()
+        k: v
+        for k, v in {
+            "processing_time": processing_time,
+            "queue_time": queue_time,
+            "throttle_rps": throttle_rps,
+            "fail_share": fail_share,
+            "cache_dir": Path(cache_dir) if cache_dir else None,
+        }.items()
         if v is not None
     }
     if debug_routes:
         changes["debug_routes"] = True
     if fault_5xx or fault_drop:
-        changes["faults"] = {**config.faults, "*": Faults(http_5xx=fault_5xx or 0.0, drop=fault_drop or 0.0)}
+        changes["faults"] = {
+            **config.faults,
+            "*": Faults(http_5xx=fault_5xx or 0.0, drop=fault_drop or 0.0),
+        }
     config = config.with_(**changes)
 
     async def main() -> None:

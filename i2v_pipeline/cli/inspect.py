@@ -53,7 +53,8 @@ def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
         if item.action is Action.FRESH and not verbose:
             continue
         cost = f"  ≈{item.credits} credits" if item.credits else ""
-        line = f"{item.action.value} {item.action.label:<8} {item.job_id:<{width}}  {item.reason}{cost}"
+        head = f"{item.action.value} {item.action.label:<8} {item.job_id:<{width}}"
+        line = f"{head}  {item.reason}{cost}"
         click.secho(line, fg=COLORS[item.action])
     click.echo(summary_line(items))
 

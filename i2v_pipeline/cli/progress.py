@@ -30,13 +30,15 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self.tty:
-            self._live = Live(self._render(), console=self.console, refresh_per_second=4,
-                              transient=True)
+            self._live = Live(
+                self._render(), console=self.console, refresh_per_second=4, transient=True
+            )
             self._live.__enter__()
         return self
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._live is not None:
             self._live.__exit__(et, e, tb)
 
@@ -62,5 +64,7 @@ class Progress:
             self._live.update(self._render())
             if event.kind in LOUD:
                 self.console.print(f"[red]{event.kind.value}[/] {event.job_id} {event.detail}")
-        elif not self.quiet and (event.kind in LOUD or event.kind in (EventKind.DONE, EventKind.SUBMITTED)):
+        elif not self.quiet and (
+            event.kind in LOUD or event.kind in (EventKind.DONE, EventKind.SUBMITTED)
+        ):
             click.echo(f"{event.kind.value:>9} {event.job_id} {event.detail}".rstrip(), err=True)

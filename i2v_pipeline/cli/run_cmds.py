@@ -25,29 +25,46 @@ from .progress import Progress
 @click.command("run")
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--retry-failed", is_flag=True, help="Create failed jobs again.")
-@click.option("--resubmit-unknown", is_flag=True,
-              help="Send creates whose earlier answer was lost (may pay twice).")
+@click.option(
+    "--resubmit-unknown",
+    is_flag=True,
+    help="Send creates whose earlier answer was lost (may pay twice).",
+)
 @click.option("--max-credits", type=click.IntRange(min=0), help="Stop submitting before N credits.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @selection_options
-def run_cmd(manifest: str, retry_failed: bool, resubmit_unknown: bool, max_credits: int | None,
-            as_json: bool, quiet: bool, only: str | None, patterns: tuple[str, ...],
-            shard: str | None, limit: int | None) -> None:
+def run_cmd(
+    manifest: str,
+    retry_failed: bool,
+    resubmit_unknown: bool,
+    max_credits: int | None,
+    as_json: bool,
+    quiet: bool,
+    only: str | None,
+    patterns: tuple[str, ...],
+    shard: str | None,
+    limit: int | None,
+) -> None:
     """Run the plan: create, poll, download, verify, and record everything in the lock."""
     from ..campaign import load_campaign
 
     campaign = load_campaign(manifest)
     with RunLock(campaign.lock_path, command_line()):
-        planned = plan_campaign(manifest, PlanOptions(retry_failed, resubmit_unknown),
-                                Selection(only, patterns, shard, limit))
+        planned = plan_campaign(
+            manifest,
+            PlanOptions(retry_failed, resubmit_unknown),
+            Selection(only, patterns, shard, limit),
+        )
         work = [i for i in planned.items if i.action.is_work]
         if not work:
             _finish(planned, RunStats(), 0.0, as_json, quiet, interrupted=False)
             return
         if not quiet and not as_json:
             click.echo(summary_line(planned.items), err=True)
-        check_reachable_images(planned.campaign, work, emulator=planned.campaign.provider.is_emulator)
+        check_reachable_images(
+            planned.campaign, work, emulator=planned.campaign.provider.is_emulator
+        )
         started = time.monotonic()
         stats, interrupted = RunStats(), False
         try:
@@ -58,49 +75,72 @@ def run_cmd(manifest: str, retry_failed: bool, resubmit_unknown: bool, max_credi
         _finish(planned, stats, time.monotonic() - started, as_json, quiet, interrupted)
 
 
-async def _run(planned: Planned, work: list[Any], progress: Progress,
-               max_credits: int | None) -> tuple[RunStats, bool]:
+async def _run(
+    planned: Planned, work: list[Any], progress: Progress, max_credits: int | None
+) -> tuple[RunStats, bool]:
     campaign = planned.campaign
     holder: dict[str, Executor] = {}
     interrupted = False
-    async with endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth):
-        async with anyio.create_task_group() as tg:
+    async with (
+        endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth),
+        anyio.create_task_group() as tg,
+    ):
 
-            async def watch_signals() -> None:
-                nonlocal interrupted
-                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
-                        interrupted = True
-                        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C: now
-                        if "ex" in holder:
-                            holder["ex"].stop_submitting = True
-                        tg.cancel_scope.cancel()
-                        return
+        async def watch_signals() -> None:
+            nonlocal interrupted
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    interrupted = True
+                    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C: now
+                    if "ex" in holder:
+                        holder["ex"].stop_submitting = True
+                    tg.cancel_scope.cancel()
+                    return
 
-            tg.start_soon(watch_signals)
-            stats = await execute(
-                campaign, planned.entries, work, base_url=base_url, auth=auth,
-                prefix=planned.prefix, emulator=campaign.provider.is_emulator, on_event=progress,
-                max_credits=max_credits, started=lambda ex: holder.__setitem__("ex", ex),
-            )
-            tg.cancel_scope.cancel()
+        tg.start_soon(watch_signals)
+        stats = await execute(
+            campaign,
+            planned.entries,
+            work,
+            base_url=base_url,
+            auth=auth,
+            prefix=planned.prefix,
+            emulator=campaign.provider.is_emulator,
+            on_event=progress,
+            max_credits=max_credits,
+            started=lambda ex: holder.__setitem__("ex", ex),
+        )
+        tg.cancel_scope.cancel()
     return (holder["ex"].stats if "ex" in holder else stats), interrupted
 
 
 def _compact(planned: Planned) -> None:
     c = planned.campaign
-    compact(c.lock_path, planned.entries, manifest=c.manifest.path.name, command=command_line(),
-            endpoint=c.provider.endpoint)
+    compact(
+        c.lock_path,
+        planned.entries,
+        manifest=c.manifest.path.name,
+        command=command_line(),
+        endpoint=c.provider.endpoint,
+    )
 
 
-def _finish(planned: Planned, stats: RunStats, seconds: float, as_json: bool, quiet: bool,
-            interrupted: bool) -> None:
+def _finish(
+    planned: Planned, stats: RunStats, seconds: float, as_json: bool, quiet: bool, interrupted: bool
+) -> None:
     fresh = sum(i.action is Action.FRESH for i in planned.items)
     summary = {
-        "done": stats.done, "failed": stats.failed, "unknown": stats.unknown,
-        "skipped": stats.skipped, "timed_out": stats.timed_out, "fresh": fresh,
-        "created": stats.created, "credits": stats.credits, "requests": stats.requests,
-        "seconds": round(seconds, 2), "interrupted": interrupted,
+        "done": stats.done,
+        "failed": stats.failed,
+        "unknown": stats.unknown,
+        "skipped": stats.skipped,
+        "timed_out": stats.timed_out,
+        "fresh": fresh,
+        "created": stats.created,
+        "credits": stats.credits,
+        "requests": stats.requests,
+        "seconds": round(seconds, 2),
+        "interrupted": interrupted,
         "fatal": stats.fatal.message if stats.fatal else None,
         "lock": str(planned.campaign.lock_path),
     }
@@ -108,15 +148,21 @@ def _finish(planned: Planned, stats: RunStats, seconds: float, as_json: bool, qu
         print_json(summary)
     elif not quiet:
         if not stats.done and not stats.failed and not stats.unknown and not interrupted:
-            click.echo(f"Nothing to do: {fresh} jobs fresh. ({planned.campaign.lock_path})", err=True)
+            click.echo(
+                f"Nothing to do: {fresh} jobs fresh. ({planned.campaign.lock_path})", err=True
+            )
         else:
             click.echo(
                 f"Finished: {stats.done} done, {stats.failed} failed, {stats.unknown} unknown, "
                 f"{stats.skipped} skipped, {fresh} already fresh; {stats.credits} credits; "
-                f"{seconds:.1f} s. Lock: {planned.campaign.lock_path}", err=True)
+                f"{seconds:.1f} s. Lock: {planned.campaign.lock_path}",
+                err=True,
+            )
     if interrupted:
-        raise Interrupted("interrupted: stopped submitting; the lock records everything so far",
-                          hint=f"resume with: i2v run {planned.campaign.manifest.path}")
+        raise Interrupted(
+            "interrupted: stopped submitting; the lock records everything so far",
+            hint=f"resume with: i2v run {planned.campaign.manifest.path}",
+        )
     if stats.fatal:
         raise stats.fatal
     if stats.failed or stats.unknown or stats.timed_out:

@@ -1,4 +1,4 @@
-"""A faithful local AKOOL: the embedded default, the integration-test fixture, the benchmark target."""
+"""A faithful local AKOOL: the embedded default, the test fixture, the benchmark target."""
 
 from .app import Emulator, RequestRecord
 from .config import EmulatorConfig, Faults

@@ -32,8 +32,17 @@ EFFECTS = [
     ("687632c35a0f52799eeeda07", "Zoom Out", "zoomout_26457513"),
 ]
 STORED = (
-    "image_url", "prompt", "negative_prompt", "extend_prompt", "resolution", "audio_url",
-    "is_premium_model", "effect_code", "model_name", "last_image_url", "generate_audio",
+    "image_url",
+    "prompt",
+    "negative_prompt",
+    "extend_prompt",
+    "resolution",
+    "audio_url",
+    "is_premium_model",
+    "effect_code",
+    "model_name",
+    "last_image_url",
+    "generate_audio",
     "multi_prompt",
 )
 
@@ -94,7 +103,9 @@ class Api:
             raise BadRequest(f"parameter validate error: video_length {seconds} is not supported")
         resolution = body.get("resolution")
         if model.resolutions and resolution not in model.resolutions:
-            raise BadRequest(f"parameter validate error: resolution {resolution!r} is not supported")
+            raise BadRequest(
+                f"parameter validate error: resolution {resolution!r} is not supported"
+            )
         count = _int(body, "count") or 1
         if batch and not 1 <= count <= model.max_count:
             raise BadRequest(f"parameter validate error: count must be 1..{model.max_count}")
@@ -104,10 +115,14 @@ class Api:
         if audio_type == 2 and not body.get("audio_url"):
             raise BadRequest("parameter validate error: audio_url is required when audio_type is 2")
         fields = {k: body[k] for k in STORED if k in body}
-        fields.update(video_length=seconds, model_name=model_name, uid=self.state.config.uid,
-                      team_id=self.state.config.team_id,
-                      webhookUrl=body.get("webhookurl") or body.get("webhookUrl") or "",
-                      file_name=f"Image2Video_{str(body['prompt'])[:24]}.mp4")
+        fields.update(
+            video_length=seconds,
+            model_name=model_name,
+            uid=self.state.config.uid,
+            team_id=self.state.config.team_id,
+            webhookUrl=body.get("webhookurl") or body.get("webhookUrl") or "",
+            file_name=f"Image2Video_{str(body['prompt'])[:24]}.mp4",
+        )
         if audio_type is not None:
             fields["audio_type"] = audio_type
         effect = next((e for e in EFFECTS if e[2] == body.get("effect_code")), None)
@@ -147,9 +162,14 @@ class Api:
 
     async def effects(self, request: web.Request) -> web.Response:
         result = [
-            {"_id": i, "create_time": 1752576694502, "name": name, "effect_code": code,
-             "logo": f"https://static.website-files.org/assets/Image_to_Video/Lora/{name}.png",
-             "video_url": f"https://static.website-files.org/assets/Image_to_Video/Lora/{name}.mp4"}
+            {
+                "_id": i,
+                "create_time": 1752576694502,
+                "name": name,
+                "effect_code": code,
+                "logo": f"https://static.website-files.org/assets/Image_to_Video/Lora/{name}.png",
+                "video_url": f"https://static.website-files.org/assets/Image_to_Video/Lora/{name}.mp4",
+            }
             for i, name, code in EFFECTS
         ]
         return envelope(OK, "Success", {"result": result, "count": len(result)})
@@ -159,7 +179,9 @@ class Api:
         if not types:
             raise BadRequest("parameter validate error: types cannot be empty")
         wanted = {int(t) for t in types if str(t).isdigit()}
-        models = [dict(m.raw) for m in self.state.catalog.models.values() if m.raw.get("type") in wanted]
+        models = [
+            dict(m.raw) for m in self.state.catalog.models.values() if m.raw.get("type") in wanted
+        ]
         return envelope(OK, "OK", models)
 
     async def credit(self, request: web.Request) -> web.Response:
@@ -177,8 +199,13 @@ class Api:
         if audio_type == 2 and not body.get("audio_url"):
             raise BadRequest("parameter validate error: audio_url is required when audio_type is 2")
         src = pre[0]
-        fields = {**src.fields, "pre_video_id": src.id, "audio_type": audio_type,
-                  "audio_url": body.get("audio_url", ""), "only_add_audio": True}
+        fields = {
+            **src.fields,
+            "pre_video_id": src.id,
+            "audio_type": audio_type,
+            "audio_url": body.get("audio_url", ""),
+            "only_add_audio": True,
+        }
         price = 5 * max(1, src.video_length // 5)
         if self.state.account.credits < price:
             raise BadRequest("Insufficient credit balance", NO_CREDIT)

@@ -76,7 +76,8 @@ class Emulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # noqa: SLF001 - the bound port
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
         port = sockets[0].getsockname()[1] if sockets else self.port
         self.state.base_url = f"http://{self.host}:{port}"
 
@@ -152,8 +153,9 @@ class Emulator:
         if faults.drop_before and self._rng.random() < faults.drop_before:
             return self._drop(request)
         if faults.http_5xx and self._rng.random() < faults.http_5xx:
-            busy = web.json_response({"code": 1015, "msg": "Create video error, try again later"},
-                                     status=503)
+            busy = web.json_response(
+                {"code": 1015, "msg": "Create video error, try again later"}, status=503
+            )
             busy["code"] = 1015
             return self._record(request, endpoint, busy)
         if endpoint not in ("token", "video", "debug", "unknown"):
@@ -168,14 +170,21 @@ class Emulator:
             return self._drop(request)  # processed, but the client never hears the answer
         return self._record(request, endpoint, response)
 
-    def _record(self, request: web.Request, endpoint: str, response: web.StreamResponse) -> web.StreamResponse:
+    def _record(
+        self, request: web.Request, endpoint: str, response: web.StreamResponse
+    ) -> web.StreamResponse:
         code = response.get("code")
-        self.log.append(RequestRecord(time.time(), request.method, request.path, endpoint, code,
-                                      response.status))
+        self.log.append(
+            RequestRecord(
+                time.time(), request.method, request.path, endpoint, code, response.status
+            )
+        )
         return response
 
     def _drop(self, request: web.Request) -> web.Response:
-        self.log.append(RequestRecord(time.time(), request.method, request.path, "dropped", None, 0))
+        self.log.append(
+            RequestRecord(time.time(), request.method, request.path, "dropped", None, 0)
+        )
         if request.transport is not None:
             request.transport.abort()
         return web.Response(status=500)
@@ -198,15 +207,18 @@ class Emulator:
         limit = self.config.throttle_rps
         if not limit:
             return None
-        key = request.headers.get("Authorization") or request.headers.get("x-api-key", "")
+        key = request.headers.get("Authorization") or request.headers.get("x-api-key") or ""
         window = self._windows.setdefault(key, deque())
         now = time.monotonic()
         while window and window[0] <= now - 1.0:
             window.popleft()
         if len(window) >= limit:
             if self.config.throttle_http_429:
-                slow = web.json_response({"code": 1005, "msg": "Frequent operation"}, status=429,
-                                         headers={"Retry-After": "1"})
+                slow = web.json_response(
+                    {"code": 1005, "msg": "Frequent operation"},
+                    status=429,
+                    headers={"Retry-After": "1"},
+                )
                 slow["code"] = 1005
                 return slow
             return envelope(1005, "Frequent operation")
@@ -221,7 +233,10 @@ class Emulator:
             body = await body_of(request)
         except BadRequest as exc:
             return envelope(PARAM, exc.msg)
-        if body.get("clientId") != self.config.client_id or body.get("clientSecret") != self.config.client_secret:
+        if (
+            body.get("clientId") != self.config.client_id
+            or body.get("clientSecret") != self.config.client_secret
+        ):
             return envelope(1101, "Invalid clientId or clientSecret")
         token = secrets.token_urlsafe(24)
         self.tokens.add(token)
@@ -245,7 +260,9 @@ class Emulator:
         return web.json_response({"counts": dict(self.counts), "total": len(self.log)})
 
     async def _debug_creates(self, request: web.Request) -> web.Response:
-        rows = [{"image_url": i, "prompt": p, "creates": n} for (i, p), n in self.state.creates.items()]
+        rows = [
+            {"image_url": i, "prompt": p, "creates": n} for (i, p), n in self.state.creates.items()
+        ]
         return web.json_response({"creates": rows})
 
     async def _debug_advance(self, request: web.Request) -> web.Response:

@@ -13,7 +13,15 @@ from typing import Any
 import yaml
 
 ENDPOINTS = (
-    "create", "batch", "results", "effects", "audio", "delete", "models", "token", "credit",
+    "create",
+    "batch",
+    "results",
+    "effects",
+    "audio",
+    "delete",
+    "models",
+    "token",
+    "credit",
     "video",
 )
 

@@ -96,8 +96,14 @@ class Media:
             if not path.exists():
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
                 await asyncio.to_thread(
-                    render_video, data, path, size=size, seconds=job.video_length,
-                    fps=self.config.fps, motion=motion, audio=audio,
+                    render_video,
+                    data,
+                    path,
+                    size=size,
+                    seconds=job.video_length,
+                    fps=self.config.fps,
+                    motion=motion,
+                    audio=audio,
                 )
                 self.renders += 1
         return path

@@ -31,17 +31,21 @@ def pick_motion(text: str) -> str:
     return MOTIONS[hashlib.sha256(text.encode()).digest()[0] % len(MOTIONS)]
 
 
-def frame_size(width: int, height: int, resolution: str | None, scale: float = 1.0) -> tuple[int, int]:
+def frame_size(
+    width: int, height: int, resolution: str | None, scale: float = 1.0
+) -> tuple[int, int]:
     """(w, h): the image's aspect with the resolution as the short side, both even."""
     short = SHORT_SIDE.get(str(resolution), 720) * scale
     if width >= height:
         h, w = short, short * width / height
     else:
         w, h = short, short * height / width
-    return max(2, int(round(w / 2)) * 2), max(2, int(round(h / 2)) * 2)
+    return max(2, round(w / 2) * 2), max(2, round(h / 2) * 2)
 
 
-def cache_key(image_sha: str, motion: str, size: tuple[int, int], seconds: int, fps: int, audio: bool) -> str:
+def cache_key(
+    image_sha: str, motion: str, size: tuple[int, int], seconds: int, fps: int, audio: bool
+) -> str:
     text = f"{image_sha}:{motion}:{size[0]}x{size[1]}:{seconds}:{fps}:{int(audio)}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -93,7 +97,9 @@ def render_video(
             sound = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
         for i in range(frames):
             t = i / max(1, frames - 1)
-            frame_img = big.resize((w, h), Image.Resampling.BILINEAR, box=_crop_box(motion, t, w, h))
+            frame_img = big.resize(
+                (w, h), Image.Resampling.BILINEAR, box=_crop_box(motion, t, w, h)
+            )
             frame = av.VideoFrame.from_ndarray(np.asarray(frame_img), format="rgb24")
             container.mux(video.encode(frame))
         container.mux(video.encode())
@@ -102,7 +108,9 @@ def render_video(
     tmp.replace(out_path)
 
 
-def _tone(container: av.container.OutputContainer, stream: av.audio.stream.AudioStream, seconds: int) -> None:
+def _tone(
+    container: av.container.OutputContainer, stream: av.audio.stream.AudioStream, seconds: int
+) -> None:
     chunk = 1024
     total = seconds * AUDIO_RATE
     for start in range(0, total, chunk):

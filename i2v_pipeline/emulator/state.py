@@ -12,11 +12,11 @@ import heapq
 import itertools
 import json
 import os
-from pathlib import Path
 import random
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..catalog import Catalog, estimate_credits
@@ -61,8 +61,13 @@ class Job:
         return int(self.fields.get("video_length") or 5)
 
     def to_api(self, base_url: str) -> dict[str, Any]:
-        out = {**self.fields, "_id": self.id, "create_time": self.create_time, "status": self.status,
-               "deduction_credit": self.credits}
+        out = {
+            **self.fields,
+            "_id": self.id,
+            "create_time": self.create_time,
+            "status": self.status,
+            "deduction_credit": self.credits,
+        }
         if self.update_time is not None:
             out["update_time"] = self.update_time
         if self.status == 3:
@@ -114,9 +119,12 @@ class State:
         for i in range(count):
             extra = {"batch_id": batch_id, "batch_count": count} if batch else {}
             job = Job(
-                id=self.new_id(), fields={**fields, **extra}, create_time=base_ms + i,
+                id=self.new_id(),
+                fields={**fields, **extra},
+                create_time=base_ms + i,
                 ready_at=now + self.config.queue_time,
-                fails=self.rng.random() < self.config.fail_share, credits=self.price(fields),
+                fails=self.rng.random() < self.config.fail_share,
+                credits=self.price(fields),
             )
             self.account.credits -= job.credits
             self.jobs[job.id] = job
@@ -176,7 +184,9 @@ class State:
             if job is None or job.deleted:
                 refused.append({"_id": i, "msg": "video resource does not exist"})
             elif job.status == 2:
-                refused.append({"_id": i, "msg": "video resource is processing, please try again later"})
+                refused.append(
+                    {"_id": i, "msg": "video resource is processing, please try again later"}
+                )
             else:
                 job.deleted = True
                 ok.append(i)
@@ -184,8 +194,11 @@ class State:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Path) -> None:
-        doc = {"credits": self.account.credits, "next_id": next(self._ids),
-               "jobs": [dataclasses.asdict(j) for j in self.jobs.values()]}
+        doc = {
+            "credits": self.account.credits,
+            "next_id": next(self._ids),
+            "jobs": [dataclasses.asdict(j) for j in self.jobs.values()],
+        }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(doc), encoding="utf-8")

@@ -45,8 +45,13 @@ class WebhookSender:
     async def _deliver(self, job: Job, status: int, url: str) -> None:
         cfg = self.state.config
         plain = self.payload(job, status)
-        body = seal(plain, cfg.client_id, cfg.client_secret, self.state.now_ms(),
-                    str(secrets.randbelow(10_000)))
+        body = seal(
+            plain,
+            cfg.client_id,
+            cfg.client_secret,
+            self.state.now_ms(),
+            str(secrets.randbelow(10_000)),
+        )
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         for _ in range(cfg.webhook_attempts):
@@ -55,7 +60,7 @@ class WebhookSender:
                     if r.status == 200:
                         self.delivered.append(plain)
                         return
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             await asyncio.sleep(cfg.webhook_retry)
 

@@ -111,8 +111,12 @@ Auth = ApiKeyAuth | TokenAuth
 
 class AkoolProvider:
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, auth: Auth | None,
-        *, timeout: float = 60.0,
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        auth: Auth | None,
+        *,
+        timeout: float = 60.0,
     ) -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")
@@ -128,33 +132,53 @@ class AkoolProvider:
             raise
         except aiohttp.ClientConnectorError as exc:  # refused, DNS, TLS: nothing was sent
             raise TransientError(f"cannot connect to {self.base_url}: {exc.os_error}") from None
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             what = type(exc).__name__
             if idempotent:
                 raise TransientError(f"request failed: {what}: {exc}") from None
-            raise UnknownOutcomeError(f"no answer to a create ({what}); it may have been created") from None
+            raise UnknownOutcomeError(
+                f"no answer to a create ({what}); it may have been created"
+            ) from None
 
     async def _call(
-        self, method: str, path: str, *, body: Mapping[str, Any] | None = None,
-        params: Mapping[str, str] | None = None, idempotent: bool = True, auth: bool = True,
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        idempotent: bool = True,
+        auth: bool = True,
     ) -> dict[str, Any]:
         headers = await self.auth.headers(self) if (auth and self.auth) else {}
-        async with self._translate(idempotent=idempotent):
-            async with self.session.request(
-                method, self.base_url + path, json=body, params=params, headers=headers,
+        async with (
+            self._translate(idempotent=idempotent),
+            self.session.request(
+                method,
+                self.base_url + path,
+                json=body,
+                params=params,
+                headers=headers,
                 timeout=self.timeout,
-            ) as resp:
-                raw = await resp.read()
-                return self._envelope(resp, raw, idempotent=idempotent)
+            ) as resp,
+        ):
+            raw = await resp.read()
+            return self._envelope(resp, raw, idempotent=idempotent)
 
-    def _envelope(self, resp: aiohttp.ClientResponse, raw: bytes, *, idempotent: bool) -> dict[str, Any]:
+    def _envelope(
+        self, resp: aiohttp.ClientResponse, raw: bytes, *, idempotent: bool
+    ) -> dict[str, Any]:
         try:
             doc = json.loads(raw) if raw else None
         except ValueError:
             doc = None
         if resp.status == 429:
-            raise ThrottledError("HTTP 429 Too Many Requests", code=1005, http_status=429,
-                                 retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+            raise ThrottledError(
+                "HTTP 429 Too Many Requests",
+                code=1005,
+                http_status=429,
+                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+            )
         if not isinstance(doc, dict) or not isinstance(doc.get("code"), int):
             text = f"HTTP {resp.status} without an AKOOL envelope"
             if resp.status in (401, 403):
@@ -174,28 +198,40 @@ class AkoolProvider:
 
     # ------------------------------------------------------------------ endpoints
     async def get_token(self, client_id: str, client_secret: str) -> str:
-        doc = await self._call("POST", f"{V3}/getToken", auth=False,
-                               body={"clientId": client_id, "clientSecret": client_secret})
+        doc = await self._call(
+            "POST",
+            f"{V3}/getToken",
+            auth=False,
+            body={"clientId": client_id, "clientSecret": client_secret},
+        )
         token = doc.get("token") or (doc.get("data") or {}).get("token")
         if not token:
             raise FatalProviderError("getToken answered without a token", hint=AUTH_HINT)
         return str(token)
 
     async def create(self, request: Mapping[str, Any]) -> Created:
-        doc = await self._call("POST", f"{V4}/image2Video/createBySourcePrompt/batch",
-                               body=request, idempotent=False)
+        doc = await self._call(
+            "POST", f"{V4}/image2Video/createBySourcePrompt/batch", body=request, idempotent=False
+        )
         data = doc.get("data") or {}
-        items = data.get("successList") if isinstance(data, dict) and "successList" in data else [data]
+        items = (
+            data.get("successList") if isinstance(data, dict) and "successList" in data else [data]
+        )
         items = [i for i in items or [] if isinstance(i, dict) and i.get("_id")]
         if not items:
             errors = data.get("errorList") if isinstance(data, dict) else None
             raise JobRejectedError(f"the create returned no videos (errorList: {errors!r})")
         credits = [i.get("deduction_credit") for i in items]
         total = sum(int(c) for c in credits if isinstance(c, int | float))
-        return Created(tuple(str(i["_id"]) for i in items), total if any(c is not None for c in credits) else None)
+        return Created(
+            tuple(str(i["_id"]) for i in items),
+            total if any(c is not None for c in credits) else None,
+        )
 
     async def results(self, ids: Sequence[str]) -> list[Result]:
-        doc = await self._call("POST", f"{V4}/image2Video/resultsByIds", body={"_ids": ",".join(ids)})
+        doc = await self._call(
+            "POST", f"{V4}/image2Video/resultsByIds", body={"_ids": ",".join(ids)}
+        )
         data = doc.get("data") or {}
         rows = data.get("result") if isinstance(data, dict) else data
         out = []
@@ -207,11 +243,17 @@ class AkoolProvider:
             except (TypeError, ValueError):
                 status = 1
             duration = row.get("video_duration")
-            out.append(Result(
-                id=str(row["_id"]), status=status, video_url=row.get("video_url") or None,
-                credits=row.get("deduction_credit") if isinstance(row.get("deduction_credit"), int) else None,
-                duration=float(duration) if isinstance(duration, int | float) else None,
-            ))
+            out.append(
+                Result(
+                    id=str(row["_id"]),
+                    status=status,
+                    video_url=row.get("video_url") or None,
+                    credits=row.get("deduction_credit")
+                    if isinstance(row.get("deduction_credit"), int)
+                    else None,
+                    duration=float(duration) if isinstance(duration, int | float) else None,
+                )
+            )
         return out
 
     async def models(self) -> list[dict[str, Any]]:

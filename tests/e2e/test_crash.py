@@ -6,7 +6,6 @@ The emulator runs as `i2v emulator serve` in its own process so it outlives the 
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -57,9 +56,23 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("AKOOL_API_KEY", "emulator-key")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     proc = subprocess.Popen(
-        [*I2V, "emulator", "serve", "--port", "0", "--processing-time", "0.4", "--queue-time",
-         "0.1", "--debug-routes", "--cache-dir", str(tmp_path / "renders")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            *I2V,
+            "emulator",
+            "serve",
+            "--port",
+            "0",
+            "--processing-time",
+            "0.4",
+            "--queue-time",
+            "0.1",
+            "--debug-routes",
+            "--cache-dir",
+            str(tmp_path / "renders"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()
@@ -76,8 +89,10 @@ def creates(url: str) -> dict[str, int]:
 
 
 def manifest(write: WriteManifest, url: str, n_prompts: int) -> Path:
-    prompts = "\n".join(f"  - {{id: p{i}, template: 'Shot {i} of {{{{ image.id }}}}, {{{{ mood }}}}'}}"
-                        for i in range(n_prompts))
+    prompts = "\n".join(
+        f"  - {{id: p{i}, template: 'Shot {i} of {{{{ image.id }}}}, {{{{ mood }}}}'}}"
+        for i in range(n_prompts)
+    )
     return write(MANIFEST.format(url=url, prompts=prompts))
 
 
@@ -89,34 +104,48 @@ def journal_lines(workdir: Path) -> int:
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments(served: str, write_manifest: WriteManifest, workdir: Path) -> None:
+def test_sigkill_at_random_moments(
+    served: str, write_manifest: WriteManifest, workdir: Path
+) -> None:
     """Kill the runner with SIGKILL several times mid-run; then rerun to completion. Nothing is
     created twice except what was reported unknown, nothing is lost, files match the lock."""
     path = manifest(write_manifest, served, 9)  # 3 images x 9 prompts x 2 moods = 54 jobs
     rng = random.Random(1234)
     for _ in range(4):
         target = journal_lines(workdir) + rng.randint(5, 60)
-        proc = subprocess.Popen([*I2V, "run", str(path), "-q"], cwd=workdir,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [*I2V, "run", str(path), "-q"],
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
-            wait_for(lambda: journal_lines(workdir) >= target or proc.poll() is not None)
+            wait_for(lambda t=target, p=proc: journal_lines(workdir) >= t or p.poll() is not None)  # type: ignore[misc]
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
     # finish without resubmitting unknowns: nothing may be created twice
     for _ in range(3):
-        done = subprocess.run([*I2V, "run", str(path), "--json", "-q"], cwd=workdir,
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [*I2V, "run", str(path), "--json", "-q"], cwd=workdir, capture_output=True, text=True
+        )
         if done.returncode == 0:
             break
-    plan = json.loads(subprocess.run([*I2V, "plan", str(path), "--json"], cwd=workdir,
-                                     capture_output=True, text=True).stdout)
+    plan = json.loads(
+        subprocess.run(
+            [*I2V, "plan", str(path), "--json"], cwd=workdir, capture_output=True, text=True
+        ).stdout
+    )
     unknown = {j["id"] for j in plan["jobs"] if j["action"] == "unknown"}
     counts = creates(served)
     assert all(n == 1 for n in counts.values()), counts
     # then resubmit the unknowns as a user would after checking
-    final = subprocess.run([*I2V, "run", str(path), "--resubmit-unknown", "--json", "-q"],
-                           cwd=workdir, capture_output=True, text=True)
+    final = subprocess.run(
+        [*I2V, "run", str(path), "--resubmit-unknown", "--json", "-q"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
     assert final.returncode == 0, final.stderr
     doc = yaml.safe_load((workdir / "m.lock.yaml").read_text())
     schemas.validate("lock", doc, error_class=LockError)
@@ -133,13 +162,28 @@ def test_sigkill_at_random_moments(served: str, write_manifest: WriteManifest, w
 
 
 @pytest.mark.slow
-def test_ctrl_c_compacts_and_exits_130(served: str, write_manifest: WriteManifest, workdir: Path) -> None:
+def test_ctrl_c_compacts_and_exits_130(
+    served: str, write_manifest: WriteManifest, workdir: Path
+) -> None:
     """Ctrl-C stops submitting, compacts the lock, says how to resume, exits 130."""
     path = manifest(write_manifest, served, 9)
-    proc = subprocess.Popen([*I2V, "run", str(path)], cwd=workdir, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: b'"t":"created"' in ((workdir / "m.lock.yaml.journal").read_bytes()
-                                           if (workdir / "m.lock.yaml.journal").exists() else b""))
+    proc = subprocess.Popen(
+        [*I2V, "run", str(path)],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(
+        lambda: (
+            b'"t":"created"'
+            in (
+                (workdir / "m.lock.yaml.journal").read_bytes()
+                if (workdir / "m.lock.yaml.journal").exists()
+                else b""
+            )
+        )
+    )
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -148,7 +192,9 @@ def test_ctrl_c_compacts_and_exits_130(served: str, write_manifest: WriteManifes
     doc = yaml.safe_load((workdir / "m.lock.yaml").read_text())
     schemas.validate("lock", doc, error_class=LockError)
     assert any(j["state"] in ("submitted", "succeeded") for j in doc["jobs"])
-    done = subprocess.run([*I2V, "run", str(path), "-q"], cwd=workdir, capture_output=True, text=True)
+    done = subprocess.run(
+        [*I2V, "run", str(path), "-q"], cwd=workdir, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert all(n == 1 for n in creates(served).values())
 
@@ -157,12 +203,18 @@ def test_ctrl_c_compacts_and_exits_130(served: str, write_manifest: WriteManifes
 def test_second_run_is_refused(served: str, write_manifest: WriteManifest, workdir: Path) -> None:
     """While one run holds the manifest, another exits 2 naming the holder."""
     path = manifest(write_manifest, served, 9)
-    proc = subprocess.Popen([*I2V, "run", str(path), "-q"], cwd=workdir,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*I2V, "run", str(path), "-q"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         run_file = workdir / "m.lock.yaml.run"
         wait_for(lambda: run_file.exists() and run_file.read_text().startswith("{"))
-        second = subprocess.run([*I2V, "run", str(path)], cwd=workdir, capture_output=True, text=True)
+        second = subprocess.run(
+            [*I2V, "run", str(path)], cwd=workdir, capture_output=True, text=True
+        )
         assert second.returncode == 2
         assert "another i2v run is using this manifest" in second.stderr
         assert f"pid {proc.pid}" in second.stderr

@@ -55,8 +55,9 @@ def check_lock(lock: Path, base: Path) -> dict[str, dict[str, object]]:
     return jobs
 
 
-def test_run_then_rerun_is_free(emulator: ThreadedEmulator, write_manifest: WriteManifest,
-                                workdir: Path) -> None:
+def test_run_then_rerun_is_free(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
     """A run makes every video once; a rerun makes zero requests and exits 0."""
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
     code, summary, err = run("run", str(path), "--json")
@@ -64,8 +65,14 @@ def test_run_then_rerun_is_free(emulator: ThreadedEmulator, write_manifest: Writ
     assert summary is not None and summary["done"] == 6 and summary["created"] == 6
     assert emulator.creates() == 6
     jobs = check_lock(workdir / "m.lock.yaml", workdir)
-    assert sorted(jobs) == ["garden.dolly", "garden.pan", "sunrise.dolly", "sunrise.pan",
-                            "tower.dolly", "tower.pan"]
+    assert sorted(jobs) == [
+        "garden.dolly",
+        "garden.pan",
+        "sunrise.dolly",
+        "sunrise.pan",
+        "tower.dolly",
+        "tower.pan",
+    ]
     assert all(j["state"] == "succeeded" and j["credits"] == 20 for j in jobs.values())
     lock_before = (workdir / "m.lock.yaml").read_text()
     before = emulator.requests()
@@ -76,8 +83,9 @@ def test_run_then_rerun_is_free(emulator: ThreadedEmulator, write_manifest: Writ
     assert not (workdir / "m.lock.yaml.journal").exists()
 
 
-def test_changes_cost_only_what_changed(emulator: ThreadedEmulator, write_manifest: WriteManifest,
-                                        workdir: Path) -> None:
+def test_changes_cost_only_what_changed(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
     """A changed prompt recreates one job; a moved output is copied; a deleted file is
     downloaded again; none of these creates anything else."""
     text = MANIFEST.format(url=emulator.base_url)
@@ -88,12 +96,17 @@ def test_changes_cost_only_what_changed(emulator: ThreadedEmulator, write_manife
     write_manifest(text.replace("Pan across", "Slow pan across"))
     code, summary, _ = run("plan", str(path), "--json")
     assert summary is not None and summary["summary"]["create"] == 3  # the pan prompt: 3 images
-    write_manifest(text.replace('template: "Pan across', 'template: "Pan across').replace(
-        "{{ prompt.id }}.mp4", "{{ prompt.id }}-v2.mp4"))
+    write_manifest(
+        text.replace('template: "Pan across', 'template: "Pan across').replace(
+            "{{ prompt.id }}.mp4", "{{ prompt.id }}-v2.mp4"
+        )
+    )
     code, summary, err = run("run", str(path), "--json")
     assert code == 0, err
     assert emulator.creates() == 6  # relocation bought nothing
-    assert (workdir / "out/garden/pan-v2.mp4").is_file() and (workdir / "out/garden/pan.mp4").is_file()
+    assert (workdir / "out/garden/pan-v2.mp4").is_file() and (
+        workdir / "out/garden/pan.mp4"
+    ).is_file()
 
     (workdir / "out/tower/dolly-v2.mp4").unlink()
     code, summary, _ = run("run", str(path), "--json")
@@ -102,17 +115,24 @@ def test_changes_cost_only_what_changed(emulator: ThreadedEmulator, write_manife
     check_lock(workdir / "m.lock.yaml", workdir)
 
 
-def test_fault_injection_ends_right(emulator: ThreadedEmulator, write_manifest: WriteManifest,
-                                    workdir: Path) -> None:
+def test_fault_injection_ends_right(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
     """5xx, throttling, failed jobs and truncated downloads: every job ends right, never twice."""
     emulator.emu.config = emulator.emu.config.with_(
         throttle_rps=20.0,
-        faults={"batch": Faults(http_5xx=0.3), "results": Faults(http_5xx=0.2),
-                "video": Faults(truncate=0.3)},
+        faults={
+            "batch": Faults(http_5xx=0.3),
+            "results": Faults(http_5xx=0.2),
+            "video": Faults(truncate=0.3),
+        },
     )
     emulator.emu.state.config = emulator.emu.config.with_(fail_share=0.3)
-    path = write_manifest(MANIFEST.format(url=emulator.base_url).replace(
-        "create_rps: 50, request_rps: 100", "create_rps: 40, request_rps: 40"))
+    path = write_manifest(
+        MANIFEST.format(url=emulator.base_url).replace(
+            "create_rps: 50, request_rps: 100", "create_rps: 40, request_rps: 40"
+        )
+    )
     code, summary, err = run("run", str(path), "--json")
     assert summary is not None
     failed = summary["failed"]
@@ -145,12 +165,15 @@ def test_dropped_create_answer_is_unknown_not_resent(
     assert plan is not None and plan["jobs"][0]["action"] == "unknown"
     code, summary, _ = run("run", str(path), "--json", "--select", "garden.dolly")
     assert emulator.creates() == 1  # not resent by default
-    code, summary, _ = run("run", str(path), "--json", "--select", "garden.dolly", "--resubmit-unknown")
+    code, summary, _ = run(
+        "run", str(path), "--json", "--select", "garden.dolly", "--resubmit-unknown"
+    )
     assert code == 0 and emulator.creates() == 2
 
 
-def test_auth_failure_exits_3(emulator: ThreadedEmulator, write_manifest: WriteManifest,
-                              monkeypatch: object) -> None:
+def test_auth_failure_exits_3(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, monkeypatch: object
+) -> None:
     """A bad API key stops the run with exit 3 and a hint; the key is never printed."""
     import pytest
 
@@ -178,9 +201,11 @@ def test_missing_credentials_exit_2(write_manifest: WriteManifest, monkeypatch: 
     assert code == 2 and "AKOOL_API_KEY" in err
 
 
-def test_max_credits_stops_submitting(emulator: ThreadedEmulator, write_manifest: WriteManifest) -> None:
+def test_max_credits_stops_submitting(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest
+) -> None:
     """--max-credits stops before the estimate would pass it."""
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
-    code, summary, _ = run("run", str(path), "--max-credits", "45", "--json")
+    _, summary, _ = run("run", str(path), "--max-credits", "45", "--json")
     assert summary is not None and summary["created"] == 2 and summary["skipped"] == 4
     assert emulator.creates() == 2

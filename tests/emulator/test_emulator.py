@@ -29,13 +29,18 @@ def body(**kw: Any) -> dict[str, Any]:
 @pytest.fixture
 async def emu(tmp_path: Path) -> AsyncIterator[Emulator]:
     clock = ManualClock()
-    async with Emulator(EmulatorConfig(cache_dir=tmp_path, queue_time=1, processing_time=10,
-                                       max_processing=2), clock=clock) as e:
+    async with Emulator(
+        EmulatorConfig(cache_dir=tmp_path, queue_time=1, processing_time=10, max_processing=2),
+        clock=clock,
+    ) as e:
         yield e
 
 
 async def post(e: Emulator, path: str, json: Any, headers: dict[str, str] = KEY) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as s, s.post(e.base_url + path, json=json, headers=headers) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(e.base_url + path, json=json, headers=headers) as r,
+    ):
         assert r.status == 200
         return await r.json()  # type: ignore[no-any-return]
 
@@ -82,9 +87,11 @@ async def test_results_needs_a_string(emu: Emulator) -> None:
     assert doc["data"]["result"] == []
 
 
-@pytest.mark.parametrize(("headers", "code"), [({}, 1102), ({"x-api-key": "nope"}, 1109),
-                                               ({"Authorization": "Bearer nope"}, 1101)],
-                         ids=["none", "bad-key", "bad-token"])
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [({}, 1102), ({"x-api-key": "nope"}, 1109), ({"Authorization": "Bearer nope"}, 1101)],
+    ids=["none", "bad-key", "bad-token"],
+)
 async def test_auth_codes(emu: Emulator, headers: dict[str, str], code: int) -> None:
     """Missing auth 1102, unknown key 1109, bad token 1101, all HTTP 200."""
     assert (await post(emu, f"{V4}/resultsByIds", {"_ids": "x"}, headers))["code"] == code
@@ -92,19 +99,32 @@ async def test_auth_codes(emu: Emulator, headers: dict[str, str], code: int) -> 
 
 async def test_token_flow(emu: Emulator) -> None:
     """getToken returns a top-level token that then works as Bearer (and wins over x-api-key)."""
-    doc = await post(emu, "/api/open/v3/getToken",
-                     {"clientId": emu.config.client_id, "clientSecret": emu.config.client_secret}, {})
+    doc = await post(
+        emu,
+        "/api/open/v3/getToken",
+        {"clientId": emu.config.client_id, "clientSecret": emu.config.client_secret},
+        {},
+    )
     assert doc["code"] == 1000 and "data" not in doc
     headers = {"Authorization": f"Bearer {doc['token']}", "x-api-key": "wrong"}
     assert (await post(emu, f"{V4}/resultsByIds", {"_ids": "x"}, headers))["code"] == 1000
 
 
-@pytest.mark.parametrize(("change", "needle"), [
-    ({"prompt": ""}, "prompt"), ({"resolution": "8k"}, "resolution"),
-    ({"video_length": 7}, "video_length"), ({"count": 11}, "count"),
-    ({"audio_type": 2}, "audio_url"), ({"model_name": "nope"}, "model_name"),
-], ids=["prompt", "resolution", "duration", "count", "audio", "model"])
-async def test_parameter_errors_name_the_field(emu: Emulator, change: dict[str, Any], needle: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"prompt": ""}, "prompt"),
+        ({"resolution": "8k"}, "resolution"),
+        ({"video_length": 7}, "video_length"),
+        ({"count": 11}, "count"),
+        ({"audio_type": 2}, "audio_url"),
+        ({"model_name": "nope"}, "model_name"),
+    ],
+    ids=["prompt", "resolution", "duration", "count", "audio", "model"],
+)
+async def test_parameter_errors_name_the_field(
+    emu: Emulator, change: dict[str, Any], needle: str
+) -> None:
     """1003 names the bad field."""
     doc = await post(emu, f"{V4}/createBySourcePrompt/batch", body(**change))
     assert doc["code"] == 1003 and needle in doc["msg"]
@@ -115,16 +135,26 @@ async def test_tolerant_shapes_single_create_and_webhook_spelling(emu: Emulator)
     the demo's string audio_type and dropped batch fields are accepted."""
     doc = await post(emu, f"{V4}/createBySourcePrompt", body(webhookUrl="http://127.0.0.1:9/h"))
     assert doc["data"]["webhookUrl"] == "http://127.0.0.1:9/h" and doc["data"]["status"] == 1
-    doc = await post(emu, f"{V4}/createBySourcePrompt/batch",
-                     body(webhookurl="http://x/h", audio_type="3", audio_url="", is_premium_model=False,
-                          effect_code="squish_89244231312"))
+    doc = await post(
+        emu,
+        f"{V4}/createBySourcePrompt/batch",
+        body(
+            webhookurl="http://x/h",
+            audio_type="3",
+            audio_url="",
+            is_premium_model=False,
+            effect_code="squish_89244231312",
+        ),
+    )
     item = doc["data"]["successList"][0]
     assert item["webhookUrl"] == "http://x/h" and item["effect_name"] == "Squish"
 
 
 async def test_credits_and_refunds(tmp_path: Path) -> None:
     """Credits go at create, come back on status 4, and 1104 when short."""
-    cfg = EmulatorConfig(cache_dir=tmp_path, credits=50, fail_share=1.0, queue_time=0, processing_time=1)
+    cfg = EmulatorConfig(
+        cache_dir=tmp_path, credits=50, fail_share=1.0, queue_time=0, processing_time=1
+    )
     async with Emulator(cfg, clock=ManualClock()) as e:
         assert (await post(e, f"{V4}/createBySourcePrompt/batch", body(count=2)))["code"] == 1000
         assert (await get(e, "/api/open/v3/faceswap/quota/info"))["data"]["credit"] == 10
@@ -135,7 +165,12 @@ async def test_credits_and_refunds(tmp_path: Path) -> None:
 
 async def test_delete_refuses_processing_and_expiry_403(emu: Emulator) -> None:
     """Processing videos go to noPermissionItems; finished ones delete; URLs expire with 403."""
-    ids = [i["_id"] for i in (await post(emu, f"{V4}/createBySourcePrompt/batch", body(count=2)))["data"]["successList"]]
+    ids = [
+        i["_id"]
+        for i in (await post(emu, f"{V4}/createBySourcePrompt/batch", body(count=2)))["data"][
+            "successList"
+        ]
+    ]
     emu.advance(1.5)
     doc = await post(emu, f"{V4}/delbyids", {"_ids": ids[0]})
     assert doc["msg"] == "Delete successfully" and doc["data"]["successIds"] == []
@@ -150,12 +185,19 @@ async def test_delete_refuses_processing_and_expiry_403(emu: Emulator) -> None:
 
 async def test_update_audio_only_for_finished(emu: Emulator) -> None:
     """updateVideoAudio needs a finished video and makes a new record."""
-    (vid,) = [i["_id"] for i in (await post(emu, f"{V4}/createBySourcePrompt/batch", body()))["data"]["successList"]]
+    (vid,) = [
+        i["_id"]
+        for i in (await post(emu, f"{V4}/createBySourcePrompt/batch", body()))["data"][
+            "successList"
+        ]
+    ]
     req = {"pre_video_id": vid, "audio_type": 2, "audio_url": "http://127.0.0.1:9/a.mp3"}
     assert (await post(emu, f"{V4}/updateVideoAudio", req))["code"] == 1003
     emu.advance(12)
     doc = await post(emu, f"{V4}/updateVideoAudio", req)
-    assert doc["code"] == 1000 and doc["data"]["_id"] != vid and doc["data"]["only_add_audio"] is True
+    assert (
+        doc["code"] == 1000 and doc["data"]["_id"] != vid and doc["data"]["only_add_audio"] is True
+    )
     assert doc["data"]["deduction_credit"] == 5
 
 
@@ -176,27 +218,38 @@ async def test_throttle_1005(tmp_path: Path) -> None:
 
 async def test_faults(tmp_path: Path) -> None:
     """5xx with an envelope, dropped connections, truncated downloads, as configured."""
-    faults = {"results": Faults(http_5xx=1.0), "effects": Faults(drop=1.0), "video": Faults(truncate=1.0)}
-    async with Emulator(EmulatorConfig(cache_dir=tmp_path, faults=faults, queue_time=0,
-                                       processing_time=0), clock=ManualClock()) as e:
-        async with aiohttp.ClientSession(headers=KEY) as s:
-            async with s.post(e.base_url + f"{V4}/resultsByIds", json={"_ids": "x"}) as r:
-                assert r.status == 503 and (await r.json())["code"] == 1015
-            with pytest.raises(aiohttp.ClientError):
-                async with s.get(e.base_url + f"{V4}/effects") as r:
-                    await r.read()
-            item = (await post(e, f"{V4}/createBySourcePrompt/batch", body()))["data"]["successList"][0]
-            e.advance(1)
-            full = (await e.media.video_for(e.state.jobs[item["_id"]])).stat().st_size
-            async with s.get(f"{e.base_url}/_emulator/videos/{item['_id']}.mp4") as r:
-                assert len(await r.read()) == full // 2
+    faults = {
+        "results": Faults(http_5xx=1.0),
+        "effects": Faults(drop=1.0),
+        "video": Faults(truncate=1.0),
+    }
+    async with (
+        Emulator(
+            EmulatorConfig(cache_dir=tmp_path, faults=faults, queue_time=0, processing_time=0),
+            clock=ManualClock(),
+        ) as e,
+        aiohttp.ClientSession(headers=KEY) as s,
+    ):
+        async with s.post(e.base_url + f"{V4}/resultsByIds", json={"_ids": "x"}) as r:
+            assert r.status == 503 and (await r.json())["code"] == 1015
+        with pytest.raises(aiohttp.ClientError):
+            async with s.get(e.base_url + f"{V4}/effects") as r:
+                await r.read()
+        item = (await post(e, f"{V4}/createBySourcePrompt/batch", body()))["data"]["successList"][0]
+        e.advance(1)
+        full = (await e.media.video_for(e.state.jobs[item["_id"]])).stat().st_size
+        async with s.get(f"{e.base_url}/_emulator/videos/{item['_id']}.mp4") as r:
+            assert len(await r.read()) == full // 2
 
 
 async def test_render_cache(tmp_path: Path) -> None:
     """Many jobs on one image and prompt render once."""
-    async with Emulator(EmulatorConfig(cache_dir=tmp_path, queue_time=0, processing_time=0),
-                        clock=ManualClock()) as e:
-        items = (await post(e, f"{V4}/createBySourcePrompt/batch", body(count=5)))["data"]["successList"]
+    async with Emulator(
+        EmulatorConfig(cache_dir=tmp_path, queue_time=0, processing_time=0), clock=ManualClock()
+    ) as e:
+        items = (await post(e, f"{V4}/createBySourcePrompt/batch", body(count=5)))["data"][
+            "successList"
+        ]
         e.advance(1)
         paths = {await e.media.video_for(e.state.jobs[i["_id"]]) for i in items}
     assert len(paths) == 1 and e.media.renders == 1
@@ -221,11 +274,17 @@ async def test_webhooks_signed_encrypted_retried(tmp_path: Path) -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
-    cfg = EmulatorConfig(cache_dir=tmp_path, queue_time=0.01, processing_time=0.05, webhook_retry=0.01)
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    cfg = EmulatorConfig(
+        cache_dir=tmp_path, queue_time=0.01, processing_time=0.05, webhook_retry=0.01
+    )
     try:
         async with Emulator(cfg) as e:
-            await post(e, f"{V4}/createBySourcePrompt/batch", body(webhookurl=f"http://127.0.0.1:{port}/hook"))
+            await post(
+                e,
+                f"{V4}/createBySourcePrompt/batch",
+                body(webhookurl=f"http://127.0.0.1:{port}/hook"),
+            )
             import anyio
 
             with anyio.fail_after(10):

@@ -29,19 +29,66 @@ BASE = "https://openapi.akool.com"
 BATCH = f"{BASE}/api/open/v4/image2Video/createBySourcePrompt/batch"
 RESULTS = f"{BASE}/api/open/v4/image2Video/resultsByIds"
 
-DOC_BATCH = {"code": 1000, "msg": "OK", "data": {"successList": [
-    {"_id": "689174694b4dbdd4ab3d28c9", "create_time": 1754362985482, "status": 1,
-     "deduction_credit": 5, "batch_id": "1754362985482_101400", "batch_count": 3},
-    {"_id": "689174694b4dbdd4ab3d28ca", "create_time": 1754362985483, "deduction_credit": 5},
-    {"_id": "689174694b4dbdd4ab3d28cb", "create_time": 1754362985484, "deduction_credit": 5}],
-    "errorList": []}}
-DOC_SINGLE = {"code": 1000, "msg": "OK", "data": {"_id": "689174694b4dbdd4ab3d28c9", "status": 1,
-                                                   "deduction_credit": 60, "webhookUrl": ""}}
-DOC_RESULTS = {"code": 1000, "msg": "OK", "data": {"result": [
-    {"_id": "6891a2295d612f78c9204f77", "video_duration": 5.063, "deduction_credit": 5, "status": 1},
-    {"_id": "6891abe782f7cd2a890c44ba", "sub_type": 1501, "video_duration": 5.063,
-     "deduction_credit": 30, "video_url": "https://d2qf6ukcym4kn9.cloudfront.net/1754377291791-1423.mp4",
-     "status": 3, "only_add_audio": False}]}}
+DOC_BATCH = {
+    "code": 1000,
+    "msg": "OK",
+    "data": {
+        "successList": [
+            {
+                "_id": "689174694b4dbdd4ab3d28c9",
+                "create_time": 1754362985482,
+                "status": 1,
+                "deduction_credit": 5,
+                "batch_id": "1754362985482_101400",
+                "batch_count": 3,
+            },
+            {
+                "_id": "689174694b4dbdd4ab3d28ca",
+                "create_time": 1754362985483,
+                "deduction_credit": 5,
+            },
+            {
+                "_id": "689174694b4dbdd4ab3d28cb",
+                "create_time": 1754362985484,
+                "deduction_credit": 5,
+            },
+        ],
+        "errorList": [],
+    },
+}
+DOC_SINGLE = {
+    "code": 1000,
+    "msg": "OK",
+    "data": {
+        "_id": "689174694b4dbdd4ab3d28c9",
+        "status": 1,
+        "deduction_credit": 60,
+        "webhookUrl": "",
+    },
+}
+DOC_RESULTS = {
+    "code": 1000,
+    "msg": "OK",
+    "data": {
+        "result": [
+            {
+                "_id": "6891a2295d612f78c9204f77",
+                "video_duration": 5.063,
+                "deduction_credit": 5,
+                "status": 1,
+            },
+            {
+                "_id": "6891abe782f7cd2a890c44ba",
+                "sub_type": 1501,
+                "video_duration": 5.063,
+                "deduction_credit": 30,
+                "video_url": "https://d2qf6ukcym4kn9.cloudfront.net/1754377291791-1423.mp4",
+                "status": 3,
+                "only_add_audio": False,
+            },
+        ]
+    },
+}
 
 
 @pytest.fixture
@@ -56,7 +103,11 @@ async def test_batch_doc_example_parses(client: AkoolProvider) -> None:
         m.post(BATCH, payload=DOC_BATCH)
         created = await client.create({"prompt": "p"})
         (call,) = m.requests[("POST", aiohttp.client.URL(BATCH))]
-    assert created.ids == ("689174694b4dbdd4ab3d28c9", "689174694b4dbdd4ab3d28ca", "689174694b4dbdd4ab3d28cb")
+    assert created.ids == (
+        "689174694b4dbdd4ab3d28c9",
+        "689174694b4dbdd4ab3d28ca",
+        "689174694b4dbdd4ab3d28cb",
+    )
     assert created.credits == 15
     assert call.kwargs["headers"] == {"x-api-key": "k-secret"}
 
@@ -79,12 +130,22 @@ async def test_results_doc_example_and_string_ids(client: AkoolProvider) -> None
     assert rows[1].duration == 5.063 and rows[1].credits == 30
 
 
-@pytest.mark.parametrize(("code", "cls"), [
-    (1005, ThrottledError), (1015, TransientError), (1003, JobRejectedError),
-    (1008, JobRejectedError), (1101, FatalProviderError), (1102, FatalProviderError),
-    (1109, FatalProviderError), (1200, FatalProviderError), (1104, FatalProviderError),
-    (1006, FatalProviderError),
-], ids=lambda v: str(v) if isinstance(v, int) else v.__name__)
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [
+        (1005, ThrottledError),
+        (1015, TransientError),
+        (1003, JobRejectedError),
+        (1008, JobRejectedError),
+        (1101, FatalProviderError),
+        (1102, FatalProviderError),
+        (1109, FatalProviderError),
+        (1200, FatalProviderError),
+        (1104, FatalProviderError),
+        (1006, FatalProviderError),
+    ],
+    ids=lambda v: str(v) if isinstance(v, int) else v.__name__,
+)
 async def test_every_code_is_classified(client: AkoolProvider, code: int, cls: type) -> None:
     """Each documented code maps to exactly one class, through the real client."""
     with aioresponses() as m:
@@ -108,9 +169,13 @@ async def test_create_transport_errors(client: AkoolProvider) -> None:
     """Connection refused before sending is transient; a drop after sending is unknown; a bare
     5xx on a create is unknown, on a read transient."""
     with aioresponses() as m:
-        m.post(BATCH, exception=aiohttp.ClientConnectorError(
-            aiohttp.client_reqrep.ConnectionKey("h", 443, True, None, None, None, None),
-            OSError(111, "refused")))
+        m.post(
+            BATCH,
+            exception=aiohttp.ClientConnectorError(
+                aiohttp.client_reqrep.ConnectionKey("h", 443, True, None, None, None, None),
+                OSError(111, "refused"),
+            ),
+        )
         with pytest.raises(TransientError):
             await client.create({})
         m.post(BATCH, exception=aiohttp.ServerDisconnectedError())
@@ -140,7 +205,9 @@ async def test_token_flow_fetches_once() -> None:
             await client.results(["a"])
             await client.results(["b"])
             calls = m.requests[("POST", aiohttp.client.URL(RESULTS))]
-            assert len(m.requests[("POST", aiohttp.client.URL(f"{BASE}/api/open/v3/getToken"))]) == 1
+            assert (
+                len(m.requests[("POST", aiohttp.client.URL(f"{BASE}/api/open/v3/getToken"))]) == 1
+            )
     assert calls[1].kwargs["headers"] == {"Authorization": "Bearer tok"}
     assert "csecret" not in repr(client.auth)
 
