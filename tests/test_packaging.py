@@ -96,6 +96,7 @@ LAYERS = {
     "manifest": 1,
     "templating": 1,
     "expand": 1,
+    "images": 1,
     "schemas": 1,
     "catalog": 1,
     "fingerprint": 1,
