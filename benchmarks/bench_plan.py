@@ -69,7 +69,7 @@ def build(folder: Path, n_images: int, n_prompts: int, per_combo: int) -> Path:
 
 def fill_lock(manifest: Path, make_files: bool) -> int:
     from i2v_pipeline.campaign import load_campaign
-    from i2v_pipeline.lock import compact
+    from i2v_pipeline.lock import compact, request_text
     from i2v_pipeline.model import FileRecord, LockEntry
     from i2v_pipeline.plan import lock_request
 
@@ -86,7 +86,7 @@ def fill_lock(manifest: Path, make_files: bool) -> int:
             fingerprint=s.fingerprint,
             state="succeeded",
             attempt=f"a{n}",
-            request=lock_request(s),
+            request_json=request_text(lock_request(s)),
             remote_ids=(f"{n:024x}",),
             remote_status=(3,),
             video_urls=(f"https://cdn.example.com/{n}.mp4",),

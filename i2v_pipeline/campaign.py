@@ -5,7 +5,6 @@ load -> expand -> catalog normalise -> job schema -> catalog semantics -> finger
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from . import schemas
 from .catalog import Catalog
 from .errors import CatalogError
 from .expand import expand
-from .fingerprint import FileHasher, fingerprint
+from .fingerprint import FileHasher
 from .manifest import Manifest
 from .model import JobSpec
 from .perf import gc_paused
@@ -82,23 +81,18 @@ def compile_manifest(man: Manifest, catalog: Catalog | None = None) -> Campaign:
 
 
 def _compile(man: Manifest, catalog: Catalog) -> Campaign:
-    expansion = expand(man, FileHasher())
-    specs: list[JobSpec] = []
+    expansion = expand(man, FileHasher(), catalog.normalize)
     for spec in expansion.specs:
-        request = catalog.normalize(spec.request)
-        if request is not spec.request:
-            spec = dataclasses.replace(spec, request=request)
         if not schemas.is_valid("job", doc := spec.to_json()):
             where = f"{man.locate(expansion.origins[spec.id])} (job {spec.id})"
             schemas.validate("job", doc, what=where, error_class=CatalogError)
-        problem = catalog.problem(request, spec.last_frame is not None)
+        problem = catalog.problem(spec.request, spec.last_frame is not None)
         if problem:
             where = f"{man.locate(expansion.origins[spec.id])} (job {spec.id})"
             raise CatalogError(problem, where=where)
-        specs.append(dataclasses.replace(spec, fingerprint=fingerprint(spec)))
     return Campaign(
         manifest=man,
-        specs=specs,
+        specs=expansion.specs,
         output_dir=expansion.output_dir,
         provider=ProviderSettings.from_manifest(man.data),
         limits=Limits.from_manifest(man.data),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 
 from .errors import ManifestError, TemplateError
+from .fingerprint import fingerprint_of
 from .images import Hasher, Image, Loc, resolve_images, url_ref
 from .manifest import Manifest
 from .model import ImageRef, JobSpec
@@ -46,6 +47,7 @@ DEFAULT_FIELDS: dict[str, Any] = {
 }
 DEFAULT_OUTPUT_PATH = "{{ id }}.mp4"
 SELECTOR_KEYS = ("image", "prompt", "tag")
+Normalize = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +115,10 @@ _MISSING = object()
 
 
 class _Expander:
-    def __init__(self, manifest: Manifest, hasher: Hasher) -> None:
+    def __init__(self, manifest: Manifest, hasher: Hasher, normalize: Normalize) -> None:
         self.m = manifest
         self.hasher = hasher
+        self.normalize = normalize
         data = manifest.data
         self.vars: dict[str, Any] = data.get("vars", {})
         self.defaults: dict[str, Any] = {**DEFAULT_FIELDS, **data.get("defaults", {})}
@@ -202,7 +205,8 @@ class _Expander:
         text = render(template, ctx, where=where, what=f"job {job_id}: prompt")
         if not text:
             raise TemplateError(f"job {job_id}: the prompt renders empty", where=where)
-        request, last_frame = self.request(fields, text, ctx, where, job_id)
+        raw_request, last_frame = self.request(fields, text, ctx, where, job_id)
+        request = self.normalize(raw_request)
         ctx["id"] = job_id
         out_where = self.output_where
         rendered = render(
@@ -216,6 +220,7 @@ class _Expander:
             prompt_id=prompt_id,
             last_frame=last_frame,
             tags=tags,
+            fingerprint=fingerprint_of(image.ref, last_frame, request),
         )
 
 
@@ -273,27 +278,31 @@ def _generate(
     varying = [k for k in keys if len(data["matrix"][k]) > 1]
     excludes = data.get("exclude", [])
     _check_selectors(x.m, keys, "exclude")
+    # per combination, once: its values, fields, variables and id suffix
+    prepared = []
+    for combo in combos:
+        values = dict(zip(keys, combo, strict=True))
+        fields, vars_ = _split(values)
+        suffix = "".join(f".{slug(values[k])}" for k in varying)
+        prepared.append((values, fields, vars_, suffix))
     for image in images:
         for prompt in prompts:
-            for combo in combos:
-                values = dict(zip(keys, combo, strict=True))
-                if any(_matches(sel, image, prompt, values) for sel in excludes):
+            tags = _tags(image.tags, prompt.tags)
+            stem = f"{image.id}.{prompt.id}"
+            for values, fields, vars_, suffix in prepared:
+                if excludes and any(_matches(sel, image, prompt, values) for sel in excludes):
                     continue
-                job_id = ".".join([image.id, prompt.id, *(slug(values[k]) for k in varying)])
-                fields, vars_ = _split(values)
-                yield (
-                    x.job(
-                        job_id,
-                        image,
-                        prompt.template,
-                        prompt.id,
-                        [prompt.fields, fields],
-                        [prompt.vars, vars_],
-                        _tags(image.tags, prompt.tags),
-                        prompt.loc,
-                    ),
+                spec = x.job(
+                    stem + suffix,
+                    image,
+                    prompt.template,
+                    prompt.id,
+                    (prompt.fields, fields),
+                    (prompt.vars, vars_),
+                    tags,
                     prompt.loc,
                 )
+                yield spec, prompt.loc
     for i, inc in enumerate(data.get("include", [])):
         fields, vars_ = _split(inc)
         extra = [slug(v) for k, v in inc.items() if k not in SELECTOR_KEYS]
@@ -375,9 +384,12 @@ def _tags(*groups: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for g in groups for t in g))
 
 
-def expand(manifest: Manifest, hasher: Hasher) -> Expansion:
-    """Every job of the manifest, rendered; ids and output paths checked for clashes."""
-    x = _Expander(manifest, hasher)
+def expand(
+    manifest: Manifest, hasher: Hasher, normalize: Normalize = lambda request: request
+) -> Expansion:
+    """Every job of the manifest, rendered and fingerprinted; ids and output paths checked for
+    clashes. normalize adjusts a request before it is fingerprinted (the catalog's)."""
+    x = _Expander(manifest, hasher, normalize)
     images = resolve_images(manifest, hasher)
     prompts = resolve_prompts(manifest)
     if not prompts and not manifest.data.get("jobs"):

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .model import JobSpec
+from .model import ImageRef, JobSpec
 
 PROVIDER = "akool"
 ENDPOINT_KIND = "image2video.batch"
@@ -24,18 +25,19 @@ def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def fingerprint_payload(spec: JobSpec) -> dict[str, Any]:
-    return {
+def fingerprint_of(image: ImageRef, last_frame: ImageRef | None, request: Mapping[str, Any]) -> str:
+    payload = {
         "provider": PROVIDER,
         "endpoint": ENDPOINT_KIND,
-        "image": spec.image.identity(),
-        "last_frame": spec.last_frame.identity() if spec.last_frame else None,
-        "request": spec.request,
+        "image": image.identity(),
+        "last_frame": last_frame.identity() if last_frame else None,
+        "request": request,
     }
+    return hashlib.sha256(canonical_json(payload)).hexdigest()
 
 
 def fingerprint(spec: JobSpec) -> str:
-    return hashlib.sha256(canonical_json(fingerprint_payload(spec))).hexdigest()
+    return fingerprint_of(spec.image, spec.last_frame, spec.request)
 
 
 def hash_file(path: str | Path) -> str:

@@ -52,7 +52,23 @@ def utc_iso(ts: float | None = None) -> str:
 # ---------------------------------------------------------------- entries <-> JSON
 
 
-def entry_to_json(e: LockEntry) -> dict[str, Any]:
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+REQUEST_KEY = ', "request": '
+"""`request` is the last key of a line. A JSON string cannot hold a bare `"`, so this text only
+occurs as that key: lines split there without parsing the request, which stays JSON text."""
+
+
+_encode_sorted = json.JSONEncoder(
+    ensure_ascii=False, separators=(", ", ": "), sort_keys=True
+).encode
+
+
+def request_text(request: Mapping[str, Any]) -> str:
+    """Sorted keys: the same request always gives the same text, whoever wrote the file."""
+    return _encode_sorted(dict(request))
+
+
+def _head(e: LockEntry) -> dict[str, Any]:
     """Fixed key order, empty fields left out: the line only changes when the job does."""
     out: dict[str, Any] = {
         "id": e.job_id,
@@ -70,16 +86,28 @@ def entry_to_json(e: LockEntry) -> dict[str, Any]:
         "submitted_at": e.submitted_at,
         "finished_at": e.finished_at,
         "error": dataclasses.asdict(e.error) if e.error else None,
-        "request": dict(e.request),
     }
-    out.update((k, v) for k, v in optional.items() if v not in (None, [], {}))
+    out.update((k, v) for k, v in optional.items() if v not in (None, []))
     return out
 
 
-def entry_from_json(d: Mapping[str, Any]) -> LockEntry:
+def entry_line(e: LockEntry) -> str:
+    head = _encode(_head(e))
+    if e.request_json == "{}":
+        return f"- {head}"
+    return f"- {head[:-1]}{REQUEST_KEY}{e.request_json}}}"
+
+
+def entry_to_json(e: LockEntry) -> dict[str, Any]:
+    out = _head(e)
+    if e.request_json != "{}":
+        out["request"] = e.request
+    return out
+
+
+def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> LockEntry:
     n = len(d.get("remote_ids", ()))
     files = d.get("files") or [None] * n
-    urls = [None] * n  # result URLs are not kept in the lock: they expire and may carry tokens
     err = d.get("error")
     state = d["state"]
     if state not in ("unknown", "submitted", "succeeded", "failed"):
@@ -87,15 +115,18 @@ def entry_from_json(d: Mapping[str, Any]) -> LockEntry:
     fp = d["fingerprint"]
     if not isinstance(fp, str) or len(fp) != 64:
         raise ValueError("fingerprint must be 64 hex characters")
+    if request_json is None:
+        request_json = request_text(d.get("request") or {})
     return LockEntry(
         job_id=str(d["id"]),
         fingerprint=fp,
         state=state,
         attempt=str(d["attempt"]),
-        request=d.get("request") or {},
+        request_json=request_json,
         remote_ids=tuple(map(str, d.get("remote_ids", ()))),
         remote_status=tuple(map(int, d.get("remote_status", ()))),
-        video_urls=tuple(urls),
+        # result URLs are not kept in the lock: they expire and may carry tokens
+        video_urls=(None,) * n,
         credits=d.get("credits"),
         files=tuple(FileRecord(**f) if f else None for f in files),
         intent_at=d.get("intent_at"),
@@ -118,30 +149,38 @@ def _corrupt(path: Path, why: str, line: int | None = None) -> LockError:
     )
 
 
-def _parse_fast(text: str) -> tuple[dict[str, Any], list[tuple[int, Any]]] | None:
-    """Our own layout: YAML header, then `jobs:` and one `- {json}` per line. None if not."""
-    at = text.find("\njobs:")
-    if at < 0:
+Rows = list[tuple[int, dict[str, Any], str | None]]
+"""(line number, entry without its request, the request's JSON text or None)"""
+
+
+def _parse_fast(f: IO[str]) -> tuple[dict[str, Any], Rows] | None:
+    """Our own layout, read line by line: YAML header, `jobs:`, one `- {json}` per line.
+    None if the file is laid out otherwise (then the YAML parser reads it)."""
+    head: list[str] = []
+    for line in f:
+        if line.startswith("jobs:"):
+            jobs_line = line.rstrip()
+            break
+        head.append(line)
+    else:
         return None
-    head = text[:at]
-    jobs_line, _, body = text[at + 1 :].partition("\n")
-    if jobs_line.rstrip() == "jobs: []":
-        if body.strip():
-            return None
-    elif jobs_line.rstrip() != "jobs:":
+    header = yaml.load("".join(head), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    if not isinstance(header, dict) or jobs_line not in ("jobs:", "jobs: []"):
         return None
-    header = yaml.load(head, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    if not isinstance(header, dict):
-        return None
-    first_line = head.count("\n") + 3
-    rows: list[tuple[int, Any]] = []
-    for i, line in enumerate(body.splitlines()):
+    rows: Rows = []
+    for n, line in enumerate(f, len(head) + 2):
         if not line.strip():
             continue
-        if not line.startswith("- {"):
+        if jobs_line == "jobs: []" or not line.startswith("- {"):
             return None
+        body = line[2:].rstrip()
+        cut = body.find(REQUEST_KEY)
         try:
-            rows.append((first_line + i, json.loads(line[2:])))
+            if cut < 0:
+                rows.append((n, json.loads(body), None))
+            else:
+                request = body[cut + len(REQUEST_KEY) : -1]
+                rows.append((n, json.loads(body[:cut] + "}"), request))
         except ValueError:
             return None
     return header, rows
@@ -155,34 +194,39 @@ def read_lock(path: Path) -> Entries:
 
 def _read_lock(path: Path) -> Entries:
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as f:
+            parsed = _parse_fast(f)
+        if parsed is None:
+            parsed = _parse_slow(path, path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise _corrupt(path, str(exc)) from None
-    parsed = _parse_fast(text)
-    if parsed is None:
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise _corrupt(path, f"not YAML ({exc})") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), list):
-            raise _corrupt(path, "no `jobs:` list")
-        parsed = ({k: v for k, v in doc.items() if k != "jobs"}, [(0, j) for j in doc["jobs"]])
     header, rows = parsed
     if header.get("version") != LOCK_VERSION:
         raise _corrupt(path, f"version {header.get('version')!r}, expected {LOCK_VERSION}")
     schemas.validate("lock", {**header, "jobs": []}, what=str(path), error_class=LockError)
     entries: Entries = {}
-    for line, row in rows:
+    for line, row, request in rows:
         try:
-            entry = entry_from_json(row)
+            entry = entry_from_json(row, request)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise _corrupt(path, f"bad job entry ({type(exc).__name__}: {exc})", line) from None
         if entry.fingerprint in entries:
             raise _corrupt(path, f"fingerprint {entry.fingerprint[:12]} appears twice", line)
         entries[entry.fingerprint] = entry
     return entries
+
+
+def _parse_slow(path: Path, text: str) -> tuple[dict[str, Any], Rows]:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise _corrupt(path, f"not YAML ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), list):
+        raise _corrupt(path, "no `jobs:` list")
+    header = {k: v for k, v in doc.items() if k != "jobs"}
+    return header, [(0, j, None) for j in doc["jobs"]]
 
 
 def render_lock(entries: Iterable[LockEntry], *, manifest: str, command: str, endpoint: str) -> str:
@@ -201,8 +245,7 @@ def render_lock(entries: Iterable[LockEntry], *, manifest: str, command: str, en
         lines.append("jobs: []")
     else:
         lines.append("jobs:")
-        dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
-        lines.extend(f"- {dumps(entry_to_json(e))}" for e in rows)
+        lines.extend(entry_line(e) for e in rows)
     return "\n".join(lines) + "\n"
 
 
@@ -240,7 +283,7 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
             fingerprint=fp,
             state="unknown",
             attempt=rec["attempt"],
-            request=rec.get("request", {}),
+            request_json=request_text(rec.get("request", {})),
             intent_at=rec["at"],
         )
         return

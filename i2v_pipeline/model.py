@@ -7,8 +7,9 @@ journal record and the entry it produced can be compared in tests.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -115,8 +116,9 @@ class LockEntry:
     fingerprint: str
     state: LockState
     attempt: str
-    request: Mapping[str, Any] = field(default_factory=dict)
-    """The request as sent (image identity included), so a changed job can say what changed."""
+    request_json: str = "{}"
+    """The request as sent (image identity included) as JSON text, so a changed job can say what
+    changed. Kept as text: a 100,000-job lock would otherwise hold 100,000 dicts."""
     remote_ids: tuple[str, ...] = ()
     remote_status: tuple[int, ...] = ()
     video_urls: tuple[str | None, ...] = ()
@@ -127,6 +129,11 @@ class LockEntry:
     finished_at: str | None = None
     expires_at: str | None = None
     error: ErrorRecord | None = None
+
+    @property
+    def request(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.request_json)
+        return result
 
 
 class Action(enum.Enum):

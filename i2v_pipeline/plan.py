@@ -33,9 +33,11 @@ class PlanOptions:
 
 
 def disk_probe(base_dir: Path) -> SizeProbe:
+    base = str(base_dir)
+
     def probe(rel: str) -> int | None:
         try:
-            return os.stat(base_dir / rel).st_size
+            return os.stat(os.path.join(base, rel)).st_size  # str join: 10x cheaper than Path
         except OSError:
             return None
 
@@ -60,7 +62,7 @@ def lock_request(spec: JobSpec) -> dict[str, Any]:
     return out
 
 
-def _files_item(spec: JobSpec, e: LockEntry, prefix: str, probe: SizeProbe, now: float) -> PlanItem:
+def _files_item(spec: JobSpec, e: LockEntry, prefix: str, probe: SizeProbe, now: str) -> PlanItem:
     wanted = [f"{prefix}/{p}" if prefix != "." else p for p in spec.output_paths()]
     missing: list[str] = []
     moved = 0
@@ -85,7 +87,7 @@ def _files_item(spec: JobSpec, e: LockEntry, prefix: str, probe: SizeProbe, now:
         )
     what = missing[0] if len(missing) == 1 else f"{len(missing)} files"
     reason = f"finished remotely; {what} missing or changed locally"
-    if e.expires_at and e.expires_at < time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)):
+    if e.expires_at and e.expires_at < now:
         reason += f" (result URL expired {e.expires_at}; it will be re-queried)"
     return PlanItem(Action.DOWNLOAD, spec.id, spec.fingerprint, reason, spec, e)
 
@@ -97,7 +99,7 @@ def _item(
     opts: PlanOptions,
     prefix: str,
     probe: SizeProbe,
-    now: float,
+    now: str,
 ) -> PlanItem:
     fp = spec.fingerprint
     if e is None:
@@ -150,7 +152,8 @@ def make_plan(
 ) -> list[PlanItem]:
     """One item per spec in manifest order, then one per orphaned lock entry, sorted."""
     with gc_paused():
-        return _make_plan(specs, entries, prefix, probe, now, options)
+        now_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        return _make_plan(specs, entries, prefix, probe, now_iso, options)
 
 
 def _make_plan(
@@ -158,7 +161,7 @@ def _make_plan(
     entries: Mapping[str, LockEntry],
     prefix: str,
     probe: SizeProbe,
-    now: float,
+    now: str,
     options: PlanOptions,
 ) -> list[PlanItem]:
     by_id = {e.job_id: e for e in entries.values()}

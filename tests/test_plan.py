@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from i2v_pipeline.errors import UsageError
+from i2v_pipeline.lock import request_text
 from i2v_pipeline.model import Action, ErrorRecord, FileRecord, ImageRef, JobSpec, LockEntry
 from i2v_pipeline.plan import PlanOptions, lock_request, make_plan, parse_shard, select
 
@@ -31,7 +32,7 @@ def entry(s: JobSpec, state: str, **kw: object) -> LockEntry:
         fingerprint=s.fingerprint,
         state=state,
         attempt="a",  # type: ignore[arg-type]
-        request=lock_request(s),
+        request_json=request_text(lock_request(s)),
         intent_at="T0",
         **kw,
     )  # type: ignore[arg-type]
