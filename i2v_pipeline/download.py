@@ -57,14 +57,9 @@ async def fetch(
                     digest.update(chunk)
                     size += len(chunk)
                     f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
         if expected is not None and size != expected:
             raise DownloadError(f"got {size} bytes of {expected}")
-        await anyio.to_thread.run_sync(
-            lambda: media.verify(part, seconds=seconds, resolution=resolution)
-        )
-        os.replace(part, target)
+        await anyio.to_thread.run_sync(lambda: _seal(part, target, seconds, resolution))
     except media.VerifyError as exc:
         part.unlink(missing_ok=True)
         raise DownloadError(f"the downloaded video is bad: {exc}") from None
@@ -75,6 +70,14 @@ async def fetch(
         part.unlink(missing_ok=True)
         raise
     return Downloaded(digest.hexdigest(), size)
+
+
+def _seal(part: Path, target: Path, seconds: float | None, resolution: str | None) -> None:
+    """Off the event loop: make the bytes durable, check the video, rename it into place."""
+    with open(part, "rb+") as f:
+        os.fsync(f.fileno())
+    media.verify(part, seconds=seconds, resolution=resolution)
+    os.replace(part, target)
 
 
 def copy_into_place(source: Path, target: Path) -> Downloaded:

@@ -163,6 +163,10 @@ class Executor:
                 self._skip(items[n:], f"--max-credits {self.max_credits} would be passed")
                 return
             await self.slots.acquire()
+            if self.stop_submitting or self.stats.fatal:  # it may have come while we waited
+                self.slots.release()
+                self._skip(items[n:], "the run stopped submitting")
+                return
             spent += item.credits
             assert item.spec is not None
             self._creating += 1
@@ -203,25 +207,18 @@ class Executor:
             self.slots.release()
             return
         except (FatalProviderError, TransientError, JobRejectedError) as exc:
-            self.slots.release()
-            if isinstance(exc, JobRejectedError):  # the server looked at it and said no
-                await self.record_durably(
-                    {
-                        "t": "failed",
-                        "fp": fp,
-                        "code": exc.code,
-                        "message": exc.message,
-                        "at": utc_iso(),
-                    }
-                )
-            else:  # the server refused the request as a whole: nothing was bought
-                await self.record_durably({"t": "forget", "fp": fp})
-            if isinstance(exc, FatalProviderError):
+            if isinstance(exc, FatalProviderError):  # before anything yields: stop the submitter
                 self.stats.fatal = self.stats.fatal or exc
                 self.emit(Event(EventKind.FATAL, spec.id, exc.message))
             else:
                 self.stats.failed += 1
                 self.emit(Event(EventKind.FAILED, spec.id, exc.message))
+            if isinstance(exc, JobRejectedError):  # the server looked at it and said no
+                rec = {"t": "failed", "fp": fp, "code": exc.code, "message": exc.message}
+                await self.record_durably({**rec, "at": utc_iso()})
+            else:  # the server refused the request as a whole: nothing was bought
+                await self.record_durably({"t": "forget", "fp": fp})
+            self.slots.release()
             return
         await self.record_durably(
             {

@@ -80,15 +80,19 @@ def _head(e: LockEntry) -> dict[str, Any]:
         "remote_ids": list(e.remote_ids),
         "remote_status": list(e.remote_status),
         "credits": e.credits,
-        "files": [dataclasses.asdict(f) if f else None for f in e.files] if any(e.files) else [],
+        "files": [_file_json(f) for f in e.files] if any(e.files) else [],
         "expires_at": e.expires_at,
         "intent_at": e.intent_at,
         "submitted_at": e.submitted_at,
         "finished_at": e.finished_at,
-        "error": dataclasses.asdict(e.error) if e.error else None,
+        "error": {"code": e.error.code, "message": e.error.message} if e.error else None,
     }
     out.update((k, v) for k, v in optional.items() if v not in (None, []))
     return out
+
+
+def _file_json(f: FileRecord | None) -> dict[str, Any] | None:
+    return {"path": f.path, "sha256": f.sha256, "bytes": f.bytes} if f else None
 
 
 def entry_line(e: LockEntry) -> str:

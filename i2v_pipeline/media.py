@@ -34,6 +34,9 @@ def probe(path: Path) -> VideoInfo:
             if not container.streams.video:
                 raise VerifyError("no video stream")
             stream = container.streams.video[0]
+            stream.codec_context.thread_count = (
+                1  # one frame: a thread pool costs more than it saves
+            )
             frame = next(container.decode(stream), None)
             if frame is None:
                 raise VerifyError("no frame decodes")

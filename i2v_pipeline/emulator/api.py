@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from .state import Job, State
@@ -52,7 +53,12 @@ def envelope(code: int, msg: str, data: Any = None, **extra: Any) -> web.Respons
     if data is not None:
         body["data"] = data
     body.update(extra)
-    response = web.json_response(body)
+    return json_response(body, code)
+
+
+def json_response(body: dict[str, Any], code: int, status: int = 200) -> web.Response:
+    """orjson: a 100-result resultsByIds answer serialises ~8x faster than with json."""
+    response = web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
     response["code"] = code  # for the request log, without parsing the body again
     return response
 
@@ -191,7 +197,9 @@ class Api:
     async def update_audio(self, request: web.Request) -> web.Response:
         body = await body_of(request)
         pre = self.state.find([str(body.get("pre_video_id", ""))])
-        if not pre or pre[0].status != 3:
+        if not pre:
+            raise BadRequest("Content does not exist", NOT_FOUND)
+        if pre[0].status != 3:
             raise BadRequest("parameter validate error: pre_video_id must be a completed video")
         audio_type = _int(body, "audio_type")
         if audio_type not in (1, 2):

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .api import PARAM, Api, BadRequest, envelope
+from .api import PARAM, Api, BadRequest, envelope, json_response
 from .config import EmulatorConfig
 from .media import Media
 from .state import Clock, ManualClock, State
@@ -153,10 +153,9 @@ class Emulator:
         if faults.drop_before and self._rng.random() < faults.drop_before:
             return self._drop(request)
         if faults.http_5xx and self._rng.random() < faults.http_5xx:
-            busy = web.json_response(
-                {"code": 1015, "msg": "Create video error, try again later"}, status=503
+            busy = json_response(
+                {"code": 1015, "msg": "Create video error, try again later"}, 1015, status=503
             )
-            busy["code"] = 1015
             return self._record(request, endpoint, busy)
         if endpoint not in ("token", "video", "debug", "unknown"):
             denied = self._auth(request) or self._throttle(request)
@@ -214,12 +213,8 @@ class Emulator:
             window.popleft()
         if len(window) >= limit:
             if self.config.throttle_http_429:
-                slow = web.json_response(
-                    {"code": 1005, "msg": "Frequent operation"},
-                    status=429,
-                    headers={"Retry-After": "1"},
-                )
-                slow["code"] = 1005
+                slow = json_response({"code": 1005, "msg": "Frequent operation"}, 1005, status=429)
+                slow.headers["Retry-After"] = "1"
                 return slow
             return envelope(1005, "Frequent operation")
         window.append(now)

@@ -296,3 +296,29 @@ async def test_webhooks_signed_encrypted_retried(tmp_path: Path) -> None:
     assert [p["status"] for p in plain] == [2, 3]
     assert plain[1]["url"].endswith(".mp4") and plain[1]["type"] == "image2video"
     assert calls == 3
+
+
+async def test_latency_and_drop_before(tmp_path: Path) -> None:
+    """Added latency delays answers; drop_before closes the connection before any create."""
+    import anyio
+
+    faults = {"effects": Faults(latency=0.2), "batch": Faults(drop_before=1.0)}
+    async with Emulator(EmulatorConfig(cache_dir=tmp_path, faults=faults)) as e:
+        start = anyio.current_time()
+        await get(e, f"{V4}/effects")
+        assert anyio.current_time() - start >= 0.2
+        async with aiohttp.ClientSession(headers=KEY) as s:
+            with pytest.raises(aiohttp.ClientError):
+                async with s.post(
+                    e.base_url + f"{V4}/createBySourcePrompt/batch", json=body()
+                ) as r:
+                    await r.read()
+        assert sum(e.state.creates.values()) == 0
+
+
+async def test_unknown_pre_video_is_1008(emu: Emulator) -> None:
+    """updateVideoAudio on an id that does not exist answers 1008."""
+    doc = await post(
+        emu, f"{V4}/updateVideoAudio", {"pre_video_id": "ffffffffffffffffffffffff", "audio_type": 1}
+    )
+    assert doc["code"] == 1008
