@@ -19,19 +19,20 @@ from typing import Any
 import aiohttp
 import anyio
 
-from . import download, retry
+from . import retry
 from .campaign import Limits
+from .delivery import Delivery
 from .errors import (
     DownloadError,
-    ExpiredResultError,
     FatalProviderError,
     JobRejectedError,
     ProviderError,
     TransientError,
     UnknownOutcomeError,
 )
+from .journal import Entries, Journal, apply
 from .limits import RateLimiter
-from .lock import Entries, Journal, apply, utc_iso
+from .lock import utc_iso
 from .model import (
     STATUS_SUCCEEDED,
     TERMINAL_STATUSES,
@@ -100,7 +101,16 @@ class Executor:
         self.create_limiter = RateLimiter(limits.create_rps)
         self.request_limiter = RateLimiter(limits.request_rps)
         self.slots = anyio.Semaphore(limits.jobs_in_flight)
-        self.downloads = anyio.Semaphore(limits.downloads)
+        self.delivery = Delivery(
+            session=session,
+            base_dir=base_dir,
+            prefix=prefix,
+            entries=entries,
+            record=self.record,
+            requery=self._requery,
+            concurrent=limits.downloads,
+            timeout=limits.request_timeout * 5,
+        )
         self.tracked: dict[str, Tracked] = {}
         """fingerprint -> job being polled"""
         self.stats = RunStats()
@@ -131,7 +141,7 @@ class Executor:
                 if spec is None:
                     continue
                 if item.entry is not None and item.entry.job_id != spec.id:
-                    self.record({"t": "relabel", "fp": spec.fingerprint, "id": spec.id})
+                    self.record(_rec("relabel", spec.fingerprint, id=spec.id))
                 if item.action.submits:
                     creates.append(item)
                 elif item.action in (Action.RESUME, Action.DOWNLOAD):
@@ -187,16 +197,8 @@ class Executor:
     async def _create(self, spec: JobSpec) -> None:
         fp = spec.fingerprint
         attempt = uuid.uuid4().hex[:12]
-        await self.record_durably(
-            {
-                "t": "intent",
-                "fp": fp,
-                "id": spec.id,
-                "attempt": attempt,
-                "at": utc_iso(),
-                "request": lock_request(spec),
-            }
-        )
+        intent = {"id": spec.id, "attempt": attempt, "request": lock_request(spec)}
+        await self.record_durably(_rec("intent", fp, **intent))
         request = self.request_for(spec)
         try:
             self.stats.requests += 1
@@ -214,22 +216,14 @@ class Executor:
                 self.stats.failed += 1
                 self.emit(Event(EventKind.FAILED, spec.id, exc.message))
             if isinstance(exc, JobRejectedError):  # the server looked at it and said no
-                rec = {"t": "failed", "fp": fp, "code": exc.code, "message": exc.message}
-                await self.record_durably({**rec, "at": utc_iso()})
+                failed = _rec("failed", fp, code=exc.code, message=exc.message)
+                await self.record_durably(failed)
             else:  # the server refused the request as a whole: nothing was bought
-                await self.record_durably({"t": "forget", "fp": fp})
+                await self.record_durably(_rec("forget", fp))
             self.slots.release()
             return
-        await self.record_durably(
-            {
-                "t": "created",
-                "fp": fp,
-                "attempt": attempt,
-                "ids": list(created.ids),
-                "credits": created.credits,
-                "at": utc_iso(),
-            }
-        )
+        answer = {"attempt": attempt, "ids": list(created.ids), "credits": created.credits}
+        await self.record_durably(_rec("created", fp, **answer))
         self.stats.created += 1
         self.stats.credits += created.credits or 0
         n = len(created.ids)
@@ -289,13 +283,7 @@ class Executor:
         if r.status == 2 and t.processing_since is None:
             t.processing_since = anyio.current_time()
         if r.status != t.status[i] or (r.video_url and r.video_url != t.urls[i]):
-            rec: dict[str, Any] = {
-                "t": "status",
-                "fp": fp,
-                "i": i,
-                "status": r.status,
-                "at": utc_iso(),
-            }
+            rec = _rec("status", fp, i=i, status=r.status)
             if r.video_url:
                 rec["url"] = r.video_url
                 rec["expires_at"] = utc_iso(time.time() + EXPIRY_SECONDS)
@@ -311,15 +299,8 @@ class Executor:
                     lost.append(fp)
         for fp in lost:
             t = self.tracked.pop(fp)
-            self.record(
-                {
-                    "t": "failed",
-                    "fp": fp,
-                    "code": None,
-                    "at": utc_iso(),
-                    "message": "the API no longer knows this video (deleted or another account)",
-                }
-            )
+            gone = "the API no longer knows this video (deleted or another account)"
+            self.record(_rec("failed", fp, code=None, message=gone))
             self._done_tracking(t, EventKind.FAILED, "lost remotely")
 
     def _finish_ready(self) -> None:
@@ -360,91 +341,30 @@ class Executor:
         self.emit(Event(kind, t.spec.id, why))
 
     # ------------------------------------------------------------------ files
-    def _rel_paths(self, spec: JobSpec) -> list[str]:
-        return [f"{self.prefix}/{p}" if self.prefix != "." else p for p in spec.output_paths()]
+    async def _requery(self, rid: str) -> str | None:
+        fresh = await retry.call(self._results_of([rid]), self.request_limiter)
+        return next((r.video_url for r in fresh if r.video_url), None)
 
     async def _download(self, t: Tracked) -> None:
-        spec, fp = t.spec, t.spec.fingerprint
-        async with self.downloads:
-            for i, rel in enumerate(self._rel_paths(spec)):
-                entry = self.entries[fp]
-                rec = entry.files[i] if i < len(entry.files) else None
-                target = self.base_dir / rel
-                if (
-                    rec
-                    and rec.path == rel
-                    and target.is_file()
-                    and target.stat().st_size == rec.bytes
-                ):
-                    continue
-                try:
-                    got = await self._fetch(t, i, target)
-                except DownloadError as exc:
-                    self.stats.failed += 1
-                    self.stats.problems.append(f"{spec.id}: {exc.message}")
-                    self.emit(Event(EventKind.FAILED, spec.id, exc.message))
-                    return
-                self.record(
-                    {
-                        "t": "downloaded",
-                        "fp": fp,
-                        "i": i,
-                        "path": rel,
-                        "sha256": got.sha256,
-                        "bytes": got.bytes,
-                    }
-                )
+        try:
+            await self.delivery.download(t.spec, t.ids, t.urls)
+        except DownloadError as exc:
+            self.stats.failed += 1
+            self.stats.problems.append(f"{t.spec.id}: {exc.message}")
+            self.emit(Event(EventKind.FAILED, t.spec.id, exc.message))
+            return
         self.stats.done += 1
-        self.emit(Event(EventKind.DONE, spec.id, f"{len(spec.output_paths())} file(s)"))
-
-    async def _fetch(self, t: Tracked, i: int, target: Path) -> download.Downloaded:
-        seconds = t.spec.request.get("video_length")
-        resolution = t.spec.request.get("resolution")
-        url = t.urls[i]
-        for again in (False, True):
-            try:
-                assert url is not None
-                return await download.fetch(
-                    self.session,
-                    url,
-                    target,
-                    seconds=seconds,
-                    resolution=resolution,
-                    timeout=self.limits.request_timeout * 5,
-                )
-            except ExpiredResultError:
-                if again:
-                    raise
-                fresh = await retry.call(
-                    lambda: self.provider.results([t.ids[i]]), self.request_limiter
-                )
-                url = next((r.video_url for r in fresh if r.video_url), None)
-                if url is None:
-                    raise DownloadError("the result has no video URL any more") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        self.emit(Event(EventKind.DONE, t.spec.id, f"{t.spec.variants} file(s)"))
 
     async def _relocate(self, spec: JobSpec) -> None:
-        fp = spec.fingerprint
-        entry = self.entries[fp]
-        for i, rel in enumerate(self._rel_paths(spec)):
-            rec = entry.files[i] if i < len(entry.files) else None
-            if rec is None or rec.path == rel:
-                continue
-            got = await anyio.to_thread.run_sync(
-                download.copy_into_place, self.base_dir / rec.path, self.base_dir / rel
-            )
-            self.record(
-                {
-                    "t": "downloaded",
-                    "fp": fp,
-                    "i": i,
-                    "path": rel,
-                    "sha256": got.sha256,
-                    "bytes": got.bytes,
-                }
-            )
+        await self.delivery.relocate(spec)
         self.stats.done += 1
         self.emit(Event(EventKind.DONE, spec.id, "copied to its new path"))
+
+
+def _rec(kind: str, fp: str, **fields: Any) -> dict[str, Any]:
+    """A journal record: its kind, the job's fingerprint, the time, and what happened."""
+    return {"t": kind, "fp": fp, "at": utc_iso(), **fields}
 
 
 def build_request(

@@ -21,6 +21,7 @@ from .fingerprint import fingerprint_of
 from .images import Hasher, Image, Loc, resolve_images, url_ref
 from .manifest import Manifest
 from .model import ImageRef, JobSpec
+from .prompts import Prompt, resolve_prompts
 from .templating import base_context, compile_template, is_template, render, slug
 
 # manifest field name -> AKOOL request field name
@@ -51,45 +52,11 @@ Normalize = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
-class Prompt:
-    id: str
-    template: jinja2.Template
-    loc: Loc
-    tags: tuple[str, ...]
-    vars: Mapping[str, Any]
-    fields: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class Expansion:
     specs: list[JobSpec]
     output_dir: Path
     origins: dict[str, Loc]
     """Where in the manifest each job comes from, for later error messages."""
-
-
-def resolve_prompts(manifest: Manifest) -> list[Prompt]:
-    out: list[Prompt] = []
-    seen: set[str] = set()
-    for i, entry in enumerate(manifest.data.get("prompts", ())):
-        loc: Loc = ("prompts", i, "template")
-        if entry["id"] in seen:
-            raise ManifestError(
-                f"duplicate prompt id `{entry['id']}`", where=manifest.locate(("prompts", i))
-            )
-        seen.add(entry["id"])
-        template = compile_template(entry["template"], manifest.locate(loc))
-        out.append(
-            Prompt(
-                entry["id"],
-                template,
-                loc,
-                tuple(entry.get("tags", ())),
-                entry.get("vars", {}),
-                entry.get("fields", {}),
-            )
-        )
-    return out
 
 
 def _matches(

@@ -14,7 +14,7 @@ import aiohttp
 from .campaign import Campaign
 from .errors import ConfigError
 from .executor import Executor, RunStats, build_request
-from .lock import Entries, Journal, journal_path
+from .journal import Entries, Journal, journal_path
 from .model import Event, ImageRef, JobSpec, PlanItem
 from .providers.akool import AkoolProvider, Auth, auth_from_env
 

@@ -15,7 +15,8 @@ import pytest
 from i2v_pipeline.campaign import Limits
 from i2v_pipeline.errors import FatalProviderError
 from i2v_pipeline.executor import Executor
-from i2v_pipeline.lock import Journal, journal_path, load_state
+from i2v_pipeline.journal import Journal, journal_path
+from i2v_pipeline.lock import load_state
 from i2v_pipeline.model import Action, Event, EventKind, ImageRef, JobSpec, PlanItem
 from i2v_pipeline.providers.base import Created, Result
 

@@ -11,15 +11,8 @@ import yaml
 
 from i2v_pipeline import schemas
 from i2v_pipeline.errors import LockError, RunLockedError
-from i2v_pipeline.lock import (
-    Journal,
-    compact,
-    journal_path,
-    load_state,
-    read_lock,
-    render_lock,
-    replay,
-)
+from i2v_pipeline.journal import Journal, journal_path, replay
+from i2v_pipeline.lock import compact, load_state, read_lock, render_lock
 from i2v_pipeline.runlock import RunLock
 
 FP = "f" * 64

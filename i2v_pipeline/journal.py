@@ -1,0 +1,179 @@
+"""The journal: during a run every state change is one JSON line appended to
+`<lock>.journal` (O(1) per update). `intent` is fsynced before a create is sent and `created`
+right after the answer, so a crash can never lose a remote id; an intent without a created is
+an *unknown*. `apply` folds a record into lock entries, for live updates and replay alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import LockError
+from .model import (
+    STATUS_FAILED,
+    STATUS_SUCCEEDED,
+    TERMINAL_STATUSES,
+    ErrorRecord,
+    FileRecord,
+    LockEntry,
+)
+
+NEWLINE = b"\n"
+Entries = dict[str, LockEntry]
+"""fingerprint -> entry"""
+
+
+def request_text(request: Mapping[str, Any]) -> str:
+    """Sorted keys: the same request always gives the same text, whoever wrote the file."""
+    return _encode_sorted(dict(request))
+
+
+_encode_sorted = json.JSONEncoder(
+    ensure_ascii=False, separators=(", ", ": "), sort_keys=True
+).encode
+
+
+def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
+    """Fold one journal record into entries. Records for unknown fingerprints are ignored."""
+    kind, fp = rec["t"], rec["fp"]
+    if kind == "intent":
+        entries[fp] = LockEntry(
+            job_id=rec["id"],
+            fingerprint=fp,
+            state="unknown",
+            attempt=rec["attempt"],
+            request_json=request_text(rec.get("request", {})),
+            intent_at=rec["at"],
+        )
+        return
+    if kind == "forget":
+        entries.pop(fp, None)
+        return
+    e = entries.get(fp)
+    if e is None:
+        return
+    if kind == "created":
+        if rec.get("attempt") != e.attempt:
+            return
+        n = len(rec["ids"])
+        entries[fp] = dataclasses.replace(
+            e,
+            state="submitted",
+            remote_ids=tuple(rec["ids"]),
+            remote_status=(1,) * n,
+            video_urls=(None,) * n,
+            files=(None,) * n,
+            credits=rec.get("credits"),
+            submitted_at=rec["at"],
+            error=None,
+        )
+    elif kind == "status":
+        entries[fp] = _with_status(e, rec)
+    elif kind == "downloaded":
+        files = list(e.files) or [None] * len(e.remote_ids)
+        files[rec["i"]] = FileRecord(rec["path"], rec["sha256"], rec["bytes"])
+        entries[fp] = dataclasses.replace(e, files=tuple(files))
+    elif kind == "failed":
+        entries[fp] = dataclasses.replace(
+            e,
+            state="failed",
+            finished_at=rec["at"],
+            error=ErrorRecord(rec.get("code"), str(rec.get("message", ""))),
+        )
+    elif kind == "relabel":
+        entries[fp] = dataclasses.replace(e, job_id=rec["id"])
+    else:
+        raise ValueError(f"unknown journal record {kind!r}")
+
+
+def _with_status(e: LockEntry, rec: Mapping[str, Any]) -> LockEntry:
+    i = rec["i"]
+    status = list(e.remote_status)
+    urls = list(e.video_urls)
+    status[i] = rec["status"]
+    if rec.get("url"):
+        urls[i] = rec["url"]
+    changes: dict[str, Any] = {"remote_status": tuple(status), "video_urls": tuple(urls)}
+    if rec.get("expires_at"):
+        changes["expires_at"] = rec["expires_at"]
+    if rec.get("credits") is not None:
+        changes["credits"] = rec["credits"]
+    if all(s in TERMINAL_STATUSES for s in status):
+        ok = all(s == STATUS_SUCCEEDED for s in status)
+        changes["state"] = "succeeded" if ok else "failed"
+        changes["finished_at"] = rec["at"]
+        if not ok:
+            bad = sum(s == STATUS_FAILED for s in status)
+            changes["error"] = ErrorRecord(
+                None, f"{bad} of {len(status)} variants failed (status 4)"
+            )
+    return dataclasses.replace(e, **changes)
+
+
+def journal_path(lock_path: Path) -> Path:
+    return lock_path.with_name(lock_path.name + ".journal")
+
+
+def replay(path: Path, entries: Entries) -> int:
+    """Apply every record of the journal at path. A torn last line (crash mid-write) is
+    skipped; a torn line anywhere else means the file is damaged. Returns records applied."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    lines = data.split(b"\n")
+    applied = 0
+    for n, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw)
+            apply(entries, rec)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            if n >= len(lines) - 1 and not data.endswith(b"\n"):
+                break  # the write a crash interrupted; everything before it is intact
+            raise LockError(
+                f"journal record {n} is damaged ({exc})",
+                where=f"{path}:{n}",
+                hint=f"inspect this file; delete it only if you accept losing its records: {path}",
+            ) from None
+        applied += 1
+    return applied
+
+
+class Journal:
+    """Append-only, one JSON object per line. durable=True fsyncs before returning.
+
+    Safe to call from the event loop and from worker threads at once (durable appends run in a
+    thread so an fsync never blocks the loop): one lock orders whole lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f: IO[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def append(self, record: Mapping[str, Any], *, durable: bool = False) -> None:
+        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + NEWLINE
+        with self._lock:
+            if self._f is None:
+                self._f = open(self.path, "ab")  # noqa: SIM115 - held open for the whole run
+            self._f.write(line)
+            self._f.flush()
+            if durable:
+                os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._f is not None:
+                self._f.close()
+                self._f = None
+
+    def remove(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
