@@ -348,7 +348,7 @@ class Executor:
     async def _download(self, t: Tracked) -> None:
         try:
             await self.delivery.download(t.spec, t.ids, t.urls)
-        except DownloadError as exc:
+        except (DownloadError, ProviderError) as exc:  # the re-query of an expired URL may fail
             self.stats.failed += 1
             self.stats.problems.append(f"{t.spec.id}: {exc.message}")
             self.emit(Event(EventKind.FAILED, t.spec.id, exc.message))
@@ -357,7 +357,18 @@ class Executor:
         self.emit(Event(EventKind.DONE, t.spec.id, f"{t.spec.variants} file(s)"))
 
     async def _relocate(self, spec: JobSpec) -> None:
-        await self.delivery.relocate(spec)
+        try:
+            await self.delivery.relocate(spec)
+        except OSError as exc:
+            self.stats.failed += 1
+            self.emit(
+                Event(
+                    EventKind.FAILED,
+                    spec.id,
+                    f"could not copy the file ({exc}); a rerun downloads it instead",
+                )
+            )
+            return
         self.stats.done += 1
         self.emit(Event(EventKind.DONE, spec.id, "copied to its new path"))
 

@@ -107,7 +107,8 @@ def _with_status(e: LockEntry, rec: Mapping[str, Any]) -> LockEntry:
     if all(s in TERMINAL_STATUSES for s in status):
         ok = all(s == STATUS_SUCCEEDED for s in status)
         changes["state"] = "succeeded" if ok else "failed"
-        changes["finished_at"] = rec["at"]
+        if e.state == "submitted":  # a re-query of a finished job does not move its time
+            changes["finished_at"] = rec["at"]
         if not ok:
             bad = sum(s == STATUS_FAILED for s in status)
             changes["error"] = ErrorRecord(
