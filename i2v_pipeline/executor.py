@@ -12,7 +12,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,6 @@ class RunStats:
     credits: int = 0
     requests: int = 0
     fatal: ProviderError | None = None
-    problems: list[str] = field(default_factory=list)
 
 
 class Executor:
@@ -350,7 +349,6 @@ class Executor:
             await self.delivery.download(t.spec, t.ids, t.urls)
         except (DownloadError, ProviderError) as exc:  # the re-query of an expired URL may fail
             self.stats.failed += 1
-            self.stats.problems.append(f"{t.spec.id}: {exc.message}")
             self.emit(Event(EventKind.FAILED, t.spec.id, exc.message))
             return
         self.stats.done += 1

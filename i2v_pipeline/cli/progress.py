@@ -27,6 +27,8 @@ class Progress:
         self.tty = sys.stderr.isatty() and not quiet
         self.console = Console(stderr=True)
         self._live: Live | None = None
+        self.problems: list[dict[str, str]] = []
+        """Failed, unknown, skipped and fatal events, for the JSON summary."""
 
     def __enter__(self) -> Progress:
         if self.tty:
@@ -59,6 +61,10 @@ class Progress:
 
     def __call__(self, event: Event) -> None:
         self.counts[event.kind] += 1
+        if event.kind in LOUD:
+            self.problems.append(
+                {"id": event.job_id, "event": event.kind.value, "detail": event.detail}
+            )
         self.credits += event.credits
         if self._live is not None:
             self._live.update(self._render())

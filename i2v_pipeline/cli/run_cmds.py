@@ -58,7 +58,7 @@ def run_cmd(
         )
         work = [i for i in planned.items if i.action.is_work]
         if not work:
-            _finish(planned, RunStats(), 0.0, as_json, quiet, interrupted=False)
+            _finish(planned, RunStats(), 0.0, as_json, quiet, interrupted=False, problems=[])
             return
         if not quiet and not as_json:
             click.echo(summary_line(planned.items), err=True)
@@ -67,12 +67,14 @@ def run_cmd(
         )
         started = time.monotonic()
         stats, interrupted = RunStats(), False
+        progress = Progress(len(work), quiet=quiet or as_json)
         try:
-            with Progress(len(work), quiet=quiet or as_json) as progress:
+            with progress:
                 stats, interrupted = anyio.run(_run, planned, work, progress, max_credits)
         finally:
             _compact(planned)
-        _finish(planned, stats, time.monotonic() - started, as_json, quiet, interrupted)
+        seconds = time.monotonic() - started
+        _finish(planned, stats, seconds, as_json, quiet, interrupted, progress.problems)
 
 
 async def _run(
@@ -126,7 +128,13 @@ def _compact(planned: Planned) -> None:
 
 
 def _finish(
-    planned: Planned, stats: RunStats, seconds: float, as_json: bool, quiet: bool, interrupted: bool
+    planned: Planned,
+    stats: RunStats,
+    seconds: float,
+    as_json: bool,
+    quiet: bool,
+    interrupted: bool,
+    problems: list[dict[str, str]],
 ) -> None:
     fresh = sum(i.action is Action.FRESH for i in planned.items)
     summary = {
@@ -143,6 +151,7 @@ def _finish(
         "interrupted": interrupted,
         "fatal": stats.fatal.message if stats.fatal else None,
         "lock": str(planned.campaign.lock_path),
+        "problems": problems,
     }
     if as_json:
         print_json(summary)

@@ -209,3 +209,21 @@ def test_max_credits_stops_submitting(
     _, summary, _ = run("run", str(path), "--max-credits", "45", "--json")
     assert summary is not None and summary["created"] == 2 and summary["skipped"] == 4
     assert emulator.creates() == 2
+
+
+def test_expired_result_is_requeried_once_then_reported(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """A missing file whose result URL answers 403 is re-queried once, then reported; nothing
+    is bought again."""
+    path = write_manifest(MANIFEST.format(url=emulator.base_url))
+    assert run("run", str(path), "-q", "--select", "garden.dolly")[0] == 0
+    (workdir / "out/garden/dolly.mp4").unlink()
+    emulator.emu.state.config = emulator.emu.state.config.with_(expiry=0.0)
+    polls = emulator.requests("results")
+    code, summary, err = run("run", str(path), "--json", "--select", "garden.dolly")
+    assert code == 1 and summary is not None and summary["failed"] == 1
+    (problem,) = summary["problems"]  # type: ignore[misc]
+    assert problem["id"] == "garden.dolly" and "HTTP 403" in problem["detail"], err
+    assert emulator.requests("results") - polls == 2  # the poll, then one re-query
+    assert emulator.creates() == 1
