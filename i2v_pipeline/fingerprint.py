@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .model import ImageRef, JobSpec
 
 PROVIDER = "akool"
@@ -21,8 +23,15 @@ CHUNK = 1 << 20
 
 
 def canonical_json(obj: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the same value always gives the same bytes."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Sorted keys, no whitespace, UTF-8: the same value always gives the same bytes.
+
+    Byte-identical to json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for the strings, integers, booleans and nulls a request holds (a property test pins this),
+    and ~6x faster. Requests hold no floats, whose spelling the two libraries differ on."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # e.g. an integer beyond 64 bits: the standard library copes
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def fingerprint_of(image: ImageRef, last_frame: ImageRef | None, request: Mapping[str, Any]) -> str:

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 import yaml
 
 from . import schemas
@@ -166,11 +167,11 @@ def _parse_fast(f: IO[str]) -> tuple[dict[str, Any], Rows] | None:
         cut = body.find(REQUEST_KEY)
         try:
             if cut < 0:
-                rows.append((n, json.loads(body), None))
+                rows.append((n, orjson.loads(body), None))
             else:
                 request = body[cut + len(REQUEST_KEY) : -1]
-                rows.append((n, json.loads(body[:cut] + "}"), request))
-        except ValueError:
+                rows.append((n, orjson.loads(body[:cut] + "}"), request))
+        except orjson.JSONDecodeError:
             return None
     return header, rows
 

@@ -220,3 +220,15 @@ def test_glob_matching_nothing(write_manifest: WriteManifest) -> None:
     text = MINIMAL.replace("path: images/garden.png", "glob: 'pics/*.jpg'")
     with pytest.raises(ManifestError, match=r"glob `pics/\*.jpg` matches no files"):
         load_campaign(write_manifest(text))
+
+
+def test_free_text_is_checked_on_every_job(write_manifest: WriteManifest) -> None:
+    """A job like others in all but an over-long prompt is still refused (the schema check
+    caches by shape, never by skipping the text)."""
+    text = MINIMAL.replace(
+        '    template: "A calm scene"',
+        '    template: "{{ \'x\' * n }}"\n  - id: b\n    template: "short"',
+    ).replace("images:", "vars: {n: 6000}\nimages:")
+    text = text.replace("prompts:\n", "prompts:\n  - id: first\n    template: ok\n")
+    with pytest.raises(CatalogError, match="is too long"):
+        load_campaign(write_manifest(text))

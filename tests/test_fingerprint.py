@@ -71,3 +71,22 @@ def test_hash_file_streams(tmp_path: Path) -> None:
     p = tmp_path / "f"
     p.write_bytes(data)
     assert hash_file(p) == hashlib.sha256(data).hexdigest()
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text()),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_canonical_json_is_the_standard_librarys(value: object) -> None:
+    """The fast encoder writes exactly what json.dumps(sort_keys, compact, UTF-8) writes, so
+    fingerprints never depend on which library computed them."""
+    import json
+
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(value) == expected.encode()
