@@ -46,6 +46,9 @@ class FakeProvider:
             out.append(Result(rid, status, None))
         return out
 
+    async def delete(self, ids: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        return list(ids), {}
+
     async def models(self) -> list[dict[str, Any]]:
         return []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import catalog_cmds, emulator_cmds, inspect, run_cmds
+from . import catalog_cmds, emulator_cmds, inspect, prune_cmds, run_cmds
 from .common import I2VGroup
 
 
@@ -18,7 +18,7 @@ def cli() -> None:
     """
 
 
-for _module in (inspect, run_cmds, catalog_cmds, emulator_cmds):
+for _module in (inspect, run_cmds, prune_cmds, catalog_cmds, emulator_cmds):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

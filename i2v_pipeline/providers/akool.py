@@ -256,6 +256,17 @@ class AkoolProvider:
             )
         return out
 
+    async def delete(self, ids: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        doc = await self._call("POST", f"{V4}/image2Video/delbyids", body={"_ids": ",".join(ids)})
+        data = doc.get("data") or {}
+        ok = [str(i) for i in data.get("successIds") or []]
+        refused = {
+            str(item.get("_id")): str(item.get("msg", "refused"))
+            for item in data.get("noPermissionItems") or []
+            if isinstance(item, dict)
+        }
+        return ok, refused
+
     async def models(self) -> list[dict[str, Any]]:
         doc = await self._call("GET", f"{V4}/aigModel/list", params={"types[]": "1501"})
         data = doc.get("data")

@@ -227,3 +227,43 @@ def test_expired_result_is_requeried_once_then_reported(
     assert problem["id"] == "garden.dolly" and "HTTP 403" in problem["detail"], err
     assert emulator.requests("results") - polls == 2  # the poll, then one re-query
     assert emulator.creates() == 1
+
+
+def test_prune_forgets_orphans_remote_and_local(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """After a prompt change, the superseded jobs are orphans; prune deletes them remotely and
+    forgets them, and leaves files that a live job now owns."""
+    text = MANIFEST.format(url=emulator.base_url)
+    path = write_manifest(text)
+    assert run("run", str(path), "-q")[0] == 0
+    old = {j["id"]: j for j in check_lock(workdir / "m.lock.yaml", workdir).values()}
+    write_manifest(text.replace("Pan across", "Slow pan across"))
+    assert run("run", str(path), "-q")[0] == 0
+    _, plan, _ = run("plan", str(path), "--json")
+    assert plan is not None and plan["summary"]["orphan"] == 3
+    code, result, err = run("prune", str(path), "--yes", "--json")
+    assert code == 0, err
+    assert result is not None and sorted(result["pruned"]) == [
+        "garden.pan",
+        "sunrise.pan",
+        "tower.pan",
+    ]
+    for job_id in result["pruned"]:
+        (rid,) = old[job_id]["remote_ids"]
+        assert emulator.emu.state.jobs[rid].deleted
+    _, plan, _ = run("plan", str(path), "--json")
+    assert plan is not None and plan["summary"]["orphan"] == 0 and plan["summary"]["fresh"] == 6
+    check_lock(workdir / "m.lock.yaml", workdir)  # the live jobs' files are still there
+
+
+def test_prune_needs_yes_off_a_terminal(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest
+) -> None:
+    """Without a terminal to ask on, prune refuses unless --yes."""
+    text = MANIFEST.format(url=emulator.base_url)
+    path = write_manifest(text)
+    assert run("run", str(path), "-q", "--select", "garden.*")[0] == 0
+    write_manifest(text.replace("Pan across", "Slow pan across"))
+    code, _, err = run("prune", str(path))
+    assert code == 2 and "--yes" in err

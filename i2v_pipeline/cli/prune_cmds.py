@@ -1,0 +1,124 @@
+"""`i2v prune`: forget what the manifest no longer asks for, remotely and locally, once asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import anyio
+import click
+
+from ..errors import UsageError
+from ..journal import Journal, journal_path
+from ..lock import compact, utc_iso
+from ..model import Action, LockEntry
+from ..plan import PlanOptions
+from ..providers.akool import AkoolProvider
+from ..runlock import RunLock
+from ..runner import credentials
+from .common import Planned, Selection, command_line, plan_campaign, print_json
+from .embedded import endpoint_for
+
+
+@click.command("prune")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--keep-remote", is_flag=True, help="Only forget and delete local files.")
+@click.option("--keep-files", is_flag=True, help="Leave local files in place.")
+@click.option("--json", "as_json", is_flag=True)
+def prune_cmd(manifest: str, yes: bool, keep_remote: bool, keep_files: bool, as_json: bool) -> None:
+    """Delete orphans: lock entries no longer in the manifest, their remote videos (delbyids)
+    and their local files. Asks first."""
+    from ..campaign import load_campaign
+
+    campaign = load_campaign(manifest)
+    with RunLock(campaign.lock_path, command_line()):
+        planned = plan_campaign(manifest, PlanOptions(), Selection())
+        orphans = [i.entry for i in planned.items if i.action is Action.ORPHAN and i.entry]
+        if not orphans:
+            click.echo("Nothing to prune.", err=True)
+            if as_json:
+                print_json({"pruned": [], "refused": {}})
+            return
+        for e in orphans:
+            click.echo(
+                f"- {e.job_id} ({e.fingerprint[:12]}): {len(e.remote_ids)} remote video(s), "
+                f"{sum(1 for f in e.files if f)} file(s)",
+                err=True,
+            )
+        if not yes:
+            if not click.get_text_stream("stdin").isatty():
+                raise UsageError("prune deletes videos: confirm with --yes when not on a terminal")
+            click.confirm(f"Delete {len(orphans)} orphaned job(s)?", abort=True, err=True)
+        refused = {} if keep_remote else anyio.run(_delete_remote, planned, orphans)
+        pruned = _forget(planned, orphans, refused, keep_files)
+        c = planned.campaign
+        compact(
+            c.lock_path,
+            planned.entries,
+            manifest=c.manifest.path.name,
+            command=command_line(),
+            endpoint=c.provider.endpoint,
+        )
+    if as_json:
+        print_json({"pruned": pruned, "refused": refused})
+    else:
+        click.echo(
+            f"Pruned {len(pruned)} job(s)."
+            + (f" {len(refused)} remote video(s) refused: rerun later." if refused else ""),
+            err=True,
+        )
+    if refused:
+        raise click.exceptions.Exit(1)
+
+
+async def _delete_remote(planned: Planned, orphans: list[LockEntry]) -> dict[str, str]:
+    campaign = planned.campaign
+    ids = [rid for e in orphans for rid in e.remote_ids]
+    if not ids:
+        return {}
+    async with (
+        endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth),
+        aiohttp.ClientSession() as session,
+    ):
+        provider = AkoolProvider(session, base_url, auth)
+        refused: dict[str, str] = {}
+        for start in range(0, len(ids), 100):
+            _, bad = await provider.delete(ids[start : start + 100])
+            refused.update(bad)
+        return refused
+
+
+def _forget(
+    planned: Planned, orphans: list[LockEntry], refused: dict[str, str], keep_files: bool
+) -> list[str]:
+    """Journal a `forget` for each orphan whose remote videos are gone; delete its files unless
+    a live job writes the same path."""
+    base = planned.campaign.manifest.base_dir
+    prefix = planned.prefix
+    live = {
+        f"{prefix}/{p}" if prefix != "." else p
+        for s in planned.campaign.specs
+        for p in s.output_paths()
+    }
+    journal = Journal(journal_path(planned.campaign.lock_path))
+    pruned = []
+    try:
+        for e in orphans:
+            if any(rid in refused for rid in e.remote_ids):
+                continue
+            rec = {"t": "forget", "fp": e.fingerprint, "at": utc_iso()}
+            journal.append(rec, durable=True)
+            planned.entries.pop(e.fingerprint, None)
+            pruned.append(e.job_id)
+            if keep_files:
+                continue
+            for f in e.files:
+                if f is not None and f.path not in live:
+                    Path(base / f.path).unlink(missing_ok=True)
+    finally:
+        journal.close()
+    return pruned
+
+
+COMMANDS = [prune_cmd]
