@@ -26,8 +26,28 @@ MARGIN = 1.15
 AUDIO_RATE = 22050
 
 
+KEYWORDS = (
+    ("zoom out", "zoom_out"),
+    ("pull back", "zoom_out"),
+    ("dolly", "zoom_in"),
+    ("zoom", "zoom_in"),
+    ("push in", "zoom_in"),
+    ("right-to-left", "pan_left"),
+    ("pan left", "pan_left"),
+    ("pan", "pan_right"),
+    ("tilt up", "pan_up"),
+    ("rise", "pan_up"),
+    ("tilt down", "pan_down"),
+)
+
+
 def pick_motion(text: str) -> str:
-    """A camera move chosen deterministically from the prompt (or effect code)."""
+    """A camera move from the prompt's words when it names one (dolly, pan, zoom out, …),
+    else chosen deterministically from its hash."""
+    lowered = text.lower()
+    for word, motion in KEYWORDS:
+        if word in lowered:
+            return motion
     return MOTIONS[hashlib.sha256(text.encode()).digest()[0] % len(MOTIONS)]
 
 

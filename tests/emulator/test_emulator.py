@@ -322,3 +322,13 @@ async def test_unknown_pre_video_is_1008(emu: Emulator) -> None:
         emu, f"{V4}/updateVideoAudio", {"pre_video_id": "ffffffffffffffffffffffff", "audio_type": 1}
     )
     assert doc["code"] == 1008
+
+
+def test_motion_follows_the_prompt() -> None:
+    """The camera move follows words in the prompt, else a stable hash of it."""
+    from i2v_pipeline.emulator.render import MOTIONS, pick_motion
+
+    assert pick_motion("Slow dolly-in on the garden") == "zoom_in"
+    assert pick_motion("Gentle left-to-right pan") == "pan_right"
+    assert pick_motion("Zoom out to reveal the city") == "zoom_out"
+    assert pick_motion("a cat") == pick_motion("a cat") in MOTIONS
