@@ -27,8 +27,9 @@ import orjson
 import yaml
 
 from . import schemas
-from .errors import LockError
+from .errors import LockError, ManifestError
 from .journal import Entries, journal_path, replay, request_text
+from .manifest import parse_yaml
 
 __all__ = ["Entries", "compact", "load_state", "read_lock", "render_lock", "request_text"]
 from .model import (
@@ -209,10 +210,11 @@ def _read_lock(path: Path) -> Entries:
 
 
 def _parse_slow(path: Path, text: str) -> tuple[dict[str, Any], Rows]:
+    """Any YAML layout, through the manifest loader: safe, and bounded against alias bombs."""
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise _corrupt(path, f"not YAML ({exc})") from None
+        doc, _ = parse_yaml(text, str(path))
+    except ManifestError as exc:
+        raise _corrupt(path, f"not a readable YAML document ({exc.message})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), list):
         raise _corrupt(path, "no `jobs:` list")
     header = {k: v for k, v in doc.items() if k != "jobs"}

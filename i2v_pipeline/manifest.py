@@ -24,7 +24,9 @@ except ImportError:  # pragma: no cover - libyaml missing
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 MAX_NODES = 200_000
-"""Upper bound on values built from one document, aliases expanded."""
+"""Upper bound on values built from one document, aliases expanded: the larger of this and the
+document's length in characters, which no alias-free document can reach (each value takes at
+least two characters), so only alias expansion ("billion laughs") ever hits it."""
 
 Path_ = tuple[str | int, ...]
 
@@ -61,8 +63,9 @@ class Manifest:
 class _Builder:
     """Turns a composed YAML node graph into Python values, recording marks per path."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, limit: int) -> None:
         self.source = source
+        self.limit = limit
         self.count = 0
         self.marks: dict[Path_, tuple[int, int]] = {}
         self.constructor = yaml.constructor.SafeConstructor()
@@ -72,9 +75,9 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.count += 1
-        if self.count > MAX_NODES:
+        if self.count > self.limit:
             raise ManifestError(
-                f"the document expands to more than {MAX_NODES:,} values "
+                f"the document expands to more than {self.limit:,} values "
                 "(YAML aliases nested too deep?)",
                 where=self.where(node),
                 hint="use fewer or shallower aliases (&anchor / *alias)",
@@ -128,7 +131,7 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, tuple[int, int]
         raise ManifestError(f"YAML error: {exc}", where=source) from None
     if node is None:
         return None, {}
-    builder = _Builder(source)
+    builder = _Builder(source, max(MAX_NODES, len(text)))
     return builder.build(node, ()), builder.marks
 
 

@@ -144,13 +144,19 @@ def test_damaged_journal_middle_is_an_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("{{{", "not YAML"),
+        ("{{{", "not a readable YAML"),
+        (
+            "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+            "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+            "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n",
+            "expands to more than",
+        ),
         ('version: 1\nmanifest: m\njobs:\n- {"id": 1}\n', "bad job entry"),
         ("version: 9\nmanifest: m\njobs: []\n", "version 9"),
         ("hello: world\n", "no `jobs:`"),
         ("- a\n- b\n", "no `jobs:`"),
     ],
-    ids=["garbage", "bad-entry", "foreign-version", "foreign-doc", "list"],
+    ids=["garbage", "alias-bomb", "bad-entry", "foreign-version", "foreign-doc", "list"],
 )
 def test_corrupt_lock_says_inspect_or_delete(tmp_path: Path, text: str, message: str) -> None:
     """A corrupt or foreign lock is a LockError naming the file to inspect or delete."""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
+from .. import manifest as manifest_mod
 from .. import schemas
 from ..campaign import load_campaign
-from ..errors import I2VError
-from ..lock import load_state
+from ..errors import I2VError, LockError
+from ..lock import load_state, read_lock
 from ..model import Action, PlanItem
 from ..plan import PlanOptions, plan_to_json, summarize
 from .common import Selection, plan_campaign, print_json, selection_options
@@ -97,20 +99,31 @@ def plan_cmd(
 @click.command("validate")
 @click.argument("manifests", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def validate_cmd(manifests: tuple[str, ...]) -> None:
-    """Check manifests: YAML, schema, templates, images, models. Exit 2 on the first bad one."""
+    """Check manifests (YAML, schema, templates, images, models) and lockfiles (`*.lock.yaml`,
+    against the lock schema). Exit 2 if any is bad."""
     bad = 0
     for path in manifests:
         try:
-            campaign = load_campaign(path)
-            load_state(campaign.lock_path)
+            what = _validate_one(Path(path))
         except I2VError as exc:
             bad += 1
             click.secho(f"✗ {path}", fg="red", err=True)
             click.echo(exc.render(), err=True)
             continue
-        click.echo(f"✓ {path}: {len(campaign.specs)} jobs")
+        click.echo(f"✓ {path}: {what}")
     if bad:
         raise click.exceptions.Exit(2)
+
+
+def _validate_one(path: Path) -> str:
+    if path.name.endswith(".lock.yaml"):
+        entries = read_lock(path)
+        doc, _ = manifest_mod.parse_yaml(path.read_text(encoding="utf-8"), str(path))
+        schemas.validate("lock", doc, what=str(path), error_class=LockError)
+        return f"lockfile, {len(entries)} jobs"
+    campaign = load_campaign(path)
+    load_state(campaign.lock_path)
+    return f"{len(campaign.specs)} jobs"
 
 
 @click.command("expand")

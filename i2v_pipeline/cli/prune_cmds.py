@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -47,7 +48,7 @@ def prune_cmd(manifest: str, yes: bool, keep_remote: bool, keep_files: bool, as_
                 err=True,
             )
         if not yes:
-            if not click.get_text_stream("stdin").isatty():
+            if not sys.stdin.isatty():
                 raise UsageError("prune deletes videos: confirm with --yes when not on a terminal")
             click.confirm(f"Delete {len(orphans)} orphaned job(s)?", abort=True, err=True)
         refused = {} if keep_remote else anyio.run(_delete_remote, planned, orphans)

@@ -56,7 +56,7 @@ def test_user_errors_exit_2_without_traceback(write_manifest: WriteManifest) -> 
 
 
 def test_validate_all_examples() -> None:
-    """Every shipped manifest validates."""
+    """Every shipped manifest (and any lockfile a quickstart run left beside them) validates."""
     paths = sorted(str(p) for p in (REPO / "manifests").glob("*.yaml"))
     code, out, err = run("validate", *paths)
     assert code == 0, err
@@ -144,3 +144,24 @@ def test_any_text_gives_plan_or_clean_error(write_manifest: WriteManifest, text:
     """Arbitrary bytes of YAML syntax give a clean exit 2, never a crash."""
     code, _, err = run("plan", str(write_manifest(text)))
     assert code == 2 and err.startswith("error: ")
+
+
+def test_validate_checks_lockfiles(workdir: Path) -> None:
+    """`validate` checks a *.lock.yaml against the lock schema instead of as a manifest."""
+    from i2v_pipeline.lock import compact
+    from i2v_pipeline.model import LockEntry
+
+    lock = workdir / "m.lock.yaml"
+    entry = LockEntry(
+        job_id="a",
+        fingerprint="f" * 64,
+        state="unknown",
+        attempt="x",
+        intent_at="2026-01-01T00:00:00Z",
+    )
+    compact(lock, {entry.fingerprint: entry}, manifest="m.yaml", command="t", endpoint="emulator")
+    code, out, _ = run("validate", str(lock))
+    assert code == 0 and "lockfile, 1 jobs" in out
+    lock.write_text(lock.read_text().replace('"unknown"', '"lost"'))
+    code, _, err = run("validate", str(lock))
+    assert code == 2 and "inspect or delete this file" in err
