@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -36,6 +37,7 @@ from .model import (
     ErrorRecord,
     FileRecord,
     LockEntry,
+    LockState,
 )
 from .perf import gc_paused
 
@@ -96,13 +98,26 @@ def entry_to_json(e: LockEntry) -> dict[str, Any]:
     return out
 
 
+STATES: dict[str, LockState] = {
+    "unknown": "unknown",
+    "submitted": "submitted",
+    "succeeded": "succeeded",
+    "failed": "failed",
+}
+
+
+def _shared(text: str | None) -> str | None:
+    """Timestamps repeat across thousands of entries (a batch shares its second): keep one copy."""
+    return sys.intern(text) if text else text
+
+
 def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> LockEntry:
     n = len(d.get("remote_ids", ()))
     files = d.get("files") or [None] * n
     err = d.get("error")
-    state = d["state"]
-    if state not in ("unknown", "submitted", "succeeded", "failed"):
-        raise ValueError(f"unknown state {state!r}")
+    state = STATES.get(d["state"])
+    if state is None:
+        raise ValueError(f"unknown state {d['state']!r}")
     fp = d["fingerprint"]
     if not isinstance(fp, str) or len(fp) != 64:
         raise ValueError("fingerprint must be 64 hex characters")
@@ -120,10 +135,10 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
         video_urls=(None,) * n,
         credits=d.get("credits"),
         files=tuple(FileRecord(**f) if f else None for f in files),
-        intent_at=d.get("intent_at"),
-        submitted_at=d.get("submitted_at"),
-        finished_at=d.get("finished_at"),
-        expires_at=d.get("expires_at"),
+        intent_at=_shared(d.get("intent_at")),
+        submitted_at=_shared(d.get("submitted_at")),
+        finished_at=_shared(d.get("finished_at")),
+        expires_at=_shared(d.get("expires_at")),
         error=ErrorRecord(err.get("code"), str(err["message"])) if err else None,
     )
 
