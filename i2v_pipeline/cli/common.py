@@ -14,7 +14,7 @@ import click
 
 from ..campaign import Campaign, load_campaign
 from ..errors import I2VError
-from ..lock import Entries, load_state
+from ..lock import Entries, compact, load_state
 from ..model import PlanItem
 from ..plan import PlanOptions, disk_probe, make_plan, output_prefix, parse_shard, select
 
@@ -80,6 +80,18 @@ class Planned:
     entries: Entries
     items: list[PlanItem]
     prefix: str
+
+
+def compact_lock(planned: Planned) -> None:
+    """Fold the journal into the lockfile, headed by the command that is running."""
+    c = planned.campaign
+    compact(
+        c.lock_path,
+        planned.entries,
+        manifest=c.manifest.path.name,
+        command=command_line(),
+        endpoint=c.provider.endpoint,
+    )
 
 
 def plan_campaign(

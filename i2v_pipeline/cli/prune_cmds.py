@@ -11,13 +11,13 @@ import click
 
 from ..errors import UsageError
 from ..journal import Journal, journal_path
-from ..lock import compact, utc_iso
+from ..lock import utc_iso
 from ..model import Action, LockEntry
 from ..plan import PlanOptions
 from ..providers.akool import AkoolProvider
 from ..runlock import RunLock
 from ..runner import credentials
-from .common import Planned, Selection, command_line, plan_campaign, print_json
+from .common import Planned, Selection, command_line, compact_lock, plan_campaign, print_json
 from .embedded import endpoint_for
 
 
@@ -53,14 +53,7 @@ def prune_cmd(manifest: str, yes: bool, keep_remote: bool, keep_files: bool, as_
             click.confirm(f"Delete {len(orphans)} orphaned job(s)?", abort=True, err=True)
         refused = {} if keep_remote else anyio.run(_delete_remote, planned, orphans)
         pruned = _forget(planned, orphans, refused, keep_files)
-        c = planned.campaign
-        compact(
-            c.lock_path,
-            planned.entries,
-            manifest=c.manifest.path.name,
-            command=command_line(),
-            endpoint=c.provider.endpoint,
-        )
+        compact_lock(planned)
     if as_json:
         print_json({"pruned": pruned, "refused": refused})
     else:

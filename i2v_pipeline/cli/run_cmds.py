@@ -11,12 +11,19 @@ import click
 
 from ..errors import Interrupted
 from ..executor import Executor, RunStats
-from ..lock import compact
 from ..model import Action
 from ..plan import PlanOptions
 from ..runlock import RunLock
 from ..runner import check_reachable_images, credentials, execute
-from .common import Planned, Selection, command_line, plan_campaign, print_json, selection_options
+from .common import (
+    Planned,
+    Selection,
+    command_line,
+    compact_lock,
+    plan_campaign,
+    print_json,
+    selection_options,
+)
 from .embedded import endpoint_for
 from .inspect import summary_line
 from .progress import Progress
@@ -72,7 +79,7 @@ def run_cmd(
             with progress:
                 stats, interrupted = anyio.run(_run, planned, work, progress, max_credits)
         finally:
-            _compact(planned)
+            compact_lock(planned)
         seconds = time.monotonic() - started
         _finish(planned, stats, seconds, as_json, quiet, interrupted, progress.problems)
 
@@ -114,17 +121,6 @@ async def _run(
         )
         tg.cancel_scope.cancel()
     return (holder["ex"].stats if "ex" in holder else stats), interrupted
-
-
-def _compact(planned: Planned) -> None:
-    c = planned.campaign
-    compact(
-        c.lock_path,
-        planned.entries,
-        manifest=c.manifest.path.name,
-        command=command_line(),
-        endpoint=c.provider.endpoint,
-    )
 
 
 def _finish(

@@ -96,6 +96,15 @@ def manifest(write: WriteManifest, url: str, n_prompts: int) -> Path:
     return write(MANIFEST.format(url=url, prompts=prompts))
 
 
+def start_run(path: Path, workdir: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*I2V, "run", str(path), "-q"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def journal_lines(workdir: Path) -> int:
     try:
         return (workdir / "m.lock.yaml.journal").read_bytes().count(b"\n")
@@ -113,12 +122,7 @@ def test_sigkill_at_random_moments(
     rng = random.Random(1234)
     for _ in range(4):
         target = journal_lines(workdir) + rng.randint(5, 60)
-        proc = subprocess.Popen(
-            [*I2V, "run", str(path), "-q"],
-            cwd=workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = start_run(path, workdir)
         try:
             wait_for(lambda t=target, p=proc: journal_lines(workdir) >= t or p.poll() is not None)  # type: ignore[misc]
         finally:
@@ -203,12 +207,7 @@ def test_ctrl_c_compacts_and_exits_130(
 def test_second_run_is_refused(served: str, write_manifest: WriteManifest, workdir: Path) -> None:
     """While one run holds the manifest, another exits 2 naming the holder."""
     path = manifest(write_manifest, served, 9)
-    proc = subprocess.Popen(
-        [*I2V, "run", str(path), "-q"],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_run(path, workdir)
     try:
         run_file = workdir / "m.lock.yaml.run"
         wait_for(lambda: run_file.exists() and run_file.read_text().startswith("{"))
