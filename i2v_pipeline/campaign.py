@@ -12,7 +12,7 @@ from typing import Any
 from . import manifest as manifest_mod
 from . import schemas
 from .catalog import Catalog
-from .errors import CatalogError
+from .errors import CatalogError, ManifestError
 from .expand import expand
 from .fingerprint import FileHasher
 from .manifest import Manifest
@@ -125,7 +125,18 @@ class JobValidator:
 def _compile(man: Manifest, catalog: Catalog) -> Campaign:
     expansion = expand(man, FileHasher(), catalog.normalize)
     validator = JobValidator()
+    seen: dict[str, str] = {}
     for spec in expansion.specs:
+        twin = seen.setdefault(spec.fingerprint, spec.id)
+        if twin != spec.id:
+            # One video, two jobs: the lock is keyed by what is bought, so they would share
+            # (and overwrite) one record. Several takes of one video are `variants`.
+            raise ManifestError(
+                f"jobs {twin} and {spec.id} ask for the same video (same image, prompt and "
+                "settings)",
+                where=man.locate(expansion.origins[spec.id]),
+                hint="drop one, change a setting, or use `variants: N` for several takes",
+            )
         if not validator.is_valid(spec):
             where = f"{man.locate(expansion.origins[spec.id])} (job {spec.id})"
             schemas.validate("job", spec.to_json(), what=where, error_class=CatalogError)

@@ -232,3 +232,11 @@ def test_free_text_is_checked_on_every_job(write_manifest: WriteManifest) -> Non
     text = text.replace("prompts:\n", "prompts:\n  - id: first\n    template: ok\n")
     with pytest.raises(CatalogError, match="is too long"):
         load_campaign(write_manifest(text))
+
+
+def test_two_jobs_for_one_video_are_refused(write_manifest: WriteManifest) -> None:
+    """Two jobs with the same fingerprint would share one lock record: an error with a hint."""
+    text = MINIMAL + "jobs:\n  - {id: again, image: garden, template: 'A calm scene'}\n"
+    with pytest.raises(ManifestError, match="ask for the same video") as info:
+        load_campaign(write_manifest(text))
+    assert "variants" in info.value.render()
