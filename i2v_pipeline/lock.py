@@ -91,13 +91,6 @@ def entry_line(e: LockEntry) -> str:
     return f"- {head[:-1]}{REQUEST_KEY}{e.request_json}}}"
 
 
-def entry_to_json(e: LockEntry) -> dict[str, Any]:
-    out = _head(e)
-    if e.request_json != "{}":
-        out["request"] = e.request
-    return out
-
-
 STATES: dict[str, LockState] = {
     "unknown": "unknown",
     "submitted": "submitted",

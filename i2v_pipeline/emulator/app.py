@@ -104,9 +104,6 @@ class Emulator:
         self.state.clock.advance(seconds)
         self.state.advance()
 
-    def creates_for(self, image_url: str, prompt: str) -> int:
-        return self.state.creates[(image_url, prompt)]
-
     # ------------------------------------------------------------------ app
     def _build(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=8 << 20)

@@ -165,3 +165,21 @@ def test_validate_checks_lockfiles(workdir: Path) -> None:
     lock.write_text(lock.read_text().replace('"unknown"', '"lost"'))
     code, _, err = run("validate", str(lock))
     assert code == 2 and "inspect or delete this file" in err
+
+
+def test_models_refresh_effects_and_status(
+    write_manifest: WriteManifest, tmp_path: Path, monkeypatch: object
+) -> None:
+    """models --refresh caches the API's list (from the embedded emulator), effects lists
+    codes, status reads the lock."""
+    import pytest
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    code, out, err = run("models", "--refresh")
+    assert code == 0 and "cached 4 models" in err
+    assert "# source: cache" in out and "kwaivgi/kling-v3.0-pro/image-to-video" in out
+    code, out, _ = run("effects")
+    assert code == 0 and "squish_89244231312  Squish" in out
+    code, out, _ = run("status", str(write_manifest()))
+    assert code == 0 and "0 jobs in" in out
