@@ -67,11 +67,17 @@ def effects_cmd(manifest: str | None, as_json: bool) -> None:
 
 @click.command("status")
 @click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--refresh", is_flag=True, help="Also ask the API for each video's status now.")
 @click.option("--json", "as_json", is_flag=True)
-def status_cmd(manifest: str, as_json: bool) -> None:
-    """What the lock records for each job (with any unfinished journal replayed)."""
+def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
+    """What the lock records for each job (with any unfinished journal replayed). Read-only:
+    `i2v run` is what acts on what it finds."""
     campaign = load_campaign(manifest)
     entries = sorted(load_state(campaign.lock_path).values(), key=lambda e: e.job_id)
+    remote: dict[str, int] = {}
+    if refresh:
+        ids = [rid for e in entries for rid in e.remote_ids]
+        remote = anyio.run(_remote_status, manifest, ids) if ids else {}
     rows: list[dict[str, Any]] = [
         {
             "id": e.job_id,
@@ -80,6 +86,7 @@ def status_cmd(manifest: str, as_json: bool) -> None:
             "credits": e.credits,
             "files": [f.path if f else None for f in e.files],
             "error": e.error.message if e.error else None,
+            **({"remote_now": [remote.get(rid) for rid in e.remote_ids]} if refresh else {}),
         }
         for e in entries
     ]
@@ -89,8 +96,31 @@ def status_cmd(manifest: str, as_json: bool) -> None:
     for r in rows:
         files = ", ".join(p for p in r["files"] if p) or "-"
         err = f"  ({r['error']})" if r["error"] else ""
-        click.echo(f"{r['state']:<9} {r['id']}  {files}{err}")
+        now = ""
+        if refresh:
+            now = "  remote: " + ",".join(STATUS_NAMES.get(s, "gone") for s in r["remote_now"])
+        click.echo(f"{r['state']:<9} {r['id']}  {files}{err}{now}")
     click.echo(f"{len(rows)} jobs in {campaign.lock_path}")
+
+
+STATUS_NAMES = {1: "queued", 2: "processing", 3: "done", 4: "failed"}
+
+
+async def _remote_status(manifest: str, ids: list[str]) -> dict[str, int]:
+    import aiohttp
+
+    campaign = load_campaign(manifest)
+    out: dict[str, int] = {}
+    async with (
+        endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth),
+        aiohttp.ClientSession() as session,
+    ):
+        provider = AkoolProvider(session, base_url, auth)
+        batch = campaign.limits.poll_batch
+        for start in range(0, len(ids), batch):
+            for r in await provider.results(ids[start : start + batch]):
+                out[r.id] = r.status
+    return out
 
 
 def _default_manifest() -> str:

@@ -267,3 +267,15 @@ def test_prune_needs_yes_off_a_terminal(
     write_manifest(text.replace("Pan across", "Slow pan across"))
     code, _, err = run("prune", str(path))
     assert code == 2 and "--yes" in err
+
+
+def test_status_refresh_asks_the_api(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest
+) -> None:
+    """status --refresh shows what the API says now, next to what the lock records."""
+    path = write_manifest(MANIFEST.format(url=emulator.base_url))
+    assert run("run", str(path), "-q", "--select", "garden.dolly")[0] == 0
+    code, rows, _ = run("status", str(path), "--refresh", "--json")
+    assert code == 0 and rows is not None
+    (row,) = rows  # type: ignore[misc]
+    assert row["state"] == "succeeded" and row["remote_now"] == [3]
