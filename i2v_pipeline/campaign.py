@@ -5,6 +5,7 @@ load -> expand -> catalog normalise -> job schema -> catalog semantics -> finger
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,11 @@ from typing import Any
 from . import manifest as manifest_mod
 from . import schemas
 from .catalog import Catalog
-from .errors import CatalogError, ManifestError
+from .errors import CatalogError, ConfigError, ManifestError
 from .expand import expand
 from .fingerprint import FileHasher
 from .manifest import Manifest
-from .model import JobSpec
+from .model import JobSpec, PlanItem
 from .perf import gc_paused
 
 AKOOL_URL = "https://openapi.akool.com"
@@ -155,3 +156,19 @@ def _compile(man: Manifest, catalog: Catalog) -> Campaign:
 
 def load_campaign(path: str | Path, catalog: Catalog | None = None) -> Campaign:
     return compile_manifest(manifest_mod.load(path), catalog)
+
+
+def check_reachable_images(
+    campaign: Campaign, items: Sequence[PlanItem], *, emulator: bool
+) -> None:
+    if emulator or campaign.provider.image_base_url:
+        return
+    local = next(
+        (i.spec for i in items if i.action.submits and i.spec and i.spec.image.kind == "path"), None
+    )
+    if local is not None:
+        raise ConfigError(
+            f"job {local.id} uses the local image {local.image.display}, "
+            "which a remote API cannot read",
+            hint="publish the images and set provider.image_base_url, or use `url:` images",
+        )

@@ -42,6 +42,7 @@ from .model import (
     ImageRef,
     JobSpec,
     PlanItem,
+    RunStats,
 )
 from .plan import lock_request
 from .providers.base import Provider, Result
@@ -62,19 +63,6 @@ class Tracked:
     slot: bool = False
     processing_since: float | None = None
     missing: int = 0
-
-
-@dataclass
-class RunStats:
-    created: int = 0
-    done: int = 0
-    failed: int = 0
-    unknown: int = 0
-    skipped: int = 0
-    timed_out: int = 0
-    credits: int = 0
-    requests: int = 0
-    fatal: ProviderError | None = None
 
 
 class Executor:

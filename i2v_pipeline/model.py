@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from .errors import ProviderError
+
 # AKOOL result status codes (akool-api.md §1).
 STATUS_QUEUED = 1
 STATUS_PROCESSING = 2
@@ -196,3 +198,18 @@ class Event:
     job_id: str = ""
     detail: str = ""
     credits: int = 0
+
+
+@dataclass
+class RunStats:
+    """What a run did, counted by the executor (mutable: it is filled in as the run goes)."""
+
+    created: int = 0
+    done: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    timed_out: int = 0
+    credits: int = 0
+    requests: int = 0
+    fatal: ProviderError | None = None

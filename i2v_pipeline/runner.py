@@ -12,10 +12,9 @@ from urllib.parse import quote
 import aiohttp
 
 from .campaign import Campaign
-from .errors import ConfigError
-from .executor import Executor, RunStats, build_request
+from .executor import Executor, build_request
 from .journal import Entries, Journal, journal_path
-from .model import Event, ImageRef, JobSpec, PlanItem
+from .model import Event, ImageRef, JobSpec, PlanItem, RunStats
 from .providers.akool import AkoolProvider, Auth, auth_from_env
 
 
@@ -33,22 +32,6 @@ def image_url_for(campaign: Campaign, *, emulator: bool) -> Callable[[ImageRef],
         return base.rstrip("/") + "/" + quote(ref.display.lstrip("./"))
 
     return url
-
-
-def check_reachable_images(
-    campaign: Campaign, items: Sequence[PlanItem], *, emulator: bool
-) -> None:
-    if emulator or campaign.provider.image_base_url:
-        return
-    local = next(
-        (i.spec for i in items if i.action.submits and i.spec and i.spec.image.kind == "path"), None
-    )
-    if local is not None:
-        raise ConfigError(
-            f"job {local.id} uses the local image {local.image.display}, "
-            "which a remote API cannot read",
-            hint="publish the images and set provider.image_base_url, or use `url:` images",
-        )
 
 
 def credentials(campaign: Campaign, env: Mapping[str, str] | None = None) -> Auth:

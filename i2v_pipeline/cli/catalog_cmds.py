@@ -127,6 +127,3 @@ def _default_manifest() -> str:
     from importlib import resources
 
     return str(resources.files("i2v_pipeline") / "data" / "emulator.yaml")
-
-
-COMMANDS = [models_cmd, effects_cmd, status_cmd]

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..campaign import Campaign, load_campaign
+from ..campaign import Campaign
 from ..errors import I2VError
 from ..lock import Entries, compact, load_state
 from ..model import PlanItem
@@ -95,9 +95,8 @@ def compact_lock(planned: Planned) -> None:
 
 
 def plan_campaign(
-    manifest: str, options: PlanOptions, selection: Selection, now: float | None = None
+    campaign: Campaign, options: PlanOptions, selection: Selection, now: float | None = None
 ) -> Planned:
-    campaign = load_campaign(manifest)
     entries = load_state(campaign.lock_path)
     base = campaign.manifest.base_dir
     prefix = output_prefix(base, campaign.output_dir)

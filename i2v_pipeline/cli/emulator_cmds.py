@@ -83,6 +83,3 @@ def serve_cmd(
         anyio.run(main)
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
-
-
-COMMANDS = [emulator_group]

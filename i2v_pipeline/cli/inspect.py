@@ -83,7 +83,7 @@ def plan_cmd(
 ) -> int:
     """Show what `i2v run` would do and what it would cost. Talks to no API."""
     planned = plan_campaign(
-        manifest,
+        load_campaign(manifest),
         PlanOptions(retry_failed, resubmit_unknown),
         Selection(only, patterns, shard, limit),
     )
@@ -149,6 +149,3 @@ def expand_cmd(manifest: str, as_json: bool) -> None:
 def schema_cmd(name: str) -> None:
     """Print a JSON Schema: manifest (default), job or lock."""
     click.echo(json.dumps(schemas.load_schema(name), indent=2))
-
-
-COMMANDS = [plan_cmd, validate_cmd, expand_cmd, schema_cmd]

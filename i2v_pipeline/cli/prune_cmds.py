@@ -34,7 +34,7 @@ def prune_cmd(manifest: str, yes: bool, keep_remote: bool, keep_files: bool, as_
 
     campaign = load_campaign(manifest)
     with RunLock(campaign.lock_path, command_line()):
-        planned = plan_campaign(manifest, PlanOptions(), Selection())
+        planned = plan_campaign(campaign, PlanOptions(), Selection())
         orphans = [i.entry for i in planned.items if i.action is Action.ORPHAN and i.entry]
         if not orphans:
             click.echo("Nothing to prune.", err=True)
@@ -113,6 +113,3 @@ def _forget(
     finally:
         journal.close()
     return pruned
-
-
-COMMANDS = [prune_cmd]

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import signal
 import time
-from typing import Any
 
-import anyio
 import click
 
+from ..campaign import check_reachable_images
 from ..errors import Interrupted
-from ..executor import Executor, RunStats
-from ..model import Action
+from ..model import Action, RunStats
 from ..plan import PlanOptions
 from ..runlock import RunLock
-from ..runner import check_reachable_images, credentials, execute
 from .common import (
     Planned,
     Selection,
@@ -24,7 +20,6 @@ from .common import (
     print_json,
     selection_options,
 )
-from .embedded import endpoint_for
 from .inspect import summary_line
 from .progress import Progress
 
@@ -59,7 +54,7 @@ def run_cmd(
     campaign = load_campaign(manifest)
     with RunLock(campaign.lock_path, command_line()):
         planned = plan_campaign(
-            manifest,
+            campaign,
             PlanOptions(retry_failed, resubmit_unknown),
             Selection(only, patterns, shard, limit),
         )
@@ -72,55 +67,18 @@ def run_cmd(
         check_reachable_images(
             planned.campaign, work, emulator=planned.campaign.provider.is_emulator
         )
+        from .run_exec import execute_plan  # the HTTP stack loads only when there is work
+
         started = time.monotonic()
         stats, interrupted = RunStats(), False
         progress = Progress(len(work), quiet=quiet or as_json)
         try:
             with progress:
-                stats, interrupted = anyio.run(_run, planned, work, progress, max_credits)
+                stats, interrupted = execute_plan(planned, work, progress, max_credits)
         finally:
             compact_lock(planned)
         seconds = time.monotonic() - started
         _finish(planned, stats, seconds, as_json, quiet, interrupted, progress.problems)
-
-
-async def _run(
-    planned: Planned, work: list[Any], progress: Progress, max_credits: int | None
-) -> tuple[RunStats, bool]:
-    campaign = planned.campaign
-    holder: dict[str, Executor] = {}
-    interrupted = False
-    async with (
-        endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth),
-        anyio.create_task_group() as tg,
-    ):
-
-        async def watch_signals() -> None:
-            nonlocal interrupted
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    interrupted = True
-                    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C: now
-                    if "ex" in holder:
-                        holder["ex"].stop_submitting = True
-                    tg.cancel_scope.cancel()
-                    return
-
-        tg.start_soon(watch_signals)
-        stats = await execute(
-            campaign,
-            planned.entries,
-            work,
-            base_url=base_url,
-            auth=auth,
-            prefix=planned.prefix,
-            emulator=campaign.provider.is_emulator,
-            on_event=progress,
-            max_credits=max_credits,
-            started=lambda ex: holder.__setitem__("ex", ex),
-        )
-        tg.cancel_scope.cancel()
-    return (holder["ex"].stats if "ex" in holder else stats), interrupted
 
 
 def _finish(
@@ -172,6 +130,3 @@ def _finish(
         raise stats.fatal
     if stats.failed or stats.unknown or stats.timed_out:
         raise click.exceptions.Exit(1)
-
-
-COMMANDS = [run_cmd]
