@@ -15,8 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import CatalogError
-
 # Credits per video, from the documented price table (akool-api.md §12). The real formula is
 # unknown, so this is an estimate; deduction_credit in responses is the truth.
 PRICE_TABLE: dict[tuple[int, str], int] = {
@@ -156,8 +154,3 @@ class Catalog:
         if "audio_url" in request and request.get("audio_type") != 2:
             return "audio_url is only used with audio: custom"
         return None
-
-    def check(self, request: Mapping[str, Any], has_last_frame: bool, *, where: str) -> None:
-        problem = self.problem(request, has_last_frame)
-        if problem:
-            raise CatalogError(problem, where=where)

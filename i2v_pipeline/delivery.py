@@ -14,6 +14,7 @@ import anyio
 from .download import Downloaded, copy_into_place, fetch
 from .errors import DownloadError, ExpiredResultError
 from .journal import Entries
+from .journal import record as journal_record
 from .model import JobSpec
 
 Requery = Callable[[str], Awaitable[str | None]]
@@ -44,14 +45,7 @@ class Delivery:
 
     def _downloaded(self, fp: str, i: int, rel: str, got: Downloaded) -> None:
         self.record(
-            {
-                "t": "downloaded",
-                "fp": fp,
-                "i": i,
-                "path": rel,
-                "sha256": got.sha256,
-                "bytes": got.bytes,
-            }
+            journal_record("downloaded", fp, i=i, path=rel, sha256=got.sha256, bytes=got.bytes)
         )
 
     async def download(self, spec: JobSpec, ids: Sequence[str], urls: Sequence[str | None]) -> None:

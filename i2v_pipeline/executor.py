@@ -30,9 +30,9 @@ from .errors import (
     TransientError,
     UnknownOutcomeError,
 )
-from .journal import Entries, Journal, apply
+from .journal import Entries, Journal, apply, utc_iso
+from .journal import record as journal_record
 from .limits import RateLimiter
-from .lock import utc_iso
 from .model import (
     STATUS_SUCCEEDED,
     TERMINAL_STATUSES,
@@ -128,7 +128,7 @@ class Executor:
                 if spec is None:
                     continue
                 if item.entry is not None and item.entry.job_id != spec.id:
-                    self.record(_rec("relabel", spec.fingerprint, id=spec.id))
+                    self.record(journal_record("relabel", spec.fingerprint, id=spec.id))
                 if item.action.submits:
                     creates.append(item)
                 elif item.action in (Action.RESUME, Action.DOWNLOAD):
@@ -185,7 +185,7 @@ class Executor:
         fp = spec.fingerprint
         attempt = uuid.uuid4().hex[:12]
         intent = {"id": spec.id, "attempt": attempt, "request": lock_request(spec)}
-        await self.record_durably(_rec("intent", fp, **intent))
+        await self.record_durably(journal_record("intent", fp, **intent))
         request = self.request_for(spec)
         try:
             self.stats.requests += 1
@@ -203,14 +203,14 @@ class Executor:
                 self.stats.failed += 1
                 self.emit(Event(EventKind.FAILED, spec.id, exc.message))
             if isinstance(exc, JobRejectedError):  # the server looked at it and said no
-                failed = _rec("failed", fp, code=exc.code, message=exc.message)
+                failed = journal_record("failed", fp, code=exc.code, message=exc.message)
                 await self.record_durably(failed)
             else:  # the server refused the request as a whole: nothing was bought
-                await self.record_durably(_rec("forget", fp))
+                await self.record_durably(journal_record("forget", fp))
             self.slots.release()
             return
         answer = {"attempt": attempt, "ids": list(created.ids), "credits": created.credits}
-        await self.record_durably(_rec("created", fp, **answer))
+        await self.record_durably(journal_record("created", fp, **answer))
         self.stats.created += 1
         self.stats.credits += created.credits or 0
         n = len(created.ids)
@@ -270,7 +270,7 @@ class Executor:
         if r.status == 2 and t.processing_since is None:
             t.processing_since = anyio.current_time()
         if r.status != t.status[i] or (r.video_url and r.video_url != t.urls[i]):
-            rec = _rec("status", fp, i=i, status=r.status)
+            rec = journal_record("status", fp, i=i, status=r.status)
             if r.video_url:
                 rec["url"] = r.video_url
                 rec["expires_at"] = utc_iso(time.time() + EXPIRY_SECONDS)
@@ -287,7 +287,7 @@ class Executor:
         for fp in lost:
             t = self.tracked.pop(fp)
             gone = "the API no longer knows this video (deleted or another account)"
-            self.record(_rec("failed", fp, code=None, message=gone))
+            self.record(journal_record("failed", fp, code=None, message=gone))
             self._done_tracking(t, EventKind.FAILED, "lost remotely")
 
     def _finish_ready(self) -> None:
@@ -357,11 +357,6 @@ class Executor:
             return
         self.stats.done += 1
         self.emit(Event(EventKind.DONE, spec.id, "copied to its new path"))
-
-
-def _rec(kind: str, fp: str, **fields: Any) -> dict[str, Any]:
-    """A journal record: its kind, the job's fingerprint, the time, and what happened."""
-    return {"t": kind, "fp": fp, "at": utc_iso(), **fields}
 
 
 def build_request(

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -27,6 +28,15 @@ from .model import (
 NEWLINE = b"\n"
 Entries = dict[str, LockEntry]
 """fingerprint -> entry"""
+
+
+def utc_iso(ts: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))
+
+
+def record(kind: str, fp: str, **fields: Any) -> dict[str, Any]:
+    """A journal record: its kind, the job's fingerprint, the time, and what happened."""
+    return {"t": kind, "fp": fp, "at": utc_iso(), **fields}
 
 
 def request_text(request: Mapping[str, Any]) -> str:
@@ -174,7 +184,3 @@ class Journal:
             if self._f is not None:
                 self._f.close()
                 self._f = None
-
-    def remove(self) -> None:
-        self.close()
-        self.path.unlink(missing_ok=True)

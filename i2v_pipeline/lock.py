@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -29,10 +28,18 @@ import yaml
 
 from . import schemas
 from .errors import LockError, ManifestError
-from .journal import Entries, journal_path, replay, request_text
+from .journal import Entries, journal_path, replay, request_text, utc_iso
 from .manifest import parse_yaml
 
-__all__ = ["Entries", "compact", "load_state", "read_lock", "render_lock", "request_text"]
+__all__ = [
+    "Entries",
+    "compact",
+    "load_state",
+    "read_lock",
+    "render_lock",
+    "request_text",
+    "utc_iso",
+]
 from .model import (
     ErrorRecord,
     FileRecord,
@@ -42,10 +49,6 @@ from .model import (
 from .perf import gc_paused
 
 LOCK_VERSION = 1
-
-
-def utc_iso(ts: float | None = None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))
 
 
 # ---------------------------------------------------------------- entries <-> JSON

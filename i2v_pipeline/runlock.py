@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import RunLockedError
-from .lock import utc_iso
+from .journal import utc_iso
 
 
 class RunLock:

@@ -7,24 +7,16 @@ from typing import Any
 import anyio
 import click
 
-from ..campaign import load_campaign
+from ..campaign import Campaign, load_campaign
 from ..catalog import Catalog
 from ..lock import load_state
-from ..providers.akool import AkoolProvider
-from ..runner import credentials
 from .common import print_json
-from .embedded import endpoint_for
+from .embedded import provider_for
 
 
 async def _ask(manifest: str, what: str) -> Any:
-    import aiohttp
-
-    campaign = load_campaign(manifest)
-    async with (
-        endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth),
-        aiohttp.ClientSession() as session,
-    ):
-        return await getattr(AkoolProvider(session, base_url, auth), what)()
+    async with provider_for(load_campaign(manifest)) as provider:
+        return await getattr(provider, what)()
 
 
 @click.command("models")
@@ -77,7 +69,7 @@ def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
     remote: dict[str, int] = {}
     if refresh:
         ids = [rid for e in entries for rid in e.remote_ids]
-        remote = anyio.run(_remote_status, manifest, ids) if ids else {}
+        remote = anyio.run(_remote_status, campaign, ids) if ids else {}
     rows: list[dict[str, Any]] = [
         {
             "id": e.job_id,
@@ -106,16 +98,9 @@ def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
 STATUS_NAMES = {1: "queued", 2: "processing", 3: "done", 4: "failed"}
 
 
-async def _remote_status(manifest: str, ids: list[str]) -> dict[str, int]:
-    import aiohttp
-
-    campaign = load_campaign(manifest)
+async def _remote_status(campaign: Campaign, ids: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
-    async with (
-        endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth),
-        aiohttp.ClientSession() as session,
-    ):
-        provider = AkoolProvider(session, base_url, auth)
+    async with provider_for(campaign) as provider:
         batch = campaign.limits.poll_batch
         for start in range(0, len(ids), batch):
             for r in await provider.results(ids[start : start + batch]):

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from ..campaign import Campaign
 from ..emulator import Emulator, EmulatorConfig
 from ..emulator.media import default_cache_dir
-from ..providers.akool import ApiKeyAuth, Auth
+from ..providers.akool import AkoolProvider, ApiKeyAuth, Auth
 
 
 def embedded_config() -> EmulatorConfig:
@@ -19,6 +19,21 @@ def embedded_config() -> EmulatorConfig:
     return EmulatorConfig(
         queue_time=0.3, processing_time=1.5, state_file=cache / "emulator-state.json"
     )
+
+
+@asynccontextmanager
+async def provider_for(campaign: Campaign) -> AsyncIterator[AkoolProvider]:
+    """A provider for one-off calls (models, effects, status, prune) on the campaign's endpoint,
+    credentials from the environment."""
+    import aiohttp
+
+    from ..runner import credentials
+
+    async with (
+        endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth),
+        aiohttp.ClientSession() as session,
+    ):
+        yield AkoolProvider(session, base_url, auth)
 
 
 @asynccontextmanager

@@ -5,20 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import aiohttp
 import anyio
 import click
 
 from ..errors import UsageError
-from ..journal import Journal, journal_path
-from ..lock import utc_iso
+from ..journal import Journal, journal_path, record
 from ..model import Action, LockEntry
 from ..plan import PlanOptions
-from ..providers.akool import AkoolProvider
 from ..runlock import RunLock
-from ..runner import credentials
 from .common import Planned, Selection, command_line, compact_lock, plan_campaign, print_json
-from .embedded import endpoint_for
+from .embedded import provider_for
 
 
 @click.command("prune")
@@ -71,11 +67,7 @@ async def _delete_remote(planned: Planned, orphans: list[LockEntry]) -> dict[str
     ids = [rid for e in orphans for rid in e.remote_ids]
     if not ids:
         return {}
-    async with (
-        endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth),
-        aiohttp.ClientSession() as session,
-    ):
-        provider = AkoolProvider(session, base_url, auth)
+    async with provider_for(campaign) as provider:
         refused: dict[str, str] = {}
         for start in range(0, len(ids), 100):
             _, bad = await provider.delete(ids[start : start + 100])
@@ -101,8 +93,7 @@ def _forget(
         for e in orphans:
             if any(rid in refused for rid in e.remote_ids):
                 continue
-            rec = {"t": "forget", "fp": e.fingerprint, "at": utc_iso()}
-            journal.append(rec, durable=True)
+            journal.append(record("forget", e.fingerprint), durable=True)
             planned.entries.pop(e.fingerprint, None)
             pruned.append(e.job_id)
             if keep_files:

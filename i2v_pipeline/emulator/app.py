@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .api import PARAM, Api, BadRequest, envelope, json_response
+from .api import PARAM, Api, BadRequest, body_of, envelope, json_response
 from .config import EmulatorConfig
 from .media import Media
 from .state import Clock, ManualClock, State
@@ -219,8 +219,6 @@ class Emulator:
 
     # ------------------------------------------------------------------ non-API routes
     async def _token(self, request: web.Request) -> web.Response:
-        from .api import body_of
-
         try:
             body = await body_of(request)
         except BadRequest as exc:
