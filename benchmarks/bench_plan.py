@@ -28,9 +28,9 @@ CHILD = textwrap.dedent("""
     import gc, json, resource, sys, time
     gc.disable() if "--nogc" in sys.argv else None
     t0 = time.perf_counter()
-    from i2v_pipeline.campaign import load_campaign
-    from i2v_pipeline.lock import load_state
-    from i2v_pipeline.plan import make_plan, disk_probe, output_prefix, summarize
+    from i2v_pipeline.spec.campaign import load_campaign
+    from i2v_pipeline.state.lock import load_state
+    from i2v_pipeline.state.plan import make_plan, disk_probe, output_prefix, summarize
     t1 = time.perf_counter()
     c = load_campaign(sys.argv[1])
     t2 = time.perf_counter()
@@ -69,10 +69,10 @@ def build(folder: Path, n_images: int, n_prompts: int, per_combo: int) -> Path:
 
 
 def fill_lock(manifest: Path, make_files: bool) -> int:
-    from i2v_pipeline.campaign import load_campaign
-    from i2v_pipeline.lock import compact, request_text
     from i2v_pipeline.model import FileRecord, LockEntry
-    from i2v_pipeline.plan import lock_request
+    from i2v_pipeline.spec.campaign import load_campaign
+    from i2v_pipeline.state.lock import compact, request_text
+    from i2v_pipeline.state.plan import lock_request
 
     c = load_campaign(manifest)
     entries = {}

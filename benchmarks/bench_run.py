@@ -53,7 +53,7 @@ limits: {{create_rps: {rate}, request_rps: 50, jobs_in_flight: 100000, poll_inte
 def verify_cost(out: Path, sample: int = 50) -> float:
     """CPU ms to hash and verify one downloaded video, measured here on a sample of them."""
     from i2v_pipeline import media
-    from i2v_pipeline.fingerprint import hash_file
+    from i2v_pipeline.spec.fingerprint import hash_file
 
     files = sorted(out.rglob("*.mp4"))[:sample]
     if not files:

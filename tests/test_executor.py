@@ -12,13 +12,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from i2v_pipeline.campaign import Limits
 from i2v_pipeline.errors import FatalProviderError
-from i2v_pipeline.executor import Executor
-from i2v_pipeline.journal import Journal, journal_path
-from i2v_pipeline.lock import load_state
 from i2v_pipeline.model import Action, Event, EventKind, ImageRef, JobSpec, PlanItem
-from i2v_pipeline.providers.base import Created, Result
+from i2v_pipeline.run.executor import Executor
+from i2v_pipeline.run.providers.base import Created, Result
+from i2v_pipeline.spec.campaign import Limits
+from i2v_pipeline.state.journal import Journal, journal_path
+from i2v_pipeline.state.lock import load_state
 
 pytestmark = pytest.mark.anyio
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from i2v_pipeline.campaign import load_campaign
 from i2v_pipeline.errors import CatalogError, I2VError, ManifestError, TemplateError
+from i2v_pipeline.spec.campaign import load_campaign
 
 from .conftest import MINIMAL, WriteManifest
 

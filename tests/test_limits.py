@@ -8,8 +8,8 @@ import anyio
 import pytest
 
 from i2v_pipeline.errors import ThrottledError, TransientError, UnknownOutcomeError
-from i2v_pipeline.limits import RateLimiter, backoff
-from i2v_pipeline.retry import RetryPolicy, call
+from i2v_pipeline.run.pacing import RateLimiter, backoff
+from i2v_pipeline.run.retry import RetryPolicy, call
 
 
 class FakeClock:

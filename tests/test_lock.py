@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from i2v_pipeline import schemas
 from i2v_pipeline.errors import LockError, RunLockedError
-from i2v_pipeline.journal import Journal, journal_path, replay
-from i2v_pipeline.lock import compact, load_state, read_lock, render_lock
-from i2v_pipeline.runlock import RunLock
+from i2v_pipeline.spec import validation as schemas
+from i2v_pipeline.state.journal import Journal, journal_path, replay
+from i2v_pipeline.state.lock import compact, load_state, read_lock, render_lock
+from i2v_pipeline.state.runlock import RunLock
 
 FP = "f" * 64
 FP2 = "e" * 64

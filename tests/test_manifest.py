@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from i2v_pipeline.errors import ManifestError
-from i2v_pipeline.manifest import load, parse_yaml
+from i2v_pipeline.spec.manifest import load, parse_yaml
 
 from .conftest import MINIMAL, WriteManifest
 

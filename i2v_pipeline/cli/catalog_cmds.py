@@ -7,9 +7,9 @@ from typing import Any
 import anyio
 import click
 
-from ..campaign import Campaign, load_campaign
-from ..catalog import Catalog
-from ..lock import load_state
+from ..spec.campaign import Campaign, load_campaign
+from ..spec.catalog import Catalog
+from ..state.lock import load_state
 from .common import print_json
 from .embedded import provider_for
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import click
 
-from ..campaign import Campaign
 from ..errors import I2VError
-from ..lock import Entries, compact, load_state
 from ..model import PlanItem
-from ..plan import PlanOptions, disk_probe, make_plan, output_prefix, parse_shard, select
+from ..spec.campaign import Campaign
+from ..state.lock import Entries, compact, load_state
+from ..state.plan import PlanOptions, disk_probe, make_plan, output_prefix, parse_shard, select
 
 
 class I2VGroup(click.Group):

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from ..campaign import Campaign
 from ..emulator import Emulator, EmulatorConfig
 from ..emulator.media import default_cache_dir
-from ..providers.akool import AkoolProvider, ApiKeyAuth, Auth
+from ..run.providers.akool import AkoolProvider, ApiKeyAuth, Auth
+from ..spec.campaign import Campaign
 
 
 def embedded_config() -> EmulatorConfig:
@@ -27,7 +27,7 @@ async def provider_for(campaign: Campaign) -> AsyncIterator[AkoolProvider]:
     credentials from the environment."""
     import aiohttp
 
-    from ..runner import credentials
+    from ..run.session import credentials
 
     async with (
         endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth),

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from .. import manifest as manifest_mod
-from .. import schemas
-from ..campaign import load_campaign
 from ..errors import I2VError, LockError
-from ..lock import load_state, read_lock
 from ..model import Action, PlanItem
-from ..plan import PlanOptions, plan_to_json, summarize
+from ..spec import manifest as manifest_mod
+from ..spec import validation as schemas
+from ..spec.campaign import load_campaign
+from ..state.lock import load_state, read_lock
+from ..state.plan import PlanOptions, plan_to_json, summarize
 from .common import Selection, plan_campaign, print_json, selection_options
 
 PHRASES = {

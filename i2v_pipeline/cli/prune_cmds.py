@@ -9,10 +9,10 @@ import anyio
 import click
 
 from ..errors import UsageError
-from ..journal import Journal, journal_path, record
 from ..model import Action, LockEntry
-from ..plan import PlanOptions
-from ..runlock import RunLock
+from ..state.journal import Journal, journal_path, record
+from ..state.plan import PlanOptions
+from ..state.runlock import RunLock
 from .common import Planned, Selection, command_line, compact_lock, plan_campaign, print_json
 from .embedded import provider_for
 
@@ -26,7 +26,7 @@ from .embedded import provider_for
 def prune_cmd(manifest: str, yes: bool, keep_remote: bool, keep_files: bool, as_json: bool) -> None:
     """Delete orphans: lock entries no longer in the manifest, their remote videos (delbyids)
     and their local files. Asks first."""
-    from ..campaign import load_campaign
+    from ..spec.campaign import load_campaign
 
     campaign = load_campaign(manifest)
     with RunLock(campaign.lock_path, command_line()):

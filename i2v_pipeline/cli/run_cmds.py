@@ -6,11 +6,11 @@ import time
 
 import click
 
-from ..campaign import check_reachable_images
 from ..errors import Interrupted
 from ..model import Action, RunStats
-from ..plan import PlanOptions
-from ..runlock import RunLock
+from ..spec.campaign import check_reachable_images
+from ..state.plan import PlanOptions
+from ..state.runlock import RunLock
 from .common import (
     Planned,
     Selection,
@@ -49,7 +49,7 @@ def run_cmd(
     limit: int | None,
 ) -> None:
     """Run the plan: create, poll, download, verify, and record everything in the lock."""
-    from ..campaign import load_campaign
+    from ..spec.campaign import load_campaign
 
     campaign = load_campaign(manifest)
     with RunLock(campaign.lock_path, command_line()):

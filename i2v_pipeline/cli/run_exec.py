@@ -8,9 +8,9 @@ from typing import Any
 
 import anyio
 
-from ..executor import Executor
 from ..model import RunStats
-from ..runner import credentials, execute
+from ..run.executor import Executor
+from ..run.session import credentials, execute
 from .common import Planned
 from .embedded import endpoint_for
 from .progress import Progress

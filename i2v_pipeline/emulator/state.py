@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..catalog import Catalog, estimate_credits
+from ..spec.catalog import Catalog, estimate_credits
 from .config import EmulatorConfig
 
 

@@ -74,7 +74,7 @@ def test_validate_reports_each_bad_file(write_manifest: WriteManifest) -> None:
 
 def test_expand_json_matches_job_schema(write_manifest: WriteManifest) -> None:
     """expand --json prints specs valid against job.schema.json."""
-    from i2v_pipeline import schemas
+    from i2v_pipeline.spec import validation as schemas
 
     code, out, _ = run("expand", str(write_manifest()), "--json")
     jobs = json.loads(out)
@@ -148,8 +148,8 @@ def test_any_text_gives_plan_or_clean_error(write_manifest: WriteManifest, text:
 
 def test_validate_checks_lockfiles(workdir: Path) -> None:
     """`validate` checks a *.lock.yaml against the lock schema instead of as a manifest."""
-    from i2v_pipeline.lock import compact
     from i2v_pipeline.model import LockEntry
+    from i2v_pipeline.state.lock import compact
 
     lock = workdir / "m.lock.yaml"
     entry = LockEntry(

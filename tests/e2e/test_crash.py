@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from i2v_pipeline import schemas
 from i2v_pipeline.errors import LockError
-from i2v_pipeline.fingerprint import hash_file
+from i2v_pipeline.spec import validation as schemas
+from i2v_pipeline.spec.fingerprint import hash_file
 
 from ..conftest import WriteManifest
 

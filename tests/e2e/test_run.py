@@ -8,11 +8,11 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from i2v_pipeline import schemas
 from i2v_pipeline.cli import cli
 from i2v_pipeline.emulator import Faults
 from i2v_pipeline.errors import LockError
-from i2v_pipeline.fingerprint import hash_file
+from i2v_pipeline.spec import validation as schemas
+from i2v_pipeline.spec.fingerprint import hash_file
 
 from ..conftest import ThreadedEmulator, WriteManifest
 

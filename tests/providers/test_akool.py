@@ -15,7 +15,7 @@ from i2v_pipeline.errors import (
     TransientError,
     UnknownOutcomeError,
 )
-from i2v_pipeline.providers.akool import (
+from i2v_pipeline.run.providers.akool import (
     AkoolProvider,
     ApiKeyAuth,
     TokenAuth,

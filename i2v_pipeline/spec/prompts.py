@@ -9,7 +9,7 @@ from typing import Any
 
 import jinja2
 
-from .errors import ManifestError
+from ..errors import ManifestError
 from .images import Loc
 from .manifest import Manifest
 from .templating import compile_template

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from . import schemas
-from .errors import ManifestError
+from ..errors import ManifestError
+from . import validation as schemas
 
 try:  # the C composer is ~10x faster on large manifests
     from yaml import CSafeLoader as _Loader

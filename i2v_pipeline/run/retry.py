@@ -10,8 +10,8 @@ from typing import TypeVar
 
 import anyio
 
-from .errors import ThrottledError, TransientError
-from .limits import RateLimiter, backoff
+from ..errors import ThrottledError, TransientError
+from .pacing import RateLimiter, backoff
 
 T = TypeVar("T")
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import LockError
-from .model import (
+from ..errors import LockError
+from ..model import (
     STATUS_FAILED,
     STATUS_SUCCEEDED,
     TERMINAL_STATUSES,

@@ -18,7 +18,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import concat
 
-from .errors import TemplateError
+from ..errors import TemplateError
 
 MAX_RESULT = 100_000
 """Longest string or list a template may build with `*`."""

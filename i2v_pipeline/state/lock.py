@@ -26,10 +26,10 @@ from typing import IO, Any
 import orjson
 import yaml
 
-from . import schemas
-from .errors import LockError, ManifestError
+from ..errors import LockError, ManifestError
+from ..spec import validation as schemas
+from ..spec.manifest import parse_yaml
 from .journal import Entries, journal_path, replay, request_text, utc_iso
-from .manifest import parse_yaml
 
 __all__ = [
     "Entries",
@@ -40,13 +40,13 @@ __all__ = [
     "request_text",
     "utc_iso",
 ]
-from .model import (
+from ..model import (
     ErrorRecord,
     FileRecord,
     LockEntry,
     LockState,
 )
-from .perf import gc_paused
+from ..perf import gc_paused
 
 LOCK_VERSION = 1
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalog import estimate_credits
-from .errors import UsageError
-from .model import Action, JobSpec, LockEntry, PlanItem
-from .perf import gc_paused
+from ..errors import UsageError
+from ..model import Action, JobSpec, LockEntry, PlanItem
+from ..perf import gc_paused
+from ..spec.catalog import estimate_credits
 
 SizeProbe = Callable[[str], int | None]
 """Size in bytes of a file given relative to the manifest's folder, or None if absent."""

@@ -16,11 +16,11 @@ from typing import Any
 
 import jinja2
 
-from .errors import ManifestError, TemplateError
+from ..errors import ManifestError, TemplateError
+from ..model import ImageRef, JobSpec
 from .fingerprint import fingerprint_of
 from .images import Hasher, Image, Loc, resolve_images, url_ref
 from .manifest import Manifest
-from .model import ImageRef, JobSpec
 from .prompts import Prompt, resolve_prompts
 from .templating import base_context, compile_template, is_template, render, slug
 

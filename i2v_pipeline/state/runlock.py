@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import RunLockedError
+from ..errors import RunLockedError
 from .journal import utc_iso
 
 

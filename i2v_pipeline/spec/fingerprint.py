@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from .model import ImageRef, JobSpec
+from ..model import ImageRef, JobSpec
 
 PROVIDER = "akool"
 ENDPOINT_KIND = "image2video.batch"

@@ -19,10 +19,7 @@ from typing import Any
 import aiohttp
 import anyio
 
-from . import retry
-from .campaign import Limits
-from .delivery import Delivery
-from .errors import (
+from ..errors import (
     DownloadError,
     FatalProviderError,
     JobRejectedError,
@@ -30,10 +27,7 @@ from .errors import (
     TransientError,
     UnknownOutcomeError,
 )
-from .journal import Entries, Journal, apply, utc_iso
-from .journal import record as journal_record
-from .limits import RateLimiter
-from .model import (
+from ..model import (
     STATUS_SUCCEEDED,
     TERMINAL_STATUSES,
     Action,
@@ -44,7 +38,13 @@ from .model import (
     PlanItem,
     RunStats,
 )
-from .plan import lock_request
+from ..spec.campaign import Limits
+from ..state.journal import Entries, Journal, apply, utc_iso
+from ..state.journal import record as journal_record
+from ..state.plan import lock_request
+from . import retry
+from .delivery import Delivery
+from .pacing import RateLimiter
 from .providers.base import Provider, Result
 
 LOST_AFTER = 3

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .errors import ManifestError
+from ..errors import ManifestError
+from ..model import ImageRef
 from .manifest import Manifest
-from .model import ImageRef
 from .templating import slug
 
 Hasher = Callable[[Path], str]

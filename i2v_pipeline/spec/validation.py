@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # jsonschema is only imported when there is an error to descr
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
 
-from .errors import I2VError, ManifestError
+from ..errors import I2VError, ManifestError
 
 SCHEMA_NAMES = ("manifest", "job", "lock")
 MAX_REPORTED = 5
@@ -25,11 +25,11 @@ Locator = Callable[[Sequence[str | int]], str | None]
 
 
 def schema_dir() -> Path:
-    """The wheel puts schemas/ inside the package; a source checkout has it beside the package."""
-    packaged = resources.files("i2v_pipeline") / "schemas"
+    """The wheel puts schemas/ in the package's data folder; a source checkout has it at the top."""
+    packaged = resources.files("i2v_pipeline") / "data" / "schemas"
     if packaged.is_dir():
         return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "schemas"
+    return Path(__file__).resolve().parents[2] / "schemas"
 
 
 @functools.cache

@@ -15,8 +15,8 @@ from pathlib import Path
 import aiohttp
 import anyio
 
-from . import media
-from .errors import DownloadError, ExpiredResultError
+from ..errors import DownloadError, ExpiredResultError
+from . import verify as media
 
 CHUNK = 1 << 16
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from ..errors import (
+from ...errors import (
     ConfigError,
     FatalProviderError,
     JobRejectedError,

@@ -11,10 +11,10 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .campaign import Campaign
+from ..model import Event, ImageRef, JobSpec, PlanItem, RunStats
+from ..spec.campaign import Campaign
+from ..state.journal import Entries, Journal, journal_path
 from .executor import Executor, build_request
-from .journal import Entries, Journal, journal_path
-from .model import Event, ImageRef, JobSpec, PlanItem, RunStats
 from .providers.akool import AkoolProvider, Auth, auth_from_env
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import aiohttp
 import anyio
 
+from ..errors import DownloadError, ExpiredResultError
+from ..model import JobSpec
+from ..state.journal import Entries
+from ..state.journal import record as journal_record
 from .download import Downloaded, copy_into_place, fetch
-from .errors import DownloadError, ExpiredResultError
-from .journal import Entries
-from .journal import record as journal_record
-from .model import JobSpec
 
 Requery = Callable[[str], Awaitable[str | None]]
 """A remote id -> a fresh result URL (or None)."""
