@@ -22,6 +22,7 @@ import anyio
 from . import retry
 from .campaign import Limits
 from .delivery import Delivery
+from .download import Policy
 from .errors import (
     DownloadError,
     FatalProviderError,
@@ -79,6 +80,7 @@ class Executor:
         request_for: Callable[[JobSpec], dict[str, Any]],
         on_event: Callable[[Event], None] = lambda e: None,
         max_credits: int | None = None,
+        download_policy: Policy | None = None,
     ) -> None:
         self.provider, self.session = provider, session
         self.entries, self.journal = entries, journal
@@ -96,7 +98,7 @@ class Executor:
             record=self.record,
             requery=self._requery,
             concurrent=limits.downloads,
-            timeout=limits.request_timeout * 5,
+            policy=download_policy or Policy(),
         )
         self.tracked: dict[str, Tracked] = {}
         """fingerprint -> job being polled"""
