@@ -150,7 +150,7 @@ class Emulator:
             await asyncio.sleep(faults.latency)
         if faults.drop_before and self._rng.random() < faults.drop_before:
             return self._drop(request)
-        if self._inject(endpoint, faults, faults.http_5xx):
+        if self._inject(f"{endpoint}/5xx", faults, faults.http_5xx):
             busy = json_response(
                 {"code": 1015, "msg": "Create video error, try again later"}, 1015, status=503
             )
@@ -167,13 +167,13 @@ class Emulator:
             return self._drop(request)  # processed, but the client never hears the answer
         return self._record(request, endpoint, response)
 
-    def _inject(self, endpoint: str, faults: Faults, share: float) -> bool:
-        """Roll for a 5xx or truncation fault, within the endpoint's `times` budget."""
-        if not share or (faults.times is not None and self._injected[endpoint] >= faults.times):
+    def _inject(self, kind: str, faults: Faults, share: float) -> bool:
+        """Roll for a fault of one kind on one endpoint, within its `times` budget."""
+        if not share or (faults.times is not None and self._injected[kind] >= faults.times):
             return False
         if self._rng.random() >= share:
             return False
-        self._injected[endpoint] += 1
+        self._injected[kind] += 1
         return True
 
     def _record(
@@ -251,7 +251,7 @@ class Emulator:
             return web.Response(status=403, text="Request has expired")
         path = await self.media.video_for(job)
         faults = self.config.faults_for("video")
-        if self._inject("video", faults, faults.truncate):
+        if self._inject("video/truncate", faults, faults.truncate):
             data = path.read_bytes()
             return web.Response(body=data[: len(data) // 2], content_type="video/mp4")
         return web.FileResponse(path, headers={"Content-Type": "video/mp4"})
