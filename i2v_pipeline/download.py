@@ -169,6 +169,8 @@ def _check_status(status: int) -> None:
 
 async def _save(resp: aiohttp.ClientResponse, part: Path, max_bytes: int) -> tuple[str, int]:
     expected = resp.content_length
+    if resp.headers.get("Content-Encoding", "identity") != "identity":
+        expected = None  # aiohttp inflates the body: the length is of the compressed bytes
     too_big = f"over limits.max_download_bytes ({max_bytes:,} bytes); no video is that large"
     if expected is not None and expected > max_bytes:
         raise DownloadError(f"the result is {expected:,} bytes, {too_big}")
