@@ -30,14 +30,14 @@ CHILD = textwrap.dedent("""
     t0 = time.perf_counter()
     from i2v_pipeline.spec.campaign import load_campaign
     from i2v_pipeline.state.lock import load_state
-    from i2v_pipeline.state.plan import make_plan, disk_probe, output_prefix, summarize
+    from i2v_pipeline.state.plan import make_plan, disk_check, output_prefix, summarize
     t1 = time.perf_counter()
     c = load_campaign(sys.argv[1])
     t2 = time.perf_counter()
     entries = load_state(c.lock_path)
     t3 = time.perf_counter()
     items = make_plan(c.specs, entries, prefix=output_prefix(c.manifest.base_dir, c.output_dir),
-                      probe=disk_probe(c.manifest.base_dir), now=time.time())
+                      check=disk_check(c.manifest.base_dir), now=time.time())
     t4 = time.perf_counter()
     print(json.dumps({"jobs": len(c.specs), "import": t1 - t0, "expand_validate_fp": t2 - t1,
                       "read_lock": t3 - t2, "diff": t4 - t3, "total": t4 - t1,
@@ -69,9 +69,9 @@ def build(folder: Path, n_images: int, n_prompts: int, per_combo: int) -> Path:
 
 
 def fill_lock(manifest: Path, make_files: bool) -> int:
-    from i2v_pipeline.model import FileRecord, LockEntry
     from i2v_pipeline.spec.campaign import load_campaign
     from i2v_pipeline.state.lock import compact, request_text
+    from i2v_pipeline.model import FileRecord, LockEntry
     from i2v_pipeline.state.plan import lock_request
 
     c = load_campaign(manifest)

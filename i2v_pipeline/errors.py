@@ -18,7 +18,8 @@
     │   ├── JobRejectedError      permanent for one job: 1003, status 4; the run goes on
     │   └── FatalProviderError    exit 3: auth, banned, out of credits; stop submitting
     ├── DownloadError             a result could not be fetched or failed verification
-    │   └── ExpiredResultError    403/404 on the result URL: re-query once
+    │   ├── ExpiredResultError    403/404 on the result URL: re-query once
+    │   └── TransientDownloadError 5xx, dropped/truncated body, undecodable file: retry in-run
     └── Interrupted               exit 130: Ctrl-C
 """
 
@@ -131,6 +132,11 @@ class DownloadError(I2VError):
 
 class ExpiredResultError(DownloadError):
     pass
+
+
+class TransientDownloadError(DownloadError):
+    """Worth another try in the same run: a 5xx, a dropped or truncated body, a file that does
+    not decode (a bad transfer, most likely)."""
 
 
 class Interrupted(I2VError):

@@ -99,6 +99,11 @@ class FileRecord:
     path: str
     sha256: str
     bytes: int
+    mtime_ns: int | None = None
+    """The file's mtime when written: same size and mtime means unchanged (no hashing)."""
+    mismatch: str | None = None
+    """How the video differs from the request (duration, frame size), when it does: kept
+    under `verify: warn`, shown by plan and status."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +111,9 @@ class ErrorRecord:
     code: int | None
     message: str
 
+
+Verify = Literal["strict", "warn", "off"]
+"""Manifest `verify`: what a downloaded video's duration or frame size mismatch does."""
 
 LockState = Literal["unknown", "submitted", "succeeded", "failed"]
 

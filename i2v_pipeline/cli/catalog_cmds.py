@@ -77,6 +77,9 @@ def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
             "remote_ids": list(e.remote_ids),
             "credits": e.credits,
             "files": [f.path if f else None for f in e.files],
+            "mismatch": [f.mismatch if f else None for f in e.files],
+            # bought but not (yet) held: a download failed or the run stopped first
+            "downloaded": e.state != "succeeded" or (bool(e.files) and all(e.files)),
             "error": e.error.message if e.error else None,
             **({"remote_now": [remote.get(rid) for rid in e.remote_ids]} if refresh else {}),
         }
@@ -88,6 +91,9 @@ def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
     for r in rows:
         files = ", ".join(p for p in r["files"] if p) or "-"
         err = f"  ({r['error']})" if r["error"] else ""
+        differs = "; ".join(m for m in r["mismatch"] if m)
+        err += f"  (kept, but {differs})" if differs else ""
+        err += "" if r["downloaded"] else "  (not downloaded: `i2v run` fetches it)"
         now = ""
         if refresh:
             now = "  remote: " + ",".join(STATUS_NAMES.get(s, "gone") for s in r["remote_now"])

@@ -12,11 +12,11 @@ from typing import Any
 
 import click
 
-from ..errors import I2VError
-from ..model import PlanItem
 from ..spec.campaign import Campaign
+from ..errors import I2VError
 from ..state.lock import Entries, compact, load_state
-from ..state.plan import PlanOptions, disk_probe, make_plan, output_prefix, parse_shard, select
+from ..model import PlanItem
+from ..state.plan import PlanOptions, disk_check, make_plan, output_prefix, parse_shard, select
 
 
 class I2VGroup(click.Group):
@@ -104,7 +104,7 @@ def plan_campaign(
         campaign.specs,
         entries,
         prefix=prefix,
-        probe=disk_probe(base),
+        check=disk_check(base, rehash=options.verify),
         now=time.time() if now is None else now,
         options=options,
     )

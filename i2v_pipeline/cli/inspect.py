@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from ..errors import I2VError, LockError
-from ..model import Action, PlanItem
 from ..spec import manifest as manifest_mod
 from ..spec import validation as schemas
 from ..spec.campaign import load_campaign
+from ..errors import I2VError, LockError
 from ..state.lock import load_state, read_lock
-from ..state.plan import PlanOptions, plan_to_json, summarize
+from ..model import Action, PlanItem
+from ..state.plan import PlanOptions, mismatches, plan_to_json, summarize
 from .common import Selection, plan_campaign, print_json, selection_options
 
 PHRASES = {
@@ -52,12 +52,13 @@ def summary_line(items: Sequence[PlanItem]) -> str:
 def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
     width = max((len(i.job_id) for i in items), default=0)
     for item in items:
-        if item.action is Action.FRESH and not verbose:
-            continue
+        if item.action is Action.FRESH and not verbose and not mismatches(item.entry):
+            continue  # a fresh job kept despite a mismatch is still worth a line
         cost = f"  ≈{item.credits} credits" if item.credits else ""
         head = f"{item.action.value} {item.action.label:<8} {item.job_id:<{width}}"
         line = f"{head}  {item.reason}{cost}"
-        click.secho(line, fg=COLORS[item.action])
+        kept = item.action is Action.FRESH and mismatches(item.entry)
+        click.secho(line, fg="yellow" if kept else COLORS[item.action])
     click.echo(summary_line(items))
 
 
@@ -68,6 +69,9 @@ def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
 @click.option("--retry-failed", is_flag=True, help="Plan failed jobs to be created again.")
 @click.option("--resubmit-unknown", is_flag=True, help="Plan unknown creates to be sent again.")
 @click.option("-v", "--verbose", is_flag=True, help="Also list fresh jobs.")
+@click.option(
+    "--verify", is_flag=True, help="Hash every held file instead of trusting size and mtime."
+)
 @selection_options
 def plan_cmd(
     manifest: str,
@@ -76,6 +80,7 @@ def plan_cmd(
     retry_failed: bool,
     resubmit_unknown: bool,
     verbose: bool,
+    verify: bool,
     only: str | None,
     patterns: tuple[str, ...],
     shard: str | None,
@@ -84,7 +89,7 @@ def plan_cmd(
     """Show what `i2v run` would do and what it would cost. Talks to no API."""
     planned = plan_campaign(
         load_campaign(manifest),
-        PlanOptions(retry_failed, resubmit_unknown),
+        PlanOptions(retry_failed, resubmit_unknown, verify),
         Selection(only, patterns, shard, limit),
     )
     if as_json:

@@ -6,9 +6,9 @@ import time
 
 import click
 
+from ..spec.campaign import check_reachable_images
 from ..errors import Interrupted
 from ..model import Action, RunStats
-from ..spec.campaign import check_reachable_images
 from ..state.plan import PlanOptions
 from ..state.runlock import RunLock
 from .common import (
@@ -35,6 +35,9 @@ from .progress import Progress
 @click.option("--max-credits", type=click.IntRange(min=0), help="Stop submitting before N credits.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option(
+    "--verify", is_flag=True, help="Hash every held file instead of trusting size and mtime."
+)
 @selection_options
 def run_cmd(
     manifest: str,
@@ -43,6 +46,7 @@ def run_cmd(
     max_credits: int | None,
     as_json: bool,
     quiet: bool,
+    verify: bool,
     only: str | None,
     patterns: tuple[str, ...],
     shard: str | None,
@@ -55,7 +59,7 @@ def run_cmd(
     with RunLock(campaign.lock_path, command_line()):
         planned = plan_campaign(
             campaign,
-            PlanOptions(retry_failed, resubmit_unknown),
+            PlanOptions(retry_failed, resubmit_unknown, verify),
             Selection(only, patterns, shard, limit),
         )
         work = [i for i in planned.items if i.action.is_work]

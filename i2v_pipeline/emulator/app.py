@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from .api import PARAM, Api, BadRequest, body_of, envelope, json_response
-from .config import EmulatorConfig
+from .config import EmulatorConfig, Faults
 from .media import Media
 from .state import Clock, ManualClock, State
 from .webhook import WebhookSender
@@ -58,6 +58,7 @@ class Emulator:
         self.tokens: set[str] = set()
         self._windows: dict[str, deque[float]] = {}
         self._rng = random.Random(self.config.seed)
+        self._injected: Counter[str] = Counter()
         self.api = Api(self.state)
         self.media = Media(self.config)
         self.webhooks = WebhookSender(self.state)
@@ -149,7 +150,7 @@ class Emulator:
             await asyncio.sleep(faults.latency)
         if faults.drop_before and self._rng.random() < faults.drop_before:
             return self._drop(request)
-        if faults.http_5xx and self._rng.random() < faults.http_5xx:
+        if self._inject(f"{endpoint}/5xx", faults, faults.http_5xx):
             busy = json_response(
                 {"code": 1015, "msg": "Create video error, try again later"}, 1015, status=503
             )
@@ -165,6 +166,15 @@ class Emulator:
         if faults.drop and endpoint != "video" and self._rng.random() < faults.drop:
             return self._drop(request)  # processed, but the client never hears the answer
         return self._record(request, endpoint, response)
+
+    def _inject(self, kind: str, faults: Faults, share: float) -> bool:
+        """Roll for a fault of one kind on one endpoint, within its `times` budget."""
+        if not share or (faults.times is not None and self._injected[kind] >= faults.times):
+            return False
+        if self._rng.random() >= share:
+            return False
+        self._injected[kind] += 1
+        return True
 
     def _record(
         self, request: web.Request, endpoint: str, response: web.StreamResponse
@@ -241,7 +251,7 @@ class Emulator:
             return web.Response(status=403, text="Request has expired")
         path = await self.media.video_for(job)
         faults = self.config.faults_for("video")
-        if faults.truncate and self._rng.random() < faults.truncate:
+        if self._inject("video/truncate", faults, faults.truncate):
             data = path.read_bytes()
             return web.Response(body=data[: len(data) // 2], content_type="video/mp4")
         return web.FileResponse(path, headers={"Content-Type": "video/mp4"})

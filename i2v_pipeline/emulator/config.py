@@ -40,6 +40,9 @@ class Faults:
     """Seconds added to every answer."""
     truncate: float = 0.0
     """For video downloads: send only part of the file."""
+    times: int | None = None
+    """Inject each of the 5xx and truncation faults at most this many times on this endpoint
+    (a fault that happens exactly once, for tests of what a retry recovers)."""
 
 
 @dataclass(frozen=True)

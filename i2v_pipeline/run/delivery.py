@@ -1,9 +1,14 @@
-"""From a finished job to verified files: download (re-querying an expired URL once) or, when
-only the output path changed, copy the file already held. Each file lands with a `downloaded`
-journal record; nothing here talks to the API except through `requery`."""
+"""From a finished job to verified files: download or, when only the output path changed, copy
+the file already held. Each file lands with a `downloaded` journal record; nothing here talks to
+the API except through `requery`.
+
+A download that fails in a way another try may fix (5xx, dropped or truncated body, a stall, a
+file that does not decode) is retried within the run with backoff, each time with a fresh URL;
+an expired URL is re-queried once. A paid video is never thrown away over a soft check."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,11 +16,15 @@ from typing import Any
 import aiohttp
 import anyio
 
-from ..errors import DownloadError, ExpiredResultError
-from ..model import JobSpec
+from .download import Downloaded, Policy, copy_into_place, fetch, holds
+from ..errors import DownloadError, ExpiredResultError, TransientDownloadError
 from ..state.journal import Entries
 from ..state.journal import record as journal_record
-from .download import Downloaded, copy_into_place, fetch
+from .pacing import backoff
+from ..model import JobSpec
+
+ATTEMPTS = 4
+"""Downloads of one file per run, before the job is reported failed (a rerun tries again)."""
 
 Requery = Callable[[str], Awaitable[str | None]]
 """A remote id -> a fresh result URL (or None)."""
@@ -32,21 +41,22 @@ class Delivery:
         record: Callable[[dict[str, Any]], None],
         requery: Requery,
         concurrent: int,
-        timeout: float,
+        policy: Policy,
+        retry_base: float = 0.5,
     ) -> None:
         self.session, self.base_dir, self.prefix = session, base_dir, prefix
         self.entries, self.record, self.requery = entries, record, requery
         self.slots = anyio.Semaphore(concurrent)
-        self.timeout = timeout
+        self.policy, self.retry_base = policy, retry_base
 
     def rel_paths(self, spec: JobSpec) -> list[str]:
         """Output paths relative to the manifest's folder, as the lock records them."""
         return [f"{self.prefix}/{p}" if self.prefix != "." else p for p in spec.output_paths()]
 
     def _downloaded(self, fp: str, i: int, rel: str, got: Downloaded) -> None:
-        self.record(
-            journal_record("downloaded", fp, i=i, path=rel, sha256=got.sha256, bytes=got.bytes)
-        )
+        extra = {"mtime_ns": got.mtime_ns, "mismatch": got.mismatch}
+        rec = journal_record("downloaded", fp, i=i, path=rel, sha256=got.sha256, bytes=got.bytes)
+        self.record({**rec, **{k: v for k, v in extra.items() if v is not None}})
 
     async def download(self, spec: JobSpec, ids: Sequence[str], urls: Sequence[str | None]) -> None:
         """Every variant not already in place; DownloadError if one cannot be had."""
@@ -56,11 +66,10 @@ class Delivery:
                 held = self.entries[fp].files
                 rec = held[i] if i < len(held) else None
                 target = self.base_dir / rel
-                if (
+                if (  # hashed, not sized: `run --verify` may send a same-size changed file here
                     rec
                     and rec.path == rel
-                    and target.is_file()
-                    and target.stat().st_size == rec.bytes
+                    and await anyio.to_thread.run_sync(holds, target, rec.bytes, rec.sha256)
                 ):
                     continue
                 got = await self._fetch(spec, ids[i], urls[i], target)
@@ -69,7 +78,8 @@ class Delivery:
     async def _fetch(self, spec: JobSpec, rid: str, url: str | None, target: Path) -> Downloaded:
         seconds = spec.request.get("video_length")
         resolution = spec.request.get("resolution")
-        for again in (False, True):
+        expired = False
+        for attempt in range(ATTEMPTS):
             if url is None:
                 raise DownloadError("the result has no video URL")
             try:
@@ -79,13 +89,18 @@ class Delivery:
                     target,
                     seconds=seconds,
                     resolution=resolution,
-                    timeout=self.timeout,
+                    policy=self.policy,
                 )
             except ExpiredResultError:
-                if again:
+                if expired:
                     raise
-                url = await self.requery(rid)  # result URLs expire: ask once for a fresh one
-        raise AssertionError("unreachable")  # pragma: no cover
+                expired = True  # result URLs expire: ask once for a fresh one
+            except TransientDownloadError as exc:
+                if attempt + 1 >= ATTEMPTS:
+                    raise DownloadError(f"{exc.message} (after {ATTEMPTS} attempts)") from None
+                await anyio.sleep(backoff(attempt, base=self.retry_base))
+            url = await self.requery(rid)
+        raise DownloadError(f"no usable download in {ATTEMPTS} attempts (the URL expired)")
 
     async def relocate(self, spec: JobSpec) -> None:
         """Copy (never move: the old path may be another job's) to the new output path."""
@@ -98,11 +113,4 @@ class Delivery:
             got = await anyio.to_thread.run_sync(
                 copy_into_place, self.base_dir / rec.path, self.base_dir / rel
             )
-            self._downloaded(fp, i, rel, got)
-
-
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None
+            self._downloaded(fp, i, rel, dataclasses.replace(got, mismatch=rec.mismatch))

@@ -1,34 +1,112 @@
-"""Downloads: streamed to a temp file in the target folder, hashed on the fly, verified, renamed.
+"""Downloads: confined to http(s) and public addresses, capped in size, abandoned on a stall,
+streamed to a temp file in the target folder, hashed on the fly, checked, renamed.
 
 A result file is never half-written under its real name: a crash leaves only a `.part` file,
-which the next download replaces.
+which the next download replaces. A video that decodes is kept even when its duration or frame
+size differs from the request (the API documents neither): the difference is returned for the
+lock, and only `verify: strict` turns it into a failure.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
+from yarl import URL
 
-from ..errors import DownloadError, ExpiredResultError
 from . import verify as media
+from ..errors import DownloadError, ExpiredResultError, TransientDownloadError
+from ..spec.fingerprint import hash_file
+from ..model import Verify
 
 CHUNK = 1 << 16
+GIB = 1 << 30
+MAX_REDIRECTS = 5
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How results are fetched and checked (manifest `verify` and `limits`)."""
+
+    verify: Verify = "warn"
+    """Duration and frame size: `strict` fails a mismatch, `warn` keeps and records it, `off`
+    skips the check. A file that does not decode always fails."""
+    max_bytes: int = 2 * GIB
+    stall: float = 60.0
+    """Seconds without a single byte before a download is abandoned (and retried)."""
+    connect: float = 60.0
+    allow_local: bool = False
+    """Result URLs may point at loopback or private addresses: true when the endpoint itself is
+    local (the emulator), never for a remote API, whose URLs could otherwise reach the LAN."""
 
 
 @dataclass(frozen=True)
 class Downloaded:
     sha256: str
     bytes: int
+    mtime_ns: int | None = None
+    mismatch: str | None = None
 
 
 def _part(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.part")
+
+
+def is_local_address(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Loopback, link-local (cloud metadata), private, unspecified or multicast."""
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return (
+        addr.is_loopback
+        or addr.is_link_local
+        or addr.is_private
+        or addr.is_unspecified
+        or addr.is_multicast
+    )
+
+
+def is_local_host(host: str) -> bool:
+    """A host name or literal address that is not on the public internet (no DNS lookup)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return is_local_address(ipaddress.ip_address(host.split("%", 1)[0]))
+    except ValueError:
+        return False
+
+
+async def check_url(url: str, *, allow_local: bool) -> None:
+    """DownloadError unless url is http(s) and, for a remote endpoint, resolves only to public
+    addresses. (A name that does not resolve is left to the download to report.)"""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise DownloadError(f"refusing the result URL: scheme {parts.scheme or '(none)'!r}")
+    host = parts.hostname
+    if not host:
+        raise DownloadError("refusing the result URL: it names no host")
+    if allow_local:
+        return
+    if is_local_host(host):
+        raise DownloadError(f"refusing the result URL: {host} is a local or private address")
+    try:
+        infos = await anyio.getaddrinfo(host, parts.port or 443)
+    except OSError:
+        return
+    for info in infos:
+        addr = str(info[4][0]).split("%", 1)[0]
+        if is_local_host(addr):
+            raise DownloadError(
+                f"refusing the result URL: {host} resolves to {addr}, a private address"
+            )
 
 
 async def fetch(
@@ -38,46 +116,100 @@ async def fetch(
     *,
     seconds: float | None,
     resolution: str | None,
-    timeout: float = 300.0,
+    policy: Policy,
 ) -> Downloaded:
-    """Download url to target atomically. ExpiredResultError on 403/404 (re-query the result)."""
+    """Download url to target atomically. ExpiredResultError on 403/404 (re-query the result),
+    TransientDownloadError when another try may work, DownloadError otherwise."""
     target.parent.mkdir(parents=True, exist_ok=True)
     part = _part(target)
-    digest = hashlib.sha256()
-    size = 0
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-            if resp.status in (403, 404):
-                raise ExpiredResultError(f"result URL answered HTTP {resp.status} (expired?)")
-            if resp.status != 200:
-                raise DownloadError(f"result URL answered HTTP {resp.status}")
-            expected = resp.content_length
-            with open(part, "wb") as f:
-                async for chunk in resp.content.iter_chunked(CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    f.write(chunk)
-        if expected is not None and size != expected:
-            raise DownloadError(f"got {size} bytes of {expected}")
-        await anyio.to_thread.run_sync(lambda: _seal(part, target, seconds, resolution))
-    except media.VerifyError as exc:
+        sha256, size = await _stream(session, url, part, policy)
+        return await anyio.to_thread.run_sync(
+            lambda: _seal(part, target, Downloaded(sha256, size), seconds, resolution, policy)
+        )
+    except OSError as exc:
         part.unlink(missing_ok=True)
-        raise DownloadError(f"the downloaded video is bad: {exc}") from None
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        part.unlink(missing_ok=True)
-        raise DownloadError(f"download failed: {type(exc).__name__}: {exc}") from None
+        raise DownloadError(f"cannot write {target}: {exc}") from None
     except BaseException:
         part.unlink(missing_ok=True)
         raise
-    return Downloaded(digest.hexdigest(), size)
 
 
-def _seal(part: Path, target: Path, seconds: float | None, resolution: str | None) -> None:
+async def _stream(
+    session: aiohttp.ClientSession, url: str, part: Path, policy: Policy
+) -> tuple[str, int]:
+    # no total timeout: a big file on a slow link is fine as long as bytes keep coming
+    timeout = aiohttp.ClientTimeout(sock_connect=policy.connect, sock_read=policy.stall)
+    for _ in range(MAX_REDIRECTS + 1):
+        await check_url(url, allow_local=policy.allow_local)  # every hop: a redirect may go local
+        try:
+            async with session.get(url, timeout=timeout, allow_redirects=False) as resp:
+                if resp.status in REDIRECTS and "Location" in resp.headers:
+                    url = str(resp.url.join(URL(resp.headers["Location"])))
+                    continue
+                _check_status(resp.status)
+                return await _save(resp, part, policy.max_bytes)
+        except TimeoutError:  # aiohttp's read timeout is both a ClientError and a TimeoutError
+            raise TransientDownloadError(
+                f"download stalled: no data for {policy.stall:g} s"
+            ) from None
+        except aiohttp.ClientError as exc:  # refused, reset, truncated body (ClientPayloadError)
+            raise TransientDownloadError(f"download failed: {type(exc).__name__}: {exc}") from None
+    raise DownloadError(f"the result URL redirected more than {MAX_REDIRECTS} times")
+
+
+def _check_status(status: int) -> None:
+    if status in (403, 404):
+        raise ExpiredResultError(f"result URL answered HTTP {status} (expired?)")
+    if status >= 500 or status in (408, 429):
+        raise TransientDownloadError(f"result URL answered HTTP {status}")
+    if status != 200:
+        raise DownloadError(f"result URL answered HTTP {status}")
+
+
+async def _save(resp: aiohttp.ClientResponse, part: Path, max_bytes: int) -> tuple[str, int]:
+    expected = resp.content_length
+    if resp.headers.get("Content-Encoding", "identity") != "identity":
+        expected = None  # aiohttp inflates the body: the length is of the compressed bytes
+    too_big = f"over limits.max_download_bytes ({max_bytes:,} bytes); no video is that large"
+    if expected is not None and expected > max_bytes:
+        raise DownloadError(f"the result is {expected:,} bytes, {too_big}")
+    digest = hashlib.sha256()
+    size = 0
+    with open(part, "wb") as f:
+        async for chunk in resp.content.iter_chunked(CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise DownloadError(f"the result went {too_big}; abandoned")
+            digest.update(chunk)
+            f.write(chunk)
+    if expected is not None and size != expected:
+        raise TransientDownloadError(f"truncated: got {size} bytes of {expected}")
+    return digest.hexdigest(), size
+
+
+def _seal(
+    part: Path,
+    target: Path,
+    got: Downloaded,
+    seconds: float | None,
+    resolution: str | None,
+    policy: Policy,
+) -> Downloaded:
     """Off the event loop: make the bytes durable, check the video, rename it into place."""
     with open(part, "rb+") as f:
         os.fsync(f.fileno())
-    media.verify(part, seconds=seconds, resolution=resolution)
+    try:
+        info = media.probe(part)
+    except media.VerifyError as exc:  # most likely a bad transfer: worth another download
+        raise TransientDownloadError(f"the downloaded file is not a usable video: {exc}") from None
+    problem = None
+    if policy.verify != "off":
+        problem = media.mismatch(info, seconds=seconds, resolution=resolution)
+    if problem and policy.verify == "strict":
+        raise DownloadError(f"the downloaded video {problem} (verify: strict)")
     os.replace(part, target)
+    return Downloaded(got.sha256, got.bytes, target.stat().st_mtime_ns, problem)
 
 
 def copy_into_place(source: Path, target: Path) -> Downloaded:
@@ -90,4 +222,13 @@ def copy_into_place(source: Path, target: Path) -> Downloaded:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     os.replace(part, target)
-    return Downloaded(digest.hexdigest(), target.stat().st_size)
+    st = target.stat()
+    return Downloaded(digest.hexdigest(), st.st_size, st.st_mtime_ns)
+
+
+def holds(path: Path, size: int, sha256: str) -> bool:
+    """The file at path has this content (size first: a cheap no)."""
+    try:
+        return path.stat().st_size == size and hash_file(path) == sha256
+    except OSError:
+        return False

@@ -19,6 +19,10 @@ from typing import Any
 import aiohttp
 import anyio
 
+from . import retry
+from ..spec.campaign import Limits
+from .delivery import Delivery
+from .download import Policy
 from ..errors import (
     DownloadError,
     FatalProviderError,
@@ -27,6 +31,9 @@ from ..errors import (
     TransientError,
     UnknownOutcomeError,
 )
+from ..state.journal import Entries, Journal, apply, utc_iso
+from ..state.journal import record as journal_record
+from .pacing import RateLimiter
 from ..model import (
     STATUS_SUCCEEDED,
     TERMINAL_STATUSES,
@@ -38,13 +45,7 @@ from ..model import (
     PlanItem,
     RunStats,
 )
-from ..spec.campaign import Limits
-from ..state.journal import Entries, Journal, apply, utc_iso
-from ..state.journal import record as journal_record
 from ..state.plan import lock_request
-from . import retry
-from .delivery import Delivery
-from .pacing import RateLimiter
 from .providers.base import Provider, Result
 
 LOST_AFTER = 3
@@ -79,6 +80,7 @@ class Executor:
         request_for: Callable[[JobSpec], dict[str, Any]],
         on_event: Callable[[Event], None] = lambda e: None,
         max_credits: int | None = None,
+        download_policy: Policy | None = None,
     ) -> None:
         self.provider, self.session = provider, session
         self.entries, self.journal = entries, journal
@@ -96,7 +98,7 @@ class Executor:
             record=self.record,
             requery=self._requery,
             concurrent=limits.downloads,
-            timeout=limits.request_timeout * 5,
+            policy=download_policy or Policy(),
         )
         self.tracked: dict[str, Tracked] = {}
         """fingerprint -> job being polled"""

@@ -7,14 +7,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from ..model import Event, ImageRef, JobSpec, PlanItem, RunStats
 from ..spec.campaign import Campaign
-from ..state.journal import Entries, Journal, journal_path
+from .download import Policy, is_local_host
 from .executor import Executor, build_request
+from ..state.journal import Entries, Journal, journal_path
+from ..model import Event, ImageRef, JobSpec, PlanItem, RunStats
 from .providers.akool import AkoolProvider, Auth, auth_from_env
 
 
@@ -32,6 +33,18 @@ def image_url_for(campaign: Campaign, *, emulator: bool) -> Callable[[ImageRef],
         return base.rstrip("/") + "/" + quote(ref.display.lstrip("./"))
 
     return url
+
+
+def download_policy(campaign: Campaign, base_url: str, *, emulator: bool) -> Policy:
+    """The manifest's download settings; result URLs may be local only if the endpoint is."""
+    limits = campaign.limits
+    return Policy(
+        verify=campaign.verify,
+        max_bytes=limits.max_download_bytes,
+        stall=limits.download_stall_timeout,
+        connect=limits.request_timeout,
+        allow_local=emulator or is_local_host(urlsplit(base_url).hostname or ""),
+    )
 
 
 def credentials(campaign: Campaign, env: Mapping[str, str] | None = None) -> Auth:
@@ -77,6 +90,7 @@ async def execute(
                 request_for=request_for,
                 on_event=on_event,
                 max_credits=max_credits,
+                download_policy=download_policy(campaign, base_url, emulator=emulator),
             )
             started(ex)
             return await ex.run(items)

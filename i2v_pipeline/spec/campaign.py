@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import CatalogError, ConfigError, ManifestError
-from ..model import JobSpec, PlanItem
-from ..perf import gc_paused
 from . import manifest as manifest_mod
 from . import validation as schemas
 from .catalog import Catalog
+from ..errors import CatalogError, ConfigError, ManifestError
 from .expand import expand
 from .fingerprint import FileHasher
 from .manifest import Manifest
+from ..model import JobSpec, PlanItem, Verify
+from ..perf import gc_paused
 
 AKOOL_URL = "https://openapi.akool.com"
 
@@ -56,6 +56,10 @@ class Limits:
     max_credits: int | None = None
     job_timeout: float = 1800.0
     request_timeout: float = 60.0
+    max_download_bytes: int = 2 << 30
+    """A result larger than this is abandoned: far above any video, it guards the disk."""
+    download_stall_timeout: float = 60.0
+    """Seconds without a byte before a download is abandoned (and retried)."""
 
     @classmethod
     def from_manifest(cls, data: dict[str, Any]) -> Limits:
@@ -69,6 +73,8 @@ class Campaign:
     output_dir: Path
     provider: ProviderSettings
     limits: Limits
+    verify: Verify = "warn"
+    """Duration/frame-size check of downloads: strict, warn (keep and record) or off."""
 
     @property
     def lock_path(self) -> Path:
@@ -151,6 +157,7 @@ def _compile(man: Manifest, catalog: Catalog) -> Campaign:
         output_dir=expansion.output_dir,
         provider=ProviderSettings.from_manifest(man.data),
         limits=Limits.from_manifest(man.data),
+        verify=man.data.get("verify", "warn"),
     )
 
 

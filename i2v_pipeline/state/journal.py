@@ -87,7 +87,9 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
         entries[fp] = _with_status(e, rec)
     elif kind == "downloaded":
         files = list(e.files) or [None] * len(e.remote_ids)
-        files[rec["i"]] = FileRecord(rec["path"], rec["sha256"], rec["bytes"])
+        files[rec["i"]] = FileRecord(
+            rec["path"], rec["sha256"], rec["bytes"], rec.get("mtime_ns"), rec.get("mismatch")
+        )
         entries[fp] = dataclasses.replace(e, files=tuple(files))
     elif kind == "failed":
         entries[fp] = dataclasses.replace(

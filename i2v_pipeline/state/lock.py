@@ -26,10 +26,10 @@ from typing import IO, Any
 import orjson
 import yaml
 
-from ..errors import LockError, ManifestError
 from ..spec import validation as schemas
-from ..spec.manifest import parse_yaml
+from ..errors import LockError, ManifestError
 from .journal import Entries, journal_path, replay, request_text, utc_iso
+from ..spec.manifest import parse_yaml
 
 __all__ = [
     "Entries",
@@ -84,7 +84,14 @@ def _head(e: LockEntry) -> dict[str, Any]:
 
 
 def _file_json(f: FileRecord | None) -> dict[str, Any] | None:
-    return {"path": f.path, "sha256": f.sha256, "bytes": f.bytes} if f else None
+    if f is None:
+        return None
+    out: dict[str, Any] = {"path": f.path, "sha256": f.sha256, "bytes": f.bytes}
+    if f.mtime_ns is not None:
+        out["mtime_ns"] = f.mtime_ns
+    if f.mismatch:
+        out["mismatch"] = f.mismatch
+    return out
 
 
 def entry_line(e: LockEntry) -> str:

@@ -1,7 +1,8 @@
 """The plan: a pure diff of job specs against lock state. `plan` decides, `run` applies.
 
 Every item carries a one-line reason saying why it is not fresh. The only outside facts it needs,
-the size of a local file and the time, come in as arguments, so it is a pure function to test.
+whether a local file still holds what the lock recorded and the time, come in as arguments, so
+it is a pure function to test.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from ..model import Action, JobSpec, LockEntry, PlanItem
-from ..perf import gc_paused
 from ..spec.catalog import estimate_credits
+from ..errors import UsageError
+from ..spec.fingerprint import hash_file
+from ..model import Action, FileRecord, JobSpec, LockEntry, PlanItem
+from ..perf import gc_paused
 
 SizeProbe = Callable[[str], int | None]
 """Size in bytes of a file given relative to the manifest's folder, or None if absent."""
+FileCheck = Callable[[str, FileRecord], bool]
+"""Does the file at this path (relative to the manifest's folder) hold what the record says?"""
 
 ONLY_CHOICES = ("failed", "unknown", "missing")
 
@@ -30,18 +34,33 @@ ONLY_CHOICES = ("failed", "unknown", "missing")
 class PlanOptions:
     retry_failed: bool = False
     resubmit_unknown: bool = False
+    verify: bool = False
+    """Hash every file (`--verify`) instead of trusting an unchanged size and mtime."""
 
 
-def disk_probe(base_dir: Path) -> SizeProbe:
+def disk_check(base_dir: Path, *, rehash: bool = False) -> FileCheck:
+    """Same size and mtime as recorded: unchanged, without reading it. Otherwise (or always,
+    with rehash) the content hash decides, so a touched but intact file stays fresh and a
+    same-size edit does not. Records from before mtimes were kept go by size alone."""
     base = str(base_dir)
 
-    def probe(rel: str) -> int | None:
+    def check(rel: str, rec: FileRecord) -> bool:
+        path = os.path.join(base, rel)  # str join: 10x cheaper than Path
         try:
-            return os.stat(os.path.join(base, rel)).st_size  # str join: 10x cheaper than Path
+            st = os.stat(path)
+            if st.st_size != rec.bytes:
+                return False
+            if not rehash and (rec.mtime_ns is None or st.st_mtime_ns == rec.mtime_ns):
+                return True
+            return hash_file(path) == rec.sha256
         except OSError:
-            return None
+            return False
 
-    return probe
+    return check
+
+
+def _by_size(probe: SizeProbe) -> FileCheck:
+    return lambda rel, rec: probe(rel) == rec.bytes
 
 
 def output_prefix(base_dir: Path, output_dir: Path) -> str:
@@ -62,20 +81,28 @@ def lock_request(spec: JobSpec) -> dict[str, Any]:
     return out
 
 
-def _files_item(spec: JobSpec, e: LockEntry, prefix: str, probe: SizeProbe, now: str) -> PlanItem:
+def mismatches(e: LockEntry | None) -> list[str]:
+    """What the files held for e differ from the request in (kept under `verify: warn`)."""
+    return [f.mismatch for f in (e.files if e else ()) if f is not None and f.mismatch]
+
+
+def _files_item(spec: JobSpec, e: LockEntry, prefix: str, check: FileCheck, now: str) -> PlanItem:
     wanted = [f"{prefix}/{p}" if prefix != "." else p for p in spec.output_paths()]
     missing: list[str] = []
     moved = 0
     for i, path in enumerate(wanted):
         rec = e.files[i] if i < len(e.files) else None
-        if rec is not None and rec.path == path and probe(path) == rec.bytes:
+        if rec is not None and rec.path == path and check(path, rec):
             continue
-        if rec is not None and rec.path != path and probe(rec.path) == rec.bytes:
+        if rec is not None and rec.path != path and check(rec.path, rec):
             moved += 1
             continue
         missing.append(path)
     if not missing and not moved:
-        return PlanItem(Action.FRESH, spec.id, spec.fingerprint, "done, file present", spec, e)
+        reason = "done, file present"
+        if differs := mismatches(e):
+            reason += f"; kept though it differs from the request: {'; '.join(differs)}"
+        return PlanItem(Action.FRESH, spec.id, spec.fingerprint, reason, spec, e)
     if not missing:
         return PlanItem(
             Action.RELOCATE,
@@ -98,7 +125,7 @@ def _item(
     by_id: Mapping[str, LockEntry],
     opts: PlanOptions,
     prefix: str,
-    probe: SizeProbe,
+    probe: FileCheck,
     now: str,
 ) -> PlanItem:
     fp = spec.fingerprint
@@ -146,21 +173,26 @@ def make_plan(
     entries: Mapping[str, LockEntry],
     *,
     prefix: str,
-    probe: SizeProbe,
     now: float,
+    probe: SizeProbe | None = None,
+    check: FileCheck | None = None,
     options: PlanOptions = PlanOptions(),
 ) -> list[PlanItem]:
-    """One item per spec in manifest order, then one per orphaned lock entry, sorted."""
+    """One item per spec in manifest order, then one per orphaned lock entry, sorted. Files are
+    judged by check, or by their size alone given only probe."""
+    if check is None:
+        assert probe is not None, "make_plan needs check or probe"
+        check = _by_size(probe)
     with gc_paused():
         now_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        return _make_plan(specs, entries, prefix, probe, now_iso, options)
+        return _make_plan(specs, entries, prefix, check, now_iso, options)
 
 
 def _make_plan(
     specs: Sequence[JobSpec],
     entries: Mapping[str, LockEntry],
     prefix: str,
-    probe: SizeProbe,
+    probe: FileCheck,
     now: str,
     options: PlanOptions,
 ) -> list[PlanItem]:
@@ -254,6 +286,7 @@ def plan_to_json(items: Sequence[PlanItem], manifest: str) -> dict[str, Any]:
                 "fingerprint": i.fingerprint,
                 "reason": i.reason,
                 "credits": i.credits,
+                **({"mismatch": m} if (m := mismatches(i.entry)) else {}),
             }
             for i in items
         ],
