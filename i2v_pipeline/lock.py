@@ -28,7 +28,7 @@ import yaml
 
 from . import schemas
 from .errors import LockError, ManifestError
-from .journal import Entries, journal_path, replay, request_text, utc_iso
+from .journal import Entries, Warn, journal_path, replay, request_text, utc_iso
 from .manifest import parse_yaml
 
 __all__ = [
@@ -147,7 +147,11 @@ def _corrupt(path: Path, why: str, line: int | None = None) -> LockError:
     return LockError(
         f"the lockfile is corrupt or not an i2v lock: {why}",
         where=where,
-        hint=f"inspect or delete this file: {path} (deleting it forgets what was bought)",
+        hint=(
+            f"inspect this file: {path}. If it is an i2v lock, restore it from version control "
+            "(e.g. `git checkout -- FILE`) or fix the line named; do not delete it: it is the "
+            "record of the videos bought. If it is not one, move it away"
+        ),
     )
 
 
@@ -274,10 +278,14 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load_state(lock_path: Path) -> Entries:
-    """The lock with any journal left by an interrupted run replayed on top."""
+def load_state(lock_path: Path, warn: Warn | None = None) -> Entries:
+    """The lock with any journal left by an interrupted run replayed on top; warn hears of
+    damaged journal lines (skipped, never fatal: later records hold paid remote ids)."""
     entries = read_lock(lock_path)
-    replay(journal_path(lock_path), entries)
+    if warn is None:
+        replay(journal_path(lock_path), entries)
+    else:
+        replay(journal_path(lock_path), entries, warn)
     return entries
 
 

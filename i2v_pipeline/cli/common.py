@@ -34,6 +34,12 @@ class I2VGroup(click.Group):
             ctx.exit(130)
 
 
+def warn(message: str) -> None:
+    """A warning on stderr (stdout may be JSON)."""
+    click.secho("warning: ", fg="yellow", bold=True, err=True, nl=False)
+    click.echo(message, err=True)
+
+
 def print_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False))
 
@@ -97,7 +103,7 @@ def compact_lock(planned: Planned) -> None:
 def plan_campaign(
     campaign: Campaign, options: PlanOptions, selection: Selection, now: float | None = None
 ) -> Planned:
-    entries = load_state(campaign.lock_path)
+    entries = load_state(campaign.lock_path, warn)
     base = campaign.manifest.base_dir
     prefix = output_prefix(base, campaign.output_dir)
     items = make_plan(

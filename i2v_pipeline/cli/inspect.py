@@ -15,7 +15,7 @@ from ..errors import I2VError, LockError
 from ..lock import load_state, read_lock
 from ..model import Action, PlanItem
 from ..plan import PlanOptions, plan_to_json, summarize
-from .common import Selection, plan_campaign, print_json, selection_options
+from .common import Selection, plan_campaign, print_json, selection_options, warn
 
 PHRASES = {
     Action.CREATE: "to create",
@@ -122,7 +122,7 @@ def _validate_one(path: Path) -> str:
         schemas.validate("lock", doc, what=str(path), error_class=LockError)
         return f"lockfile, {len(entries)} jobs"
     campaign = load_campaign(path)
-    load_state(campaign.lock_path)
+    load_state(campaign.lock_path, warn)
     return f"{len(campaign.specs)} jobs"
 
 
