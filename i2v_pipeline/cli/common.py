@@ -40,6 +40,16 @@ def warn(message: str) -> None:
     click.echo(message, err=True)
 
 
+def unknown_advice(n: int, manifest: str) -> str:
+    """What to do about creates sent with no answer recorded: they are unfinished work."""
+    return (
+        f"{n} unknown create(s): sent, no answer recorded; each may exist (and be charged). "
+        f"`i2v plan {manifest} --only unknown` lists them with the time sent: check the AKOOL "
+        f"dashboard, then `i2v run {manifest} --only unknown --resubmit-unknown` creates them "
+        "again"
+    )
+
+
 def print_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False))
 

@@ -15,7 +15,7 @@ from ..errors import I2VError, LockError
 from ..lock import load_state, read_lock
 from ..model import Action, PlanItem
 from ..plan import PlanOptions, plan_to_json, summarize
-from .common import Selection, plan_campaign, print_json, selection_options, warn
+from .common import Selection, plan_campaign, print_json, selection_options, unknown_advice, warn
 
 PHRASES = {
     Action.CREATE: "to create",
@@ -64,7 +64,7 @@ def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
 @click.command("plan")
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
-@click.option("--check", is_flag=True, help="Exit 1 if anything would run (for CI).")
+@click.option("--check", is_flag=True, help="Exit 1 if anything would run or is unknown (for CI).")
 @click.option("--retry-failed", is_flag=True, help="Plan failed jobs to be created again.")
 @click.option("--resubmit-unknown", is_flag=True, help="Plan unknown creates to be sent again.")
 @click.option("-v", "--verbose", is_flag=True, help="Also list fresh jobs.")
@@ -91,8 +91,11 @@ def plan_cmd(
         print_json(plan_to_json(planned.items, manifest))
     else:
         print_plan(planned.items, verbose=verbose)
-    if check and any(i.action.is_work for i in planned.items):
-        raise click.exceptions.Exit(1)
+    unknown = sum(i.action is Action.UNKNOWN for i in planned.items)
+    if unknown:
+        click.echo(unknown_advice(unknown, manifest), err=True)
+    if check and (unknown or any(i.action.is_work for i in planned.items)):
+        raise click.exceptions.Exit(1)  # an unknown is unfinished work, even if not runnable
     return 0
 
 
