@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import pytest
 
-from i2v_pipeline.errors import FatalProviderError
+from i2v_pipeline.errors import FatalProviderError, TransientError
 from i2v_pipeline.model import Action, Event, EventKind, ImageRef, JobSpec, PlanItem
 from i2v_pipeline.run.executor import Executor
 from i2v_pipeline.run.providers.base import Created, Result
@@ -127,3 +128,100 @@ async def test_fatal_stops_submitting_in_flight_finish(tmp_path: Path) -> None:
     # the refused create was forgotten (nothing bought); the two in flight reached an end
     assert sorted(e.state for e in entries.values()) == ["failed", "failed"]
     assert any(e.kind is EventKind.FATAL for e in events)
+
+
+class GateLimiter:
+    """A create limiter that lets `open_for` requests through, then holds every later one."""
+
+    def __init__(self, open_for: int) -> None:
+        self.left = open_for
+        self.waiting = 0
+
+    async def acquire(self) -> None:
+        if self.left > 0:
+            self.left -= 1
+            return
+        self.waiting += 1
+        await anyio.sleep_forever()
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        pass
+
+    def succeeded(self) -> None:
+        pass
+
+
+class HeldProvider(FakeProvider):
+    """Creates wait for `release` (an answer on its way when the run is cancelled); the
+    first `transient` creates fail as never sent."""
+
+    def __init__(self, transient: int = 0, hold: bool = False) -> None:
+        super().__init__([1])
+        self.transient, self.hold = transient, hold
+        self.sent = 0
+        self.entered, self.release = anyio.Event(), anyio.Event()
+
+    async def create(self, request: Mapping[str, Any]) -> Created:
+        self.sent += 1
+        if self.transient:
+            self.transient -= 1
+            raise TransientError("connection refused")
+        if self.hold:
+            self.entered.set()
+            await self.release.wait()
+        return await super().create(request)
+
+
+async def cancelled_run(
+    tmp_path: Path, provider: HeldProvider, limiter: GateLimiter, n: int
+) -> dict[str, str]:
+    """Run n creates, cancel once the provider holds one or the limiter holds the rest; return
+    the states the journal then records, by job id."""
+    lock = tmp_path / "m.lock.yaml"
+    journal = Journal(journal_path(lock))
+    limits = Limits(create_rps=1000, request_rps=1000, poll_interval=0.01, jobs_in_flight=n)
+    async with aiohttp.ClientSession() as session:
+        ex = Executor(
+            provider=provider,
+            session=session,
+            entries={},
+            journal=journal,
+            limits=limits,
+            base_dir=tmp_path,
+            prefix=".",
+            request_for=lambda s: dict(s.request),
+        )
+        ex.create_limiter = limiter  # type: ignore[assignment]
+        with anyio.CancelScope() as scope, anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ex.run, items(n))
+                while not (provider.entered.is_set() or limiter.waiting >= n - provider.creates):
+                    await anyio.sleep(0.001)
+                scope.cancel()
+                provider.release.set()
+    journal.close()
+    return {e.job_id: e.state for e in load_state(lock).values()}
+
+
+async def test_creates_waiting_on_the_limiter_are_not_unknown(tmp_path: Path) -> None:
+    """Cancelled while creates wait on the rate limiter: only the creates sent are recorded."""
+    provider = HeldProvider()
+    states = await cancelled_run(tmp_path, provider, GateLimiter(2), 5)
+    assert provider.sent == 2
+    assert states == {"j0": "submitted", "j1": "submitted"}
+
+
+async def test_create_in_flight_at_cancel_records_its_answer(tmp_path: Path) -> None:
+    """A create on the wire when the run is cancelled still gets its answer journaled."""
+    provider = HeldProvider(hold=True)
+    states = await cancelled_run(tmp_path, provider, GateLimiter(1), 3)
+    assert provider.sent == 1
+    assert states == {"j0": "submitted"}
+
+
+async def test_unsent_create_interrupted_in_backoff_is_not_unknown(tmp_path: Path) -> None:
+    """A create refused before it reached the server, cancelled before its retry: no unknown."""
+    provider = HeldProvider(transient=1)
+    states = await cancelled_run(tmp_path, provider, GateLimiter(1), 1)
+    assert provider.sent == 1
+    assert states == {}

@@ -11,7 +11,7 @@ import yaml
 
 from i2v_pipeline.errors import LockError, RunLockedError
 from i2v_pipeline.spec import validation as schemas
-from i2v_pipeline.state.journal import Journal, journal_path, replay
+from i2v_pipeline.state.journal import Journal, damaged_path, journal_path, replay
 from i2v_pipeline.state.lock import compact, load_state, read_lock, render_lock
 from i2v_pipeline.state.runlock import RunLock
 
@@ -133,12 +133,58 @@ def test_torn_last_journal_line_is_skipped(tmp_path: Path) -> None:
     assert replay(jp, entries) == 2  # type: ignore[arg-type]
 
 
-def test_damaged_journal_middle_is_an_error(tmp_path: Path) -> None:
-    """Damage before the last line is not silently skipped."""
+def test_torn_tail_is_cut_before_the_next_append(tmp_path: Path) -> None:
+    """A run after a crash mid-write cuts the torn line, so its records replay cleanly."""
     jp = tmp_path / "j"
-    jp.write_text('{"t": "intent"\n' + json.dumps(records()[0]) + "\n")
-    with pytest.raises(LockError, match="damaged"):
-        replay(jp, {})
+    write_journal(jp, records()[:2])
+    with open(jp, "ab") as f:
+        f.write(b'{"t": "status", "fp": "ff')
+    write_journal(jp, records()[2:])
+    warned: list[str] = []
+    entries: dict[str, object] = {}
+    assert replay(jp, entries, warned.append) == 6  # type: ignore[arg-type]
+    assert warned == []
+    assert jp.read_bytes().count(b"\n") == 6 and jp.read_bytes().endswith(b"\n")
+
+
+def test_whole_last_record_without_newline_is_kept(tmp_path: Path) -> None:
+    """A last record complete but for its newline is ended, not cut."""
+    jp = tmp_path / "j"
+    jp.write_bytes(json.dumps(records()[0]).encode())
+    write_journal(jp, records()[1:2])
+    got: dict[str, object] = {}
+    assert replay(jp, got, lambda m: None) == 2  # type: ignore[arg-type]
+    assert got[FP].state == "submitted"  # type: ignore[attr-defined]
+
+
+def test_damaged_middle_record_is_skipped_and_later_records_kept(tmp_path: Path) -> None:
+    """Damage before the last line warns, keeps its text aside, and keeps every later record."""
+    lock = tmp_path / "m.lock.yaml"
+    jp = journal_path(lock)
+    lines = [json.dumps(r) for r in records()]
+    lines.insert(1, '{"t": "status", "fp": "ff')  # torn by a crash, then a run appended
+    jp.write_text("\n".join(lines) + "\n")
+    warned: list[str] = []
+    entries = load_state(lock, warned.append)
+    assert entries[FP].remote_ids == ("r1", "r2") and entries[FP].state == "succeeded"
+    assert entries[FP2].state == "unknown"
+    (message,) = warned
+    assert f"{jp}:2: damaged record skipped" in message
+    assert b'{"t": "status", "fp": "ff' in damaged_path(jp).read_bytes()
+    load_state(lock, warned.append)
+    assert damaged_path(jp).read_bytes().count(b"\n") == 1  # kept once, however often read
+
+
+def test_record_glued_to_a_torn_one_is_applied(tmp_path: Path) -> None:
+    """A `created` appended right after a torn write (no newline between) is still applied."""
+    jp = tmp_path / "j"
+    intent, created = (json.dumps(r, separators=(",", ":")) for r in records()[:2])
+    jp.write_text(intent + '\n{"t":"status","fp":"f' + created + "\n")
+    warned: list[str] = []
+    entries: dict[str, object] = {}
+    assert replay(jp, entries, warned.append) == 2  # type: ignore[arg-type]
+    assert entries[FP].remote_ids == ("r1", "r2")  # type: ignore[attr-defined]
+    assert "the record after it kept" in warned[0]
 
 
 @pytest.mark.parametrize(
@@ -158,14 +204,15 @@ def test_damaged_journal_middle_is_an_error(tmp_path: Path) -> None:
     ],
     ids=["garbage", "alias-bomb", "bad-entry", "foreign-version", "foreign-doc", "list"],
 )
-def test_corrupt_lock_says_inspect_or_delete(tmp_path: Path, text: str, message: str) -> None:
-    """A corrupt or foreign lock is a LockError naming the file to inspect or delete."""
+def test_corrupt_lock_says_inspect_never_delete(tmp_path: Path, text: str, message: str) -> None:
+    """A corrupt or foreign lock is a LockError naming the file to inspect, never to delete."""
     lock = tmp_path / "m.lock.yaml"
     lock.write_text(text)
     with pytest.raises(LockError) as info:
         read_lock(lock)
     assert message in info.value.render()
-    assert f"inspect or delete this file: {lock}" in info.value.render()
+    assert f"inspect this file: {lock}" in info.value.render()
+    assert "do not delete it" in info.value.render()
 
 
 def test_run_lock_refuses_second_holder(tmp_path: Path) -> None:

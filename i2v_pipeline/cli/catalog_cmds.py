@@ -10,7 +10,7 @@ import click
 from ..spec.campaign import Campaign, load_campaign
 from ..spec.catalog import Catalog
 from ..state.lock import load_state
-from .common import print_json
+from .common import print_json, warn
 from .embedded import provider_for
 
 
@@ -65,7 +65,7 @@ def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
     """What the lock records for each job (with any unfinished journal replayed). Read-only:
     `i2v run` is what acts on what it finds."""
     campaign = load_campaign(manifest)
-    entries = sorted(load_state(campaign.lock_path).values(), key=lambda e: e.job_id)
+    entries = sorted(load_state(campaign.lock_path, warn).values(), key=lambda e: e.job_id)
     remote: dict[str, int] = {}
     if refresh:
         ids = [rid for e in entries for rid in e.remote_ids]

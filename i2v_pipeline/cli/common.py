@@ -34,6 +34,22 @@ class I2VGroup(click.Group):
             ctx.exit(130)
 
 
+def warn(message: str) -> None:
+    """A warning on stderr (stdout may be JSON)."""
+    click.secho("warning: ", fg="yellow", bold=True, err=True, nl=False)
+    click.echo(message, err=True)
+
+
+def unknown_advice(n: int, manifest: str) -> str:
+    """What to do about creates sent with no answer recorded: they are unfinished work."""
+    return (
+        f"{n} unknown create(s): sent, no answer recorded; each may exist (and be charged). "
+        f"`i2v plan {manifest} --only unknown` lists them with the time sent: check the AKOOL "
+        f"dashboard, then `i2v run {manifest} --only unknown --resubmit-unknown` creates them "
+        "again"
+    )
+
+
 def print_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False))
 
@@ -97,7 +113,7 @@ def compact_lock(planned: Planned) -> None:
 def plan_campaign(
     campaign: Campaign, options: PlanOptions, selection: Selection, now: float | None = None
 ) -> Planned:
-    entries = load_state(campaign.lock_path)
+    entries = load_state(campaign.lock_path, warn)
     base = campaign.manifest.base_dir
     prefix = output_prefix(base, campaign.output_dir)
     items = make_plan(

@@ -13,9 +13,14 @@ from ..spec import validation as schemas
 from ..spec.campaign import load_campaign
 from ..errors import I2VError, LockError
 from ..state.lock import load_state, read_lock
+<<<<<<< main
 from ..model import Action, PlanItem
 from ..state.plan import PlanOptions, mismatches, plan_to_json, summarize
 from .common import Selection, plan_campaign, print_json, selection_options
+=======
+from ..state.plan import PlanOptions, plan_to_json, summarize
+from .common import Selection, plan_campaign, print_json, selection_options, unknown_advice, warn
+>>>>>>> h1
 
 PHRASES = {
     Action.CREATE: "to create",
@@ -65,7 +70,7 @@ def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
 @click.command("plan")
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
-@click.option("--check", is_flag=True, help="Exit 1 if anything would run (for CI).")
+@click.option("--check", is_flag=True, help="Exit 1 if anything would run or is unknown (for CI).")
 @click.option("--retry-failed", is_flag=True, help="Plan failed jobs to be created again.")
 @click.option("--resubmit-unknown", is_flag=True, help="Plan unknown creates to be sent again.")
 @click.option("-v", "--verbose", is_flag=True, help="Also list fresh jobs.")
@@ -96,8 +101,11 @@ def plan_cmd(
         print_json(plan_to_json(planned.items, manifest))
     else:
         print_plan(planned.items, verbose=verbose)
-    if check and any(i.action.is_work for i in planned.items):
-        raise click.exceptions.Exit(1)
+    unknown = sum(i.action is Action.UNKNOWN for i in planned.items)
+    if unknown:
+        click.echo(unknown_advice(unknown, manifest), err=True)
+    if check and (unknown or any(i.action.is_work for i in planned.items)):
+        raise click.exceptions.Exit(1)  # an unknown is unfinished work, even if not runnable
     return 0
 
 
@@ -127,7 +135,7 @@ def _validate_one(path: Path) -> str:
         schemas.validate("lock", doc, what=str(path), error_class=LockError)
         return f"lockfile, {len(entries)} jobs"
     campaign = load_campaign(path)
-    load_state(campaign.lock_path)
+    load_state(campaign.lock_path, warn)
     return f"{len(campaign.specs)} jobs"
 
 

@@ -19,6 +19,7 @@ from .common import (
     plan_campaign,
     print_json,
     selection_options,
+    unknown_advice,
 )
 from .inspect import summary_line
 from .progress import Progress
@@ -95,10 +96,15 @@ def _finish(
     problems: list[dict[str, str]],
 ) -> None:
     fresh = sum(i.action is Action.FRESH for i in planned.items)
+    # unknowns left from earlier runs are unfinished work too, not "fresh" or "nothing to do"
+    unknown = stats.unknown + sum(i.action is Action.UNKNOWN for i in planned.items)
+    manifest = str(planned.campaign.manifest.path)
+    outcome = _outcome(stats, interrupted, unknown)
     summary = {
+        "outcome": outcome,
         "done": stats.done,
         "failed": stats.failed,
-        "unknown": stats.unknown,
+        "unknown": unknown,
         "skipped": stats.skipped,
         "timed_out": stats.timed_out,
         "fresh": fresh,
@@ -108,29 +114,47 @@ def _finish(
         "seconds": round(seconds, 2),
         "interrupted": interrupted,
         "fatal": stats.fatal.message if stats.fatal else None,
+        "next": unknown_advice(unknown, manifest) if unknown else None,
         "lock": str(planned.campaign.lock_path),
         "problems": problems,
     }
     if as_json:
         print_json(summary)
     elif not quiet:
-        if not stats.done and not stats.failed and not stats.unknown and not interrupted:
-            click.echo(
-                f"Nothing to do: {fresh} jobs fresh. ({planned.campaign.lock_path})", err=True
-            )
+        lock = planned.campaign.lock_path
+        if outcome == "nothing to do":
+            click.echo(f"Nothing to do: {fresh} jobs fresh. ({lock})", err=True)
         else:
+            head = "Stopped" if outcome in ("fatal", "interrupted") else "Finished"
             click.echo(
-                f"Finished: {stats.done} done, {stats.failed} failed, {stats.unknown} unknown, "
-                f"{stats.skipped} skipped, {fresh} already fresh; {stats.credits} credits; "
-                f"{seconds:.1f} s. Lock: {planned.campaign.lock_path}",
+                f"{head}: {stats.done} done, {stats.failed} failed, {unknown} unknown, "
+                f"{stats.skipped} not sent, {fresh} already fresh; {stats.credits} credits; "
+                f"{seconds:.1f} s. Lock: {lock}",
                 err=True,
             )
+        if unknown:
+            click.echo(unknown_advice(unknown, manifest), err=True)
     if interrupted:
         raise Interrupted(
             "interrupted: stopped submitting; the lock records everything so far",
-            hint=f"resume with: i2v run {planned.campaign.manifest.path}",
+            hint=f"resume with: i2v run {manifest}",
         )
     if stats.fatal:
         raise stats.fatal
-    if stats.failed or stats.unknown or stats.timed_out:
+    if stats.failed or unknown or stats.timed_out:
         raise click.exceptions.Exit(1)
+
+
+def _outcome(stats: RunStats, interrupted: bool, unknown: int) -> str:
+    """One word for scripts: fatal, interrupted, unfinished, partial, done or nothing to do."""
+    if stats.fatal:
+        return "fatal"
+    if interrupted:
+        return "interrupted"
+    if stats.failed or stats.timed_out or unknown:
+        return "unfinished"
+    if stats.skipped:
+        return "partial"  # --max-credits: stopped submitting as asked
+    if stats.done or stats.created:
+        return "done"
+    return "nothing to do"

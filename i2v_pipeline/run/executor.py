@@ -1,8 +1,9 @@
 """Execute a plan: create through the batch endpoint, one polling loop for the whole run,
 streamed downloads, and a journal record for every state change. Emits events; never prints.
 
-Money rules (design §2): an `intent` is fsynced before a create is sent and `created` right
-after the answer. A create is retried only when it provably never reached the server or the
+Money rules (design §2): an `intent` is fsynced when a create is about to leave (after the rate
+limiter, the retry backoff and the slot, so an interrupted wait is never an unknown) and `created`
+right after the answer. A create is retried only when it provably never reached the server or the
 server said to retry; an answer lost in transit leaves an unknown, never a second create.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+import anyio.lowlevel
 
 from . import retry
 from ..spec.campaign import Limits
@@ -46,7 +48,14 @@ from ..model import (
     RunStats,
 )
 from ..state.plan import lock_request
+<<<<<<< main
 from .providers.base import Provider, Result
+=======
+from . import retry
+from .delivery import Delivery
+from .pacing import RateLimiter
+from .providers.base import Created, Provider, Result
+>>>>>>> h1
 
 LOST_AFTER = 3
 """Polls in a row in which the API does not know an id before the video counts as lost."""
@@ -186,39 +195,58 @@ class Executor:
     async def _create(self, spec: JobSpec) -> None:
         fp = spec.fingerprint
         attempt = uuid.uuid4().hex[:12]
-        intent = {"id": spec.id, "attempt": attempt, "request": lock_request(spec)}
-        await self.record_durably(journal_record("intent", fp, **intent))
         request = self.request_for(spec)
         try:
             self.stats.requests += 1
-            created = await retry.call(lambda: self.provider.create(request), self.create_limiter)
+            send = lambda: self._send(spec, attempt, request)  # noqa: E731
+            created = await retry.call(send, self.create_limiter)
         except UnknownOutcomeError as exc:
             self.stats.unknown += 1
             self.emit(Event(EventKind.UNKNOWN, spec.id, exc.message))
             self.slots.release()
             return
         except (FatalProviderError, TransientError, JobRejectedError) as exc:
-            if isinstance(exc, FatalProviderError):  # before anything yields: stop the submitter
+            if isinstance(exc, FatalProviderError):
                 self.stats.fatal = self.stats.fatal or exc
                 self.emit(Event(EventKind.FATAL, spec.id, exc.message))
             else:
                 self.stats.failed += 1
                 self.emit(Event(EventKind.FAILED, spec.id, exc.message))
-            if isinstance(exc, JobRejectedError):  # the server looked at it and said no
-                failed = journal_record("failed", fp, code=exc.code, message=exc.message)
-                await self.record_durably(failed)
-            else:  # the server refused the request as a whole: nothing was bought
-                await self.record_durably(journal_record("forget", fp))
             self.slots.release()
             return
-        answer = {"attempt": attempt, "ids": list(created.ids), "credits": created.credits}
-        await self.record_durably(journal_record("created", fp, **answer))
         self.stats.created += 1
         self.stats.credits += created.credits or 0
         n = len(created.ids)
         self.tracked[fp] = Tracked(spec, list(created.ids), [1] * n, [None] * n, slot=True)
         self.emit(Event(EventKind.SUBMITTED, spec.id, f"{n} video(s)", created.credits or 0))
         self._wake.set()
+
+    async def _send(self, spec: JobSpec, attempt: str, request: dict[str, Any]) -> Created:
+        """One attempt, called by retry.call after every wait (limiter, backoff): so an intent
+        on disk always means a request left. From the intent to the recorded answer it is
+        shielded: a Ctrl-C lets the answer arrive and be written instead of making an unknown
+        (the provider's request timeout bounds the wait; a second Ctrl-C exits at once)."""
+        await anyio.lowlevel.checkpoint_if_cancelled()  # cancelled while waiting: never sent
+        fp = spec.fingerprint
+        intent = {"id": spec.id, "attempt": attempt, "request": lock_request(spec)}
+        with anyio.CancelScope(shield=True):
+            await self.record_durably(journal_record("intent", fp, **intent))
+            try:
+                created = await self.provider.create(request)
+            except JobRejectedError as exc:  # the server looked at it and said no
+                failed = journal_record("failed", fp, code=exc.code, message=exc.message)
+                await self.record_durably(failed)
+                raise
+            except (TransientError, FatalProviderError) as exc:
+                if isinstance(exc, FatalProviderError):  # before anything yields: stop submitting
+                    self.stats.fatal = self.stats.fatal or exc
+                # never reached the server, or refused as a whole: nothing was bought. Forget
+                # it now, so an interrupted backoff before the next attempt leaves no unknown
+                await self.record_durably(journal_record("forget", fp))
+                raise
+            answer = {"attempt": attempt, "ids": list(created.ids), "credits": created.credits}
+            await self.record_durably(journal_record("created", fp, **answer))
+        return created
 
     # ------------------------------------------------------------------ polling
     async def _poll_loop(self) -> None:

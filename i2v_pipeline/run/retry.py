@@ -30,7 +30,8 @@ async def call(
     on_retry: Callable[[TransientError, float], None] | None = None,
 ) -> T:
     """Pace with limiter, call fn, retry transient failures with full-jitter backoff; a throttle
-    also slows the limiter and honours Retry-After."""
+    also slows the limiter and honours Retry-After. fn runs after every wait: what must be on
+    disk just before a request leaves (a create's intent) is written inside fn."""
     for attempt in range(policy.attempts):
         await limiter.acquire()
         try:

@@ -11,11 +11,11 @@ import json
 import os
 import threading
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import LockError
 from ..model import (
     STATUS_FAILED,
     STATUS_SUCCEEDED,
@@ -133,31 +133,123 @@ def journal_path(lock_path: Path) -> Path:
     return lock_path.with_name(lock_path.name + ".journal")
 
 
-def replay(path: Path, entries: Entries) -> int:
-    """Apply every record of the journal at path. A torn last line (crash mid-write) is
-    skipped; a torn line anywhere else means the file is damaged. Returns records applied."""
+Warn = Callable[[str], None]
+
+
+class JournalWarning(UserWarning):
+    """A damaged journal line was skipped (the default `warn` of replay)."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, JournalWarning, stacklevel=3)
+
+
+RECORD_START = b'{"t":'
+"""How every line Journal.append writes begins: where a record glued to a torn one starts."""
+
+
+def damaged_path(path: Path) -> Path:
+    return path.with_name(path.name + ".damaged")
+
+
+def replay(path: Path, entries: Entries, warn: Warn = _warn) -> int:
+    """Apply every record of the journal at path; returns records applied.
+
+    A torn last line (a crash mid-write) is skipped. A damaged line elsewhere (a torn line that
+    an older version appended after) never stops the replay: a whole record glued after the torn
+    part is still applied, the damaged bytes are copied to `<journal>.damaged` so nothing is
+    lost when the journal is compacted, and warn says so. Every later record is kept."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return 0
-    lines = data.split(b"\n")
+    lines = data.split(NEWLINE)
     applied = 0
     for n, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
         try:
-            rec = json.loads(raw)
-            apply(entries, rec)
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            if n >= len(lines) - 1 and not data.endswith(b"\n"):
-                break  # the write a crash interrupted; everything before it is intact
-            raise LockError(
-                f"journal record {n} is damaged ({exc})",
-                where=f"{path}:{n}",
-                hint=f"inspect this file; delete it only if you accept losing its records: {path}",
-            ) from None
+            apply(entries, json.loads(raw))
+        except _DAMAGE as exc:
+            if n == len(lines):  # no newline after it: the write a crash interrupted
+                break
+            applied += _salvage(path, n, raw, exc, entries, warn)
+            continue
         applied += 1
     return applied
+
+
+_DAMAGE = (ValueError, KeyError, TypeError, IndexError)
+
+
+def _salvage(path: Path, n: int, raw: bytes, exc: Exception, entries: Entries, warn: Warn) -> int:
+    """Apply the whole record at the end of a damaged line, if there is one; keep the rest."""
+    kept = _keep_damaged(path, n, raw)
+    where = f"{path}:{n}"
+    cut = raw.rfind(RECORD_START)
+    if cut > 0:
+        try:
+            apply(entries, json.loads(raw[cut:]))
+        except _DAMAGE:
+            pass
+        else:
+            warn(f"{where}: a torn record was skipped, the record after it kept{kept}")
+            return 1
+    warn(f"{where}: damaged record skipped ({type(exc).__name__}: {exc}){kept}")
+    return 0
+
+
+def _keep_damaged(path: Path, n: int, raw: bytes) -> str:
+    """Copy a damaged line beside the journal (once), since compaction removes the journal."""
+    side = damaged_path(path)
+    line = f"{path.name}:{n}: ".encode() + raw + NEWLINE
+    try:
+        if side.exists() and line in side.read_bytes():
+            return f"; its text is in {side}"
+        with open(side, "ab") as f:
+            f.write(line)
+    except OSError:
+        return ""
+    return f"; its text is in {side}"
+
+
+def repair_tail(path: Path) -> None:
+    """Before appending: end a torn last line, so the next record starts on a line of its own.
+    A complete record missing only its newline gets one; a partial one is cut off (replay
+    skips it anyway, and nothing after it can depend on it)."""
+    try:
+        f = open(path, "r+b")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return
+    with f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == NEWLINE:
+            return
+        start = _last_line_start(f, size)
+        f.seek(start)
+        try:
+            json.loads(f.read())
+        except ValueError:
+            f.truncate(start)
+        else:
+            f.write(NEWLINE)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _last_line_start(f: IO[bytes], size: int, chunk: int = 65536) -> int:
+    end = size
+    while end > 0:
+        begin = max(0, end - chunk)
+        f.seek(begin)
+        at = f.read(end - begin).rfind(NEWLINE)
+        if at >= 0:
+            return begin + at + 1
+        end = begin
+    return 0
 
 
 class Journal:
@@ -175,6 +267,7 @@ class Journal:
         line = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + NEWLINE
         with self._lock:
             if self._f is None:
+                repair_tail(self.path)
                 self._f = open(self.path, "ab")  # noqa: SIM115 - held open for the whole run
             self._f.write(line)
             self._f.flush()

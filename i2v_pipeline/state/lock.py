@@ -27,9 +27,14 @@ import orjson
 import yaml
 
 from ..spec import validation as schemas
+<<<<<<< main
 from ..errors import LockError, ManifestError
 from .journal import Entries, journal_path, replay, request_text, utc_iso
 from ..spec.manifest import parse_yaml
+=======
+from ..spec.manifest import parse_yaml
+from .journal import Entries, Warn, journal_path, replay, request_text, utc_iso
+>>>>>>> h1
 
 __all__ = [
     "Entries",
@@ -154,7 +159,11 @@ def _corrupt(path: Path, why: str, line: int | None = None) -> LockError:
     return LockError(
         f"the lockfile is corrupt or not an i2v lock: {why}",
         where=where,
-        hint=f"inspect or delete this file: {path} (deleting it forgets what was bought)",
+        hint=(
+            f"inspect this file: {path}. If it is an i2v lock, restore it from version control "
+            "(e.g. `git checkout -- FILE`) or fix the line named; do not delete it: it is the "
+            "record of the videos bought. If it is not one, move it away"
+        ),
     )
 
 
@@ -281,10 +290,14 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load_state(lock_path: Path) -> Entries:
-    """The lock with any journal left by an interrupted run replayed on top."""
+def load_state(lock_path: Path, warn: Warn | None = None) -> Entries:
+    """The lock with any journal left by an interrupted run replayed on top; warn hears of
+    damaged journal lines (skipped, never fatal: later records hold paid remote ids)."""
     entries = read_lock(lock_path)
-    replay(journal_path(lock_path), entries)
+    if warn is None:
+        replay(journal_path(lock_path), entries)
+    else:
+        replay(journal_path(lock_path), entries, warn)
     return entries
 
 

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from i2v_pipeline.cli import cli
+from i2v_pipeline.spec.campaign import load_campaign
 
 from ..conftest import MINIMAL, REPO, WriteManifest
 
@@ -94,7 +95,37 @@ def test_corrupt_lock_is_exit_2(write_manifest: WriteManifest, workdir: Path) ->
     path = write_manifest()
     (workdir / "m.lock.yaml").write_text("jobs: {{{\n")
     code, _, err = run("plan", str(path))
-    assert code == 2 and "inspect or delete this file" in err
+    assert code == 2 and "inspect this file" in err and "do not delete it" in err
+
+
+def test_damaged_journal_line_warns_and_keeps_created(
+    write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """A damaged journal line mid-file: plan and status warn and go on with later records."""
+    path = write_manifest()
+    (fp,) = (s.fingerprint for s in load_campaign(str(path)).specs)
+    intent = {
+        "t": "intent",
+        "fp": fp,
+        "id": "garden.a",
+        "attempt": "a1",
+        "at": "2026-01-01T00:00:00Z",
+    }
+    created = {
+        "t": "created",
+        "fp": fp,
+        "attempt": "a1",
+        "ids": ["r1"],
+        "at": "2026-01-01T00:00:01Z",
+    }
+    lines = [json.dumps(intent), '{"t": "status", "fp": "ab', json.dumps(created)]
+    (workdir / "m.lock.yaml.journal").write_text("\n".join(lines) + "\n")
+    code, out, err = run("plan", str(path))
+    assert code == 0, err
+    assert "m.lock.yaml.journal:2: damaged record skipped" in err
+    assert "~ resume" in out
+    code, out, _ = run("status", str(path))
+    assert code == 0 and out.startswith("submitted garden.a")
 
 
 yaml_text = st.recursive(
@@ -164,7 +195,7 @@ def test_validate_checks_lockfiles(workdir: Path) -> None:
     assert code == 0 and "lockfile, 1 jobs" in out
     lock.write_text(lock.read_text().replace('"unknown"', '"lost"'))
     code, _, err = run("validate", str(lock))
-    assert code == 2 and "inspect or delete this file" in err
+    assert code == 2 and "inspect this file" in err and "do not delete it" in err
 
 
 def test_models_refresh_effects_and_status(

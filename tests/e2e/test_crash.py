@@ -204,6 +204,35 @@ def test_ctrl_c_compacts_and_exits_130(
 
 
 @pytest.mark.slow
+def test_ctrl_c_with_creates_queued_leaves_no_unknown(
+    served: str, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """Ctrl-C while creates wait on a slow rate limiter: the never-sent ones are not unknown,
+    and every create the server saw is in the lock."""
+    path = manifest(write_manifest, served, 9)
+    path.write_text(path.read_text().replace("create_rps: 40", "create_rps: 2"))
+    proc = subprocess.Popen(
+        [*I2V, "run", str(path), "-q"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    journal = workdir / "m.lock.yaml.journal"
+    wait_for(lambda: journal.exists() and journal.read_bytes().count(b'"t":"created"') >= 2)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 130
+    plan = json.loads(
+        subprocess.run(
+            [*I2V, "plan", str(path), "--json"], cwd=workdir, capture_output=True, text=True
+        ).stdout
+    )
+    assert plan["summary"]["unknown"] == 0
+    sent = creates(served)
+    assert 2 <= len(sent) < 54
+    assert 54 - plan["summary"]["create"] == len(sent)
+
+
+@pytest.mark.slow
 def test_second_run_is_refused(served: str, write_manifest: WriteManifest, workdir: Path) -> None:
     """While one run holds the manifest, another exits 2 naming the holder."""
     path = manifest(write_manifest, served, 9)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -169,6 +170,40 @@ def test_dropped_create_answer_is_unknown_not_resent(
         "run", str(path), "--json", "--select", "garden.dolly", "--resubmit-unknown"
     )
     assert code == 0 and emulator.creates() == 2
+
+
+def test_unknowns_are_unfinished_work_on_the_next_run(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest
+) -> None:
+    """An unknown left by a run makes the next run, its --json and plan --check say so (exit 1)
+    with the command that resolves it; never "Nothing to do"."""
+    emulator.emu.config = emulator.emu.config.with_(faults={"batch": Faults(drop=1.0)})
+    path = write_manifest(MANIFEST.format(url=emulator.base_url))
+    run("run", str(path), "--select", "garden.dolly")
+    emulator.emu.config = emulator.emu.config.with_(faults={})
+    code, summary, _ = run("run", str(path), "--json", "--select", "garden.dolly")
+    assert code == 1 and summary is not None
+    assert summary["unknown"] == 1 and summary["outcome"] == "unfinished"
+    assert f"i2v run {path} --only unknown --resubmit-unknown" in str(summary["next"])
+    code, _, err = run("run", str(path), "--select", "garden.dolly")
+    assert code == 1 and "Nothing to do" not in err
+    assert "1 unknown" in err and "--resubmit-unknown" in err
+    code, _, err = run("plan", str(path), "--check", "--select", "garden.dolly")
+    assert code == 1 and "--resubmit-unknown" in err
+    assert emulator.creates() == 1
+
+
+def test_fatal_error_is_not_reported_as_nothing_to_do(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped by a fatal API error (1109) says it stopped, in text and in --json."""
+    monkeypatch.setenv("AKOOL_API_KEY", "wrong-secret-value")
+    path = write_manifest(MANIFEST.format(url=emulator.base_url))
+    code, _, err = run("run", str(path))
+    assert code == 3 and "Nothing to do" not in err and "Stopped:" in err
+    code, summary, _ = run("run", str(path), "--json")
+    assert code == 3 and summary is not None
+    assert summary["outcome"] == "fatal" and "1109" in str(summary["fatal"])
 
 
 def test_auth_failure_exits_3(
