@@ -15,7 +15,7 @@ from ..errors import I2VError, LockError
 from ..lock import load_state, read_lock
 from ..model import Action, PlanItem
 from ..plan import PlanOptions, plan_to_json, summarize
-from .common import Selection, plan_campaign, print_json, selection_options
+from .common import Selection, plan_campaign, print_json, render_error, selection_options
 
 PHRASES = {
     Action.CREATE: "to create",
@@ -108,7 +108,7 @@ def validate_cmd(manifests: tuple[str, ...]) -> None:
         except I2VError as exc:
             bad += 1
             click.secho(f"✗ {path}", fg="red", err=True)
-            click.echo(exc.render(), err=True)
+            click.echo(render_error(exc), err=True)
             continue
         click.echo(f"✓ {path}: {what}")
     if bad:
