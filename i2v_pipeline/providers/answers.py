@@ -32,16 +32,13 @@ class Malformed(Exception):
     """An answer that is not what the API documents; the message says what is wrong."""
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_json(raw: bytes) -> Any:
-    """The decoded body, or None when it is not JSON (NaN/Infinity, bad UTF-8, too deep)."""
+    """The decoded body, or None when it is not JSON (bad UTF-8, too deep). NaN and Infinity
+    decode (as floats the field readers refuse), so that a NaN price cannot hide a created id."""
     if not raw:
         return None
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        return json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: e.g. 100k nested arrays
         return None
 
