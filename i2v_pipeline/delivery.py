@@ -63,6 +63,10 @@ class Delivery:
                     and target.stat().st_size == rec.bytes
                 ):
                     continue
+                if i >= min(len(ids), len(urls)):  # a create that answered fewer ids than asked
+                    raise DownloadError(
+                        f"the API returned {len(ids)} video id(s) for {spec.variants} variant(s)"
+                    )
                 got = await self._fetch(spec, ids[i], urls[i], target)
                 self._downloaded(fp, i, rel, got)
 

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from i2v_pipeline import errors
 from i2v_pipeline.cli import cli
+from i2v_pipeline.delivery import Delivery
 from i2v_pipeline.errors import (
+    DownloadError,
     FatalProviderError,
     I2VError,
     JobRejectedError,
@@ -25,6 +27,7 @@ from i2v_pipeline.errors import (
     TransientError,
     UnknownOutcomeError,
 )
+from i2v_pipeline.model import ImageRef, JobSpec, LockEntry
 from i2v_pipeline.providers.akool import AkoolProvider, ApiKeyAuth, TokenAuth
 from i2v_pipeline.providers.base import Created
 
@@ -364,7 +367,7 @@ def envelopes(draw: st.DrawFn) -> object:
     return draw(st.sampled_from([{"code": 1000, "data": data}, data]))  # fmt: skip
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answer=envelopes(), status=st.sampled_from([200, 201, 400, 404, 500, 503]))
 async def test_fuzzed_answers_yield_results_or_i2v_errors(answer: object, status: int) -> None:
     """Whatever JSON comes back, create and results return valid values or raise I2VError."""
@@ -435,3 +438,33 @@ def test_error_boundary_redacts_environment_secrets(monkeypatch: pytest.MonkeyPa
     exc = ProviderError("echo env-only-secret-77 at https://x.example/v.mp4?sig=s3cr3t&a=1 ok")
     assert "env-only-secret-77" in exc.message  # never registered: only the boundary knows it
     assert render_error(exc) == "echo *** at https://x.example/v.mp4?… ok"
+
+
+async def test_fewer_ids_than_variants_fails_the_job_cleanly(tmp_path: Path) -> None:
+    """A create that answered fewer ids than variants (the rest unreadable) ends in a
+    DownloadError for the missing variant, not an IndexError in the task group."""
+    spec = JobSpec(
+        id="j",
+        image=ImageRef("url", "https://x/a.png", "https://x/a.png"),
+        request={"prompt": "p", "count": 2},
+        output="j.mp4",
+        fingerprint="0" * 64,
+    )
+
+    async def requery(rid: str) -> str | None:
+        return None
+
+    entry = LockEntry(job_id="j", fingerprint=spec.fingerprint, state="submitted", attempt="a")
+    async with aiohttp.ClientSession() as session:
+        delivery = Delivery(
+            session=session,
+            base_dir=tmp_path,
+            prefix=".",
+            entries={spec.fingerprint: entry},
+            record=lambda rec: None,
+            requery=requery,
+            concurrent=1,
+            timeout=5,
+        )
+        with pytest.raises(DownloadError, match="0 video id\\(s\\) for 2 variant"):
+            await delivery.download(spec, [], [])
