@@ -35,9 +35,9 @@ class I2VGroup(click.Group):
             ctx.exit(130)
 
 
-# Where credentials live by default; a manifest may name other variables (those values are
-# registered by the provider when it reads them). Webhook secrets too: a server may echo them.
-SECRET_VARS = ("AKOOL_API_KEY", "AKOOL_CLIENT_SECRET", "AKOOL_TOKEN", "AKOOL_WEBHOOK_SECRET")
+# Where credentials live by default (the client secret is also the webhook key); a manifest may
+# name other variables, whose values the provider registers when it reads them.
+SECRET_VARS = ("AKOOL_API_KEY", "AKOOL_CLIENT_SECRET")
 
 
 def env_secrets() -> list[str]:

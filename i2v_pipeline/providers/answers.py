@@ -45,7 +45,10 @@ def parse_json(raw: bytes) -> Any:
 
 def text(value: object, limit: int = MAX_TEXT) -> str:
     """A server string fit for a terminal: no control or bidi characters, at most limit chars."""
-    s = value if isinstance(value, str) else json.dumps(value, default=str)[:limit]
+    try:
+        s = value if isinstance(value, str) else json.dumps(value, default=str)[:limit]
+    except (ValueError, RecursionError):  # a structure too deep to print
+        s = type(value).__name__
     s = _CONTROL.sub(" ", s[: limit * 4]).strip()
     return s if len(s) <= limit else s[: limit - 1] + "…"
 

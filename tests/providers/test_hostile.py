@@ -468,3 +468,13 @@ async def test_fewer_ids_than_variants_fails_the_job_cleanly(tmp_path: Path) -> 
         )
         with pytest.raises(DownloadError, match="0 video id\\(s\\) for 2 variant"):
             await delivery.download(spec, [], [])
+
+
+def test_signed_url_query_never_in_a_download_error() -> None:
+    """A download error quoting a pre-signed URL keeps the URL's path but not its signature."""
+    exc = DownloadError(
+        "download failed: ClientResponseError: 403, "
+        "url='https://cdn.example/v.mp4?X-Amz-Credential=AKIA1&X-Amz-Signature=f00d'"
+    )
+    assert "url='https://cdn.example/v.mp4?…'" in exc.render()
+    assert "AKIA1" not in exc.render() and "f00d" not in exc.render()
