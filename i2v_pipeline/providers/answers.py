@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from ..errors import redact
 from .base import Created, Result
 
 MAX_BODY = 4 << 20  # bytes of one JSON answer: a hostile server must not exhaust memory
@@ -46,10 +47,11 @@ def parse_json(raw: bytes) -> Any:
 def text(value: object, limit: int = MAX_TEXT) -> str:
     """A server string fit for a terminal: no control or bidi characters, at most limit chars."""
     try:
-        s = value if isinstance(value, str) else json.dumps(value, default=str)[:limit]
+        s = value if isinstance(value, str) else json.dumps(value, default=str)
     except (ValueError, RecursionError):  # a structure too deep to print
         s = type(value).__name__
-    s = _CONTROL.sub(" ", s[: limit * 4]).strip()
+    # Redact before cutting: a secret cut in half would no longer be recognised.
+    s = _CONTROL.sub(" ", redact(s)).strip()
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 

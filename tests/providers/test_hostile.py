@@ -314,6 +314,15 @@ async def test_server_echoing_the_key_is_redacted(
     assert "***" in rendered and "https://cdn.example/v.mp4?" in rendered
 
 
+async def test_key_cut_by_message_truncation_is_still_redacted(client: AkoolProvider) -> None:
+    """A long message whose length cap falls inside the echoed key leaks no piece of it."""
+    with aioresponses() as m:
+        m.post(RESULTS, payload={"code": 1003, "msg": "x" * 290 + KEY + "y" * 50})
+        with pytest.raises(JobRejectedError) as info:
+            await client.results([ID1])
+    assert KEY[:6] not in info.value.message and len(info.value.message) < 350
+
+
 async def test_bearer_token_and_client_secret_are_redacted() -> None:
     """The token flow's client secret and bearer token are redacted when a server echoes them."""
     async with aiohttp.ClientSession() as s:
