@@ -25,6 +25,31 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
+# Every configured secret (API key, client secret, bearer token, webhook secret) is registered
+# here by whoever holds it, so that no error message built afterwards can carry it: a hostile or
+# careless server may echo a request's headers or body back in its error text.
+_SECRETS: set[str] = set()
+MIN_SECRET = 6  # shorter values would redact ordinary words; no real credential is this short
+REDACTED = "***"
+# A URL's query string (signatures of pre-signed result URLs, tokens) never goes into a message.
+_URL_QUERY = re.compile(r"((?:https?|wss?|file)://[^\s?#'\"<>]*)\?[^\s#'\"<>]*", re.IGNORECASE)
+
+
+def register_secret(value: str | None) -> None:
+    """Never show value in an error message from now on (whole process)."""
+    if value and len(value) >= MIN_SECRET:
+        _SECRETS.add(value)
+
+
+def redact(text: str, extra: Iterable[str] = (), *, urls: bool = True) -> str:
+    """text with every registered secret (and extra ones) masked and, if urls, URL queries cut."""
+    for secret in sorted({*_SECRETS, *(e for e in extra if len(e) >= MIN_SECRET)}, key=len)[::-1]:
+        text = text.replace(secret, REDACTED)
+    return _URL_QUERY.sub(r"\1?…", text) if urls else text
+
 
 class I2VError(Exception):
     """Base of every error i2v raises on purpose."""
@@ -33,10 +58,11 @@ class I2VError(Exception):
     default_hint = ""
 
     def __init__(self, message: str, *, where: str | None = None, hint: str | None = None) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.where = where
-        self.hint = hint if hint is not None else self.default_hint
+        self.hint = redact(hint) if hint is not None else self.default_hint
 
     def render(self) -> str:
         """The one-paragraph form the CLI prints: where: what. hint."""

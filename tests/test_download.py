@@ -17,12 +17,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 
-from i2v_pipeline.run.delivery import ATTEMPTS, Delivery
-from i2v_pipeline.run.download import Policy, check_url, fetch
 from i2v_pipeline.emulator.render import render_video
 from i2v_pipeline.errors import DownloadError, TransientDownloadError
-from i2v_pipeline.state.journal import Entries, apply
 from i2v_pipeline.model import ImageRef, JobSpec, LockEntry
+from i2v_pipeline.run.delivery import ATTEMPTS, Delivery
+from i2v_pipeline.run.download import Policy, check_url, fetch
+from i2v_pipeline.state.journal import Entries, apply
 
 from .conftest import IMAGES
 
@@ -316,8 +316,8 @@ async def test_redirect_to_a_private_address_is_refused(tmp_path: Path, video: b
 
 def test_endpoint_decides_whether_local_results_are_allowed(write_manifest: Any) -> None:
     """The emulator and loopback endpoints may hand out local URLs; a remote API may not."""
-    from i2v_pipeline.spec.campaign import load_campaign
     from i2v_pipeline.run.session import download_policy
+    from i2v_pipeline.spec.campaign import load_campaign
 
     campaign = load_campaign(write_manifest())
     assert download_policy(campaign, "http://127.0.0.1:5000", emulator=False).allow_local

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -12,10 +13,10 @@ from typing import Any
 
 import click
 
-from ..spec.campaign import Campaign
-from ..errors import I2VError
-from ..state.lock import Entries, compact, load_state
+from ..errors import I2VError, redact
 from ..model import PlanItem
+from ..spec.campaign import Campaign
+from ..state.lock import Entries, compact, load_state
 from ..state.plan import PlanOptions, disk_check, make_plan, output_prefix, parse_shard, select
 
 
@@ -27,7 +28,7 @@ class I2VGroup(click.Group):
             return super().invoke(ctx)
         except I2VError as exc:
             click.secho("error: ", fg="red", bold=True, err=True, nl=False)
-            click.echo(exc.render(), err=True)
+            click.echo(render_error(exc), err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -50,8 +51,25 @@ def unknown_advice(n: int, manifest: str) -> str:
     )
 
 
+# Where credentials live by default (the client secret is also the webhook key); a manifest may
+# name other variables, whose values the provider registers when it reads them.
+SECRET_VARS = ("AKOOL_API_KEY", "AKOOL_CLIENT_SECRET")
+
+
+def env_secrets() -> list[str]:
+    return [v for name in SECRET_VARS if (v := os.environ.get(name))]
+
+
+def render_error(exc: I2VError) -> str:
+    """The error as printed: a backstop over the redaction done when the error was built, for
+    secrets registered later or read from the environment only."""
+    return redact(exc.render(), env_secrets())
+
+
 def print_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False))
+    # Secrets only: --json legitimately carries full result URLs.
+    text = json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False)
+    click.echo(redact(text, env_secrets(), urls=False))
 
 
 def command_line() -> str:

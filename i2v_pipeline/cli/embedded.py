@@ -4,11 +4,13 @@ emulator."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from ..emulator import Emulator, EmulatorConfig
 from ..emulator.media import default_cache_dir
+from ..emulator.persist import StateBusy
 from ..run.providers.akool import AkoolProvider, ApiKeyAuth, Auth
 from ..spec.campaign import Campaign
 
@@ -43,5 +45,21 @@ async def endpoint_for(
     if not campaign.provider.is_emulator:
         yield campaign.provider.endpoint, auth()
         return
-    async with Emulator(embedded_config()) as emu:
+    config = embedded_config()
+    emu = Emulator(config)
+    try:
+        await emu.start()
+    except StateBusy:
+        # Another run's embedded emulator owns the account file: this run gets a fresh,
+        # in-memory account rather than two processes journaling over each other.
+        print(
+            f"note: {config.state_file} is in use by another run; "
+            "this run's emulator keeps its jobs in memory only",
+            file=sys.stderr,
+        )
+        emu = Emulator(config.with_(state_file=None))
+        await emu.start()
+    try:
         yield emu.base_url, ApiKeyAuth(emu.config.api_key)
+    finally:
+        await emu.stop()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import anyio
 import click
 
 from ..emulator import Emulator, EmulatorConfig, Faults
+from ..emulator.persist import StateBusy, StateError
 from ..errors import UsageError
 
 
@@ -27,12 +29,26 @@ def emulator_group() -> None:
 )
 @click.option("--processing-time", type=float, help="Seconds at status 2.")
 @click.option("--queue-time", type=float, help="Seconds at status 1.")
-@click.option("--throttle-rps", type=float, help="Answer 1005 past this many requests/s per key.")
+@click.option(
+    "--throttle-rps", type=float, help="Answer 1005 past this many API requests/s (token bucket)."
+)
+@click.option("--throttle-burst", type=float, help="Bucket size (default: 1 s worth of requests).")
+@click.option(
+    "--throttle-scope",
+    type=click.Choice(["key", "account"]),
+    help="One budget per key/token (default) or one for the whole account, getToken included.",
+)
 @click.option("--fail-share", type=float, help="Share of jobs that end in status 4.")
 @click.option("--fault-5xx", type=float, help="Share of requests answered 503 (all endpoints).")
 @click.option("--fault-drop", type=float, help="Share of answers dropped after processing.")
 @click.option("--debug-routes", is_flag=True, help="Serve /_emulator/debug/* (request counts).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Where renders are cached.")
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False),
+    help="Keep the account (jobs, credits) in FILE across restarts, SIGTERM and SIGKILL.",
+)
 def serve_cmd(
     host: str,
     port: int,
@@ -40,11 +56,14 @@ def serve_cmd(
     processing_time: float | None,
     queue_time: float | None,
     throttle_rps: float | None,
+    throttle_burst: float | None,
+    throttle_scope: str | None,
     fail_share: float | None,
     fault_5xx: float | None,
     fault_drop: float | None,
     debug_routes: bool,
     cache_dir: str | None,
+    state_file: str | None,
 ) -> None:
     """Serve the emulator until Ctrl-C. Prints its base URL and an API key."""
     try:
@@ -57,8 +76,11 @@ def serve_cmd(
             "processing_time": processing_time,
             "queue_time": queue_time,
             "throttle_rps": throttle_rps,
+            "throttle_burst": throttle_burst,
+            "throttle_scope": throttle_scope,
             "fail_share": fail_share,
             "cache_dir": Path(cache_dir) if cache_dir else None,
+            "state_file": Path(state_file) if state_file else None,
         }.items()
         if v is not None
     }
@@ -72,14 +94,22 @@ def serve_cmd(
     config = config.with_(**changes)
 
     async def main() -> None:
-        async with Emulator(config, host=host, port=port) as emu:
-            click.echo(f"AKOOL emulator on {emu.base_url}", err=True)
-            click.echo(f"  api key: {config.api_key}  (x-api-key header)", err=True)
-            click.echo(f"  in a manifest: provider: {{endpoint: {emu.base_url}}}", err=True)
-            click.echo(emu.base_url, nl=True)  # stdout: the URL alone, for scripts
-            await anyio.sleep_forever()
+        # SIGTERM is a clean shutdown too: the state is compacted on the way out.
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with Emulator(config, host=host, port=port) as emu:
+                click.echo(f"AKOOL emulator on {emu.base_url}", err=True)
+                click.echo(f"  api key: {config.api_key}  (x-api-key header)", err=True)
+                click.echo(f"  in a manifest: provider: {{endpoint: {emu.base_url}}}", err=True)
+                click.echo(emu.base_url, nl=True)  # stdout: the URL alone, for scripts
+                async for _ in signals:
+                    break
 
     try:
         anyio.run(main)
     except KeyboardInterrupt:
-        click.echo("stopped", err=True)
+        pass
+    except StateBusy as exc:
+        raise UsageError(str(exc), hint="one emulator per state file") from None
+    except StateError as exc:
+        raise UsageError(str(exc), hint="move the file away to start afresh") from None
+    click.echo("stopped", err=True)

@@ -8,19 +8,22 @@ from pathlib import Path
 
 import click
 
+from ..errors import I2VError, LockError
+from ..model import Action, PlanItem
 from ..spec import manifest as manifest_mod
 from ..spec import validation as schemas
 from ..spec.campaign import load_campaign
-from ..errors import I2VError, LockError
 from ..state.lock import load_state, read_lock
-<<<<<<< main
-from ..model import Action, PlanItem
 from ..state.plan import PlanOptions, mismatches, plan_to_json, summarize
-from .common import Selection, plan_campaign, print_json, selection_options
-=======
-from ..state.plan import PlanOptions, plan_to_json, summarize
-from .common import Selection, plan_campaign, print_json, selection_options, unknown_advice, warn
->>>>>>> h1
+from .common import (
+    Selection,
+    plan_campaign,
+    print_json,
+    render_error,
+    selection_options,
+    unknown_advice,
+    warn,
+)
 
 PHRASES = {
     Action.CREATE: "to create",
@@ -121,7 +124,7 @@ def validate_cmd(manifests: tuple[str, ...]) -> None:
         except I2VError as exc:
             bad += 1
             click.secho(f"✗ {path}", fg="red", err=True)
-            click.echo(exc.render(), err=True)
+            click.echo(render_error(exc), err=True)
             continue
         click.echo(f"✓ {path}: {what}")
     if bad:

@@ -6,9 +6,9 @@ import time
 
 import click
 
-from ..spec.campaign import check_reachable_images
 from ..errors import Interrupted
 from ..model import Action, RunStats
+from ..spec.campaign import check_reachable_images
 from ..state.plan import PlanOptions
 from ..state.runlock import RunLock
 from .common import (

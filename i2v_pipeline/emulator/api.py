@@ -217,9 +217,7 @@ class Api:
         price = 5 * max(1, src.video_length // 5)
         if self.state.account.credits < price:
             raise BadRequest("Insufficient credit balance", NO_CREDIT)
-        (job,) = self.state.create(fields, 1, batch=False)
-        self.state.account.credits += job.credits - price
-        job.credits = price
+        (job,) = self.state.create(fields, 1, batch=False, price=price)
         return envelope(OK, "OK", job.to_api(self.state.base_url))
 
     async def delete(self, request: web.Request) -> web.Response:

@@ -12,7 +12,7 @@ import asyncio
 import random
 import secrets
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -23,6 +23,7 @@ from aiohttp import web
 from .api import PARAM, Api, BadRequest, body_of, envelope, json_response
 from .config import EmulatorConfig, Faults
 from .media import Media
+from .persist import Persistence
 from .state import Clock, ManualClock, State
 from .webhook import WebhookSender
 
@@ -56,13 +57,17 @@ class Emulator:
         self.log: list[RequestRecord] = []
         self.counts: Counter[str] = Counter()
         self.tokens: set[str] = set()
-        self._windows: dict[str, deque[float]] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}
+        """Throttle token buckets: key -> (tokens left, clock time of that level)."""
+        self.throttled = 0
+        """Requests answered 1005 by the throttle (in /_emulator/debug/requests)."""
         self._rng = random.Random(self.config.seed)
         self._injected: Counter[str] = Counter()
         self.api = Api(self.state)
         self.media = Media(self.config)
         self.webhooks = WebhookSender(self.state)
         self._runner: web.AppRunner | None = None
+        self.persist: Persistence | None = None
         self.app = self._build()
 
     # ------------------------------------------------------------------ lifecycle
@@ -72,11 +77,17 @@ class Emulator:
 
     async def start(self) -> None:
         if self.config.state_file is not None:
-            self.state.load(self.config.state_file)
+            persist = Persistence(self.state, self.config.state_file)
+            persist.open()  # StateBusy / StateError before any port is taken
+            self.persist = persist
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await self.stop()  # release the port runner and the state file's lock
+            raise
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         port = sockets[0].getsockname()[1] if sockets else self.port
@@ -86,8 +97,9 @@ class Emulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self.config.state_file is not None:
-            self.state.save(self.config.state_file)
+        if self.persist is not None:
+            self.persist.close()
+            self.persist = None
 
     async def __aenter__(self) -> Emulator:
         await self.start()
@@ -134,11 +146,23 @@ class Emulator:
 
     async def _background(self, app: web.Application) -> Any:
         """Status changes are due at clock times; this loop applies them and sends webhooks."""
-        task = asyncio.ensure_future(self.webhooks.run())
+        tasks = [asyncio.ensure_future(self.webhooks.run())]
+        if self.persist is not None:
+            tasks.append(asyncio.ensure_future(self._journal(self.persist)))
         yield
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.webhooks.close()
+
+    async def _journal(self, persist: Persistence) -> None:
+        """Group commit: one fsync per `journal_sync` seconds (off the loop), never per request;
+        compaction once the journal holds `journal_compact` records."""
+        while True:
+            await asyncio.sleep(self.config.journal_sync)
+            await asyncio.to_thread(persist.sync)
+            if persist.records >= self.config.journal_compact:
+                persist.compact()
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -155,8 +179,10 @@ class Emulator:
                 {"code": 1015, "msg": "Create video error, try again later"}, 1015, status=503
             )
             return self._record(request, endpoint, busy)
-        if endpoint not in ("token", "video", "debug", "unknown"):
-            denied = self._auth(request) or self._throttle(request)
+        if endpoint not in ("video", "debug", "unknown"):
+            denied = None if endpoint == "token" else self._auth(request)
+            if denied is None and (endpoint != "token" or self.config.throttle_scope == "account"):
+                denied = self._throttle(request)
             if denied is not None:
                 return self._record(request, endpoint, denied)
         try:
@@ -210,21 +236,27 @@ class Emulator:
         return None
 
     def _throttle(self, request: web.Request) -> web.Response | None:
-        limit = self.config.throttle_rps
-        if not limit:
+        """A token bucket at `throttle_rps`, `throttle_burst` deep, per key or per account; on
+        the emulator's clock, so a ManualClock test sees exactly when it refills."""
+        rate = self.config.throttle_rps
+        if not rate:
             return None
-        key = request.headers.get("Authorization") or request.headers.get("x-api-key") or ""
-        window = self._windows.setdefault(key, deque())
-        now = time.monotonic()
-        while window and window[0] <= now - 1.0:
-            window.popleft()
-        if len(window) >= limit:
+        key = ""
+        if self.config.throttle_scope == "key":
+            key = request.headers.get("Authorization") or request.headers.get("x-api-key") or ""
+        burst = self.config.throttle_burst or max(rate, 1.0)
+        now = self.state.clock.now()
+        level, at = self._buckets.get(key, (burst, now))
+        level = min(burst, level + max(0.0, now - at) * rate)
+        if level < 1.0:
+            self._buckets[key] = (level, now)
+            self.throttled += 1
             if self.config.throttle_http_429:
                 slow = json_response({"code": 1005, "msg": "Frequent operation"}, 1005, status=429)
                 slow.headers["Retry-After"] = "1"
                 return slow
             return envelope(1005, "Frequent operation")
-        window.append(now)
+        self._buckets[key] = (level - 1.0, now)
         return None
 
     # ------------------------------------------------------------------ non-API routes
@@ -257,7 +289,9 @@ class Emulator:
         return web.FileResponse(path, headers={"Content-Type": "video/mp4"})
 
     async def _debug_requests(self, request: web.Request) -> web.Response:
-        return web.json_response({"counts": dict(self.counts), "total": len(self.log)})
+        return web.json_response(
+            {"counts": dict(self.counts), "total": len(self.log), "throttled": self.throttled}
+        )
 
     async def _debug_creates(self, request: web.Request) -> web.Response:
         rows = [

@@ -1,6 +1,18 @@
 """Emulator settings: timing, accounts, rendering, and fault injection per endpoint.
 
 Loaded from a YAML/JSON file (`i2v emulator serve --config FILE`) or built in code by tests.
+Flags of `serve` override keys. Besides the flat keys below, the file takes two mappings:
+
+    throttle: {rps: 5, burst: 5, scope: account, http_429: false}
+        # a token bucket at rps/s, burst deep (default 1 s worth); past it code 1005 in an
+        # HTTP 200 envelope (http_429: HTTP 429 + Retry-After). scope `account`: one budget for
+        # every API call, getToken included; `key` (default): one per API key or bearer token.
+        # Flags: --throttle-rps, --throttle-burst, --throttle-scope.
+    faults: {"*": {http_5xx: 0.1}, create: {drop: 0.05}}     # per endpoint, see Faults
+
+`state_file` (flag --state) keeps the account across restarts, SIGTERM and SIGKILL: a snapshot
+plus an append-only journal fsynced every `journal_sync` s and compacted every
+`journal_compact` records and on a clean stop (persist.py).
 """
 
 from __future__ import annotations
@@ -24,6 +36,9 @@ ENDPOINTS = (
     "credit",
     "video",
 )
+
+
+THROTTLE_SCOPES = ("key", "account")
 
 
 @dataclass(frozen=True)
@@ -70,16 +85,31 @@ class EmulatorConfig:
     allow_file_urls: bool = True
     """Accept file:// image URLs (the emulator only; how local images reach it)."""
     throttle_rps: float | None = None
-    """Requests per second per key past which the emulator answers code 1005."""
+    """Token bucket: requests per second past which the emulator answers code 1005."""
+    throttle_burst: float | None = None
+    """Bucket size: requests allowed at once after a quiet spell (default: 1 s worth)."""
+    throttle_scope: str = "key"
+    """`key`: one bucket per API key or token; `account`: one bucket for every API call of the
+    account (getToken included), as an account rate limit does."""
     throttle_http_429: bool = False
     """Answer throttling with HTTP 429 and Retry-After instead of an envelope."""
     webhook_retry: float = 0.5
     webhook_attempts: int = 8
     debug_routes: bool = False
     state_file: Path | None = None
-    """Keep jobs across restarts (the embedded emulator acts like one persistent account)."""
+    """Keep jobs across restarts, SIGTERM and SIGKILL (the embedded emulator acts like one
+    persistent account): a snapshot plus `<state_file>.journal` (persist.py)."""
+    journal_sync: float = 0.05
+    """Seconds between group fsyncs of the journal (a killed process loses nothing it answered;
+    a crashed machine loses at most this much)."""
+    journal_compact: int = 10_000
+    """Journal records after which it is folded into the snapshot (also on clean shutdown)."""
     seed: int = 7
     faults: dict[str, Faults] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.throttle_scope not in THROTTLE_SCOPES:
+            raise ValueError(f"throttle scope must be one of {THROTTLE_SCOPES}")
 
     def faults_for(self, endpoint: str) -> Faults:
         return self.faults.get(endpoint) or self.faults.get("*") or Faults()
@@ -94,6 +124,11 @@ class EmulatorConfig:
         unknown = [k for k in faults if k not in (*ENDPOINTS, "*")]
         if unknown:
             raise ValueError(f"unknown endpoint in faults: {unknown}; use one of {ENDPOINTS}")
+        throttle = raw.pop("throttle", None) or {}
+        if not isinstance(throttle, dict) or set(throttle) - {"rps", "burst", "scope", "http_429"}:
+            raise ValueError("throttle takes rps, burst, scope (key|account) and http_429")
+        for key, value in throttle.items():
+            raw[f"throttle_{key}"] = value
         for key in ("cache_dir", "state_file"):
             if raw.get(key):
                 raw[key] = Path(raw[key])

@@ -7,16 +7,14 @@ wait `queue_time`, then start in FIFO order while fewer than `max_processing` ru
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import heapq
 import itertools
-import json
-import os
 import random
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..spec.catalog import Catalog, estimate_credits
@@ -92,25 +90,32 @@ class State:
         self.jobs: dict[str, Job] = {}
         self.account = Account(credits=config.credits, cursor=self.clock.now())
         self.rng = random.Random(config.seed)
-        self._ids = itertools.count(1)
+        self.next_id = 1
         self._seq = itertools.count()
         self.events: list[tuple[Job, int]] = []
         """(job, status) changes not yet sent to webhooks."""
         self.creates: Counter[tuple[str, str]] = Counter()
         """Creates per (image_url, prompt): how tests count what was bought."""
         self.base_url = ""
+        self.on_create: Callable[[list[Job]], None] | None = None
+        self.on_delete: Callable[[list[str]], None] | None = None
+        """Journal hooks (persist.py): called before the answer is sent."""
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)
 
     def new_id(self) -> str:
-        return f"{int(self.clock.now()):08x}{self.config.seed:06x}{next(self._ids):010x}"
+        n, self.next_id = self.next_id, self.next_id + 1
+        return f"{int(self.clock.now()):08x}{self.config.seed:06x}{n:010x}"
 
     def price(self, fields: dict[str, Any]) -> int:
         return estimate_credits({**fields, "count": 1})
 
-    def create(self, fields: dict[str, Any], count: int, *, batch: bool) -> list[Job]:
-        """Charge and queue `count` jobs. The caller has checked credits and fields."""
+    def create(
+        self, fields: dict[str, Any], count: int, *, batch: bool, price: int | None = None
+    ) -> list[Job]:
+        """Charge and queue `count` jobs (at `price` each, or the catalog's). The caller has
+        checked credits and fields."""
         self.advance()
         now = self.clock.now()
         base_ms = self.now_ms()
@@ -124,13 +129,15 @@ class State:
                 create_time=base_ms + i,
                 ready_at=now + self.config.queue_time,
                 fails=self.rng.random() < self.config.fail_share,
-                credits=self.price(fields),
+                credits=self.price(fields) if price is None else price,
             )
             self.account.credits -= job.credits
             self.jobs[job.id] = job
             self.account.queued.append(job)
             self.creates[(str(fields.get("image_url")), str(fields.get("prompt")))] += 1
             jobs.append(job)
+        if self.on_create is not None:
+            self.on_create(jobs)
         return jobs
 
     def advance(self) -> None:
@@ -190,32 +197,21 @@ class State:
             else:
                 job.deleted = True
                 ok.append(i)
+        if ok and self.on_delete is not None:
+            self.on_delete(ok)
         return ok, refused
 
-    # ------------------------------------------------------------------ persistence
-    def save(self, path: Path) -> None:
-        doc = {
-            "credits": self.account.credits,
-            "next_id": next(self._ids),
-            "jobs": [dataclasses.asdict(j) for j in self.jobs.values()],
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(doc), encoding="utf-8")
-        tmp.replace(path)
-
-    def load(self, path: Path) -> None:
-        """Restore jobs saved by save(); jobs not yet finished rejoin the queue or processing."""
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-        self.account.credits = float(doc.get("credits", self.account.credits))
-        self._ids = itertools.count(int(doc.get("next_id", 1)))
-        for raw in doc.get("jobs", []):
-            job = Job(**raw)
-            self.jobs[job.id] = job
-            if job.status == 1:
-                self.account.queued.append(job)
-            elif job.status == 2 and job.end_at is not None:
-                heapq.heappush(self.account.processing, (job.end_at, next(self._seq), job))
+    # ------------------------------------------------------------------ persistence (persist.py)
+    def restore(self, job: Job, *, charge: bool) -> None:
+        """Put back a job from a snapshot or journal; unfinished ones rejoin the queue or the
+        processing heap, so the clock derives their later statuses (and refunds) again."""
+        self.jobs[job.id] = job
+        self.creates[(str(job.fields.get("image_url")), str(job.fields.get("prompt")))] += 1
+        if charge:
+            self.account.credits -= job.credits
+        with contextlib.suppress(ValueError):
+            self.next_id = max(self.next_id, int(job.id[-10:], 16) + 1)
+        if job.status == 1:
+            self.account.queued.append(job)
+        elif job.status == 2 and job.end_at is not None:
+            heapq.heappush(self.account.processing, (job.end_at, next(self._seq), job))

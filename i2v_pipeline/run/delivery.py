@@ -16,12 +16,12 @@ from typing import Any
 import aiohttp
 import anyio
 
-from .download import Downloaded, Policy, copy_into_place, fetch, holds
 from ..errors import DownloadError, ExpiredResultError, TransientDownloadError
+from ..model import JobSpec
 from ..state.journal import Entries
 from ..state.journal import record as journal_record
+from .download import Downloaded, Policy, copy_into_place, fetch, holds
 from .pacing import backoff
-from ..model import JobSpec
 
 ATTEMPTS = 4
 """Downloads of one file per run, before the job is reported failed (a rerun tries again)."""
@@ -72,6 +72,10 @@ class Delivery:
                     and await anyio.to_thread.run_sync(holds, target, rec.bytes, rec.sha256)
                 ):
                     continue
+                if i >= min(len(ids), len(urls)):  # a create that answered fewer ids than asked
+                    raise DownloadError(
+                        f"the API returned {len(ids)} video id(s) for {spec.variants} variant(s)"
+                    )
                 got = await self._fetch(spec, ids[i], urls[i], target)
                 self._downloaded(fp, i, rel, got)
 

@@ -21,10 +21,10 @@ import aiohttp
 import anyio
 from yarl import URL
 
-from . import verify as media
 from ..errors import DownloadError, ExpiredResultError, TransientDownloadError
-from ..spec.fingerprint import hash_file
 from ..model import Verify
+from ..spec.fingerprint import hash_file
+from . import verify as media
 
 CHUNK = 1 << 16
 GIB = 1 << 30

@@ -21,10 +21,6 @@ import aiohttp
 import anyio
 import anyio.lowlevel
 
-from . import retry
-from ..spec.campaign import Limits
-from .delivery import Delivery
-from .download import Policy
 from ..errors import (
     DownloadError,
     FatalProviderError,
@@ -33,9 +29,6 @@ from ..errors import (
     TransientError,
     UnknownOutcomeError,
 )
-from ..state.journal import Entries, Journal, apply, utc_iso
-from ..state.journal import record as journal_record
-from .pacing import RateLimiter
 from ..model import (
     STATUS_SUCCEEDED,
     TERMINAL_STATUSES,
@@ -47,15 +40,15 @@ from ..model import (
     PlanItem,
     RunStats,
 )
+from ..spec.campaign import Limits
+from ..state.journal import Entries, Journal, apply, utc_iso
+from ..state.journal import record as journal_record
 from ..state.plan import lock_request
-<<<<<<< main
-from .providers.base import Provider, Result
-=======
 from . import retry
 from .delivery import Delivery
+from .download import Policy
 from .pacing import RateLimiter
 from .providers.base import Created, Provider, Result
->>>>>>> h1
 
 LOST_AFTER = 3
 """Polls in a row in which the API does not know an id before the video counts as lost."""

@@ -11,11 +11,11 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from ..model import Event, ImageRef, JobSpec, PlanItem, RunStats
 from ..spec.campaign import Campaign
+from ..state.journal import Entries, Journal, journal_path
 from .download import Policy, is_local_host
 from .executor import Executor, build_request
-from ..state.journal import Entries, Journal, journal_path
-from ..model import Event, ImageRef, JobSpec, PlanItem, RunStats
 from .providers.akool import AkoolProvider, Auth, auth_from_env
 
 

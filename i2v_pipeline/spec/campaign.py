@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import CatalogError, ConfigError, ManifestError
+from ..model import JobSpec, PlanItem, Verify
+from ..perf import gc_paused
 from . import manifest as manifest_mod
 from . import validation as schemas
 from .catalog import Catalog
-from ..errors import CatalogError, ConfigError, ManifestError
 from .expand import expand
 from .fingerprint import FileHasher
 from .manifest import Manifest
-from ..model import JobSpec, PlanItem, Verify
-from ..perf import gc_paused
 
 AKOOL_URL = "https://openapi.akool.com"
 

@@ -26,15 +26,10 @@ from typing import IO, Any
 import orjson
 import yaml
 
-from ..spec import validation as schemas
-<<<<<<< main
 from ..errors import LockError, ManifestError
-from .journal import Entries, journal_path, replay, request_text, utc_iso
-from ..spec.manifest import parse_yaml
-=======
+from ..spec import validation as schemas
 from ..spec.manifest import parse_yaml
 from .journal import Entries, Warn, journal_path, replay, request_text, utc_iso
->>>>>>> h1
 
 __all__ = [
     "Entries",

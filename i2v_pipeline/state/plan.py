@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..spec.catalog import estimate_credits
 from ..errors import UsageError
-from ..spec.fingerprint import hash_file
 from ..model import Action, FileRecord, JobSpec, LockEntry, PlanItem
 from ..perf import gc_paused
+from ..spec.catalog import estimate_credits
+from ..spec.fingerprint import hash_file
 
 SizeProbe = Callable[[str], int | None]
 """Size in bytes of a file given relative to the manifest's folder, or None if absent."""

@@ -8,17 +8,21 @@ Classification (design §3):
   a 5xx without an envelope on a create
 - permanent for the job: 1003 and other business codes
 - fatal for the run: auth (1101, 1102, 1109, 1103, 1200), credits (1104, 1006)
+- an answer that is not what the API documents (not JSON, too big, wrong types; see answers.py):
+  unknown outcome on a create, transient on a read
+
+Every secret this client holds is registered for redaction (errors.register_secret) before it
+is sent, so a server echoing it in an error message cannot bring it to the screen or the lock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -30,8 +34,13 @@ from ...errors import (
     ThrottledError,
     TransientError,
     UnknownOutcomeError,
+    register_secret,
 )
+from . import answers
+from .answers import MAX_BODY, Malformed
 from .base import Created, Result
+
+T = TypeVar("T")
 
 V4 = "/api/open/v4"
 V3 = "/api/open/v3"
@@ -57,15 +66,15 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value).timestamp()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         seconds = when - (time.time() if now is None else now)
     return max(0.0, min(seconds, MAX_RETRY_AFTER))
 
 
-def classify(code: int, msg: str, *, http_status: int = 200) -> ProviderError:
+def classify(code: int, msg: object, *, http_status: int = 200) -> ProviderError:
     """The one place an AKOOL envelope code becomes an error class."""
-    text = f"AKOOL code {code}: {msg}"
+    text = f"AKOOL code {code}: {answers.text(msg)}"
     if code in THROTTLE_CODES:
         return ThrottledError(text, code=code, http_status=http_status)
     if code in RETRY_CODES or http_status >= 500:
@@ -80,6 +89,7 @@ def classify(code: int, msg: str, *, http_status: int = 200) -> ProviderError:
 class ApiKeyAuth:
     def __init__(self, api_key: str) -> None:
         self._key = api_key
+        register_secret(api_key)
 
     async def headers(self, client: AkoolProvider) -> dict[str, str]:
         return {"x-api-key": self._key}
@@ -93,6 +103,7 @@ class TokenAuth:
 
     def __init__(self, client_id: str, client_secret: str) -> None:
         self._id, self._secret = client_id, client_secret
+        register_secret(client_secret)
         self._token: str | None = None
         self._lock = asyncio.Lock()
 
@@ -162,16 +173,16 @@ class AkoolProvider:
                 timeout=self.timeout,
             ) as resp,
         ):
-            raw = await resp.read()
+            raw = await _read_capped(resp, MAX_BODY)
             return self._envelope(resp, raw, idempotent=idempotent)
 
     def _envelope(
-        self, resp: aiohttp.ClientResponse, raw: bytes, *, idempotent: bool
+        self, resp: aiohttp.ClientResponse, raw: bytes | None, *, idempotent: bool
     ) -> dict[str, Any]:
-        try:
-            doc = json.loads(raw) if raw else None
-        except ValueError:
-            doc = None
+        """The answer's JSON object when its code is 1000; else the classified error. raw is
+        None when the body was over MAX_BODY."""
+        doc = answers.parse_json(raw) if raw is not None else None
+        code = answers.envelope_code(doc)
         if resp.status == 429:
             raise ThrottledError(
                 "HTTP 429 Too Many Requests",
@@ -179,108 +190,119 @@ class AkoolProvider:
                 http_status=429,
                 retry_after=parse_retry_after(resp.headers.get("Retry-After")),
             )
-        if not isinstance(doc, dict) or not isinstance(doc.get("code"), int):
-            text = f"HTTP {resp.status} without an AKOOL envelope"
+        if code is None or not isinstance(doc, dict):
+            what = "an answer over 4 MB" if raw is None else "no AKOOL envelope"
+            text = f"HTTP {resp.status} with {what}"
             if resp.status in (401, 403):
                 raise FatalProviderError(text, http_status=resp.status, hint=AUTH_HINT)
-            if resp.status >= 500 and not idempotent:
+            if 400 <= resp.status < 500:  # the request itself was refused, by a proxy maybe
+                raise JobRejectedError(text, http_status=resp.status)
+            if not idempotent:  # a 2xx or 5xx: the server may have acted on it
                 raise UnknownOutcomeError(text + "; the create may have reached the API")
-            if resp.status >= 500:
-                raise TransientError(text, http_status=resp.status)
-            raise JobRejectedError(text, http_status=resp.status)
-        code = int(doc["code"])
+            raise TransientError(text, http_status=resp.status)
         if code != 1000:
-            err = classify(code, str(doc.get("msg", "")), http_status=resp.status)
+            err = classify(code, doc.get("msg", ""), http_status=resp.status)
             if isinstance(err, ThrottledError):
                 err.retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             raise err
         return doc
 
+    async def _read(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[Any], T],
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        idempotent: bool = True,
+        auth: bool = True,
+    ) -> T:
+        """_call, then parse `data` from the answer; an answer parse cannot use is an unknown
+        outcome for a create and transient for a read (whatever parse tripped on)."""
+        doc = await self._call(
+            method, path, body=body, params=params, idempotent=idempotent, auth=auth
+        )
+        try:
+            return parse(doc.get("data"))
+        except (Malformed, TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            what = f"malformed answer from {path.rsplit('/', 1)[-1]}: {answers.text(exc)}"
+            if idempotent:
+                raise TransientError(what) from None
+            raise UnknownOutcomeError(what + "; the create may have been made") from None
+
     # ------------------------------------------------------------------ endpoints
     async def get_token(self, client_id: str, client_secret: str) -> str:
+        register_secret(client_secret)
         doc = await self._call(
             "POST",
             f"{V3}/getToken",
             auth=False,
             body={"clientId": client_id, "clientSecret": client_secret},
         )
-        token = doc.get("token") or (doc.get("data") or {}).get("token")
-        if not token:
-            raise FatalProviderError("getToken answered without a token", hint=AUTH_HINT)
-        return str(token)
+        token = answers.token(doc)
+        if token is None:
+            raise FatalProviderError("getToken answered without a usable token", hint=AUTH_HINT)
+        register_secret(token)
+        return token
 
     async def create(self, request: Mapping[str, Any]) -> Created:
-        doc = await self._call(
-            "POST", f"{V4}/image2Video/createBySourcePrompt/batch", body=request, idempotent=False
+        answer = await self._read(
+            "POST",
+            f"{V4}/image2Video/createBySourcePrompt/batch",
+            answers.created,
+            body=request,
+            idempotent=False,
         )
-        data = doc.get("data") or {}
-        items = (
-            data.get("successList") if isinstance(data, dict) and "successList" in data else [data]
-        )
-        items = [i for i in items or [] if isinstance(i, dict) and i.get("_id")]
-        if not items:
-            errors = data.get("errorList") if isinstance(data, dict) else None
-            raise JobRejectedError(f"the create returned no videos (errorList: {errors!r})")
-        credits = [i.get("deduction_credit") for i in items]
-        total = sum(int(c) for c in credits if isinstance(c, int | float))
-        return Created(
-            tuple(str(i["_id"]) for i in items),
-            total if any(c is not None for c in credits) else None,
-        )
+        if isinstance(answer, str):  # the server said it created nothing
+            raise JobRejectedError(answer)
+        return answer
 
     async def results(self, ids: Sequence[str]) -> list[Result]:
-        doc = await self._call(
-            "POST", f"{V4}/image2Video/resultsByIds", body={"_ids": ",".join(ids)}
+        rows = await self._read(
+            "POST", f"{V4}/image2Video/resultsByIds", answers.rows, body={"_ids": ",".join(ids)}
         )
-        data = doc.get("data") or {}
-        rows = data.get("result") if isinstance(data, dict) else data
-        out = []
-        for row in rows or []:
-            if not isinstance(row, dict) or "_id" not in row:
-                continue
-            try:
-                status = int(row.get("status", 1))
-            except (TypeError, ValueError):
-                status = 1
-            duration = row.get("video_duration")
-            out.append(
-                Result(
-                    id=str(row["_id"]),
-                    status=status,
-                    video_url=row.get("video_url") or None,
-                    credits=row.get("deduction_credit")
-                    if isinstance(row.get("deduction_credit"), int)
-                    else None,
-                    duration=float(duration) if isinstance(duration, int | float) else None,
-                )
-            )
-        return out
+        return [r for row in rows if (r := answers.result(row)) is not None]
 
     async def delete(self, ids: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-        doc = await self._call("POST", f"{V4}/image2Video/delbyids", body={"_ids": ",".join(ids)})
-        data = doc.get("data") or {}
-        ok = [str(i) for i in data.get("successIds") or []]
-        refused = {
-            str(item.get("_id")): str(item.get("msg", "refused"))
-            for item in data.get("noPermissionItems") or []
-            if isinstance(item, dict)
-        }
-        return ok, refused
+        return await self._read(
+            "POST",
+            f"{V4}/image2Video/delbyids",
+            lambda data: answers.deleted(data, ids),
+            body={"_ids": ",".join(ids)},
+        )
 
     async def models(self) -> list[dict[str, Any]]:
-        doc = await self._call("GET", f"{V4}/aigModel/list", params={"types[]": "1501"})
-        data = doc.get("data")
-        return [m for m in (data if isinstance(data, list) else []) if isinstance(m, dict)]
+        models = await self._read("GET", f"{V4}/aigModel/list", _list, params={"types[]": "1501"})
+        good = [m for m in models if answers.model(m)]
+        if not good:  # an empty catalog would make every model unknown
+            raise TransientError("the model list has no readable model")
+        return good
 
     async def effects(self) -> list[dict[str, Any]]:
-        doc = await self._call("GET", f"{V4}/image2Video/effects")
-        data = doc.get("data") or {}
-        rows = data.get("result") if isinstance(data, dict) else data
-        return [r for r in rows or [] if isinstance(r, dict)]
+        rows = await self._read("GET", f"{V4}/image2Video/effects", answers.rows)
+        return [e for row in rows if (e := answers.effect(row)) is not None]
 
     async def credit(self) -> float:
-        doc = await self._call("GET", f"{V3}/faceswap/quota/info")
-        return float((doc.get("data") or {}).get("credit", 0))
+        return await self._read("GET", f"{V3}/faceswap/quota/info", answers.credit)
+
+
+def _list(data: object) -> list[Any]:
+    if not isinstance(data, list):
+        raise Malformed("`data` is not a list")
+    return data
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The body, or None past limit bytes (read no further: the rest is never buffered)."""
+    if resp.content_length is not None and resp.content_length > limit:
+        return None
+    buf = bytearray()
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        buf += chunk
+        if len(buf) > limit:
+            return None
+    return bytes(buf)
 
 
 def auth_from_env(env: Mapping[str, str], key_var: str, id_var: str, secret_var: str) -> Auth:
