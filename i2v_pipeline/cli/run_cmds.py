@@ -6,6 +6,7 @@ import time
 
 import click
 
+from .. import preflight
 from ..campaign import check_reachable_images
 from ..errors import Interrupted
 from ..model import Action, RunStats
@@ -34,6 +35,7 @@ from .progress import Progress
 )
 @click.option("--max-credits", type=click.IntRange(min=0), help="Stop submitting before N credits.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("-y", "--yes", is_flag=True, help="Buy without asking (a real endpoint asks).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @selection_options
 def run_cmd(
@@ -42,6 +44,7 @@ def run_cmd(
     resubmit_unknown: bool,
     max_credits: int | None,
     as_json: bool,
+    yes: bool,
     quiet: bool,
     only: str | None,
     patterns: tuple[str, ...],
@@ -67,6 +70,8 @@ def run_cmd(
         check_reachable_images(
             planned.campaign, work, emulator=planned.campaign.provider.is_emulator
         )
+        preflight.require(planned.campaign, work, planned.prefix)
+        preflight.confirm_spend(planned.campaign, work, yes=yes, max_credits=max_credits)
         from .run_exec import execute_plan  # the HTTP stack loads only when there is work
 
         started = time.monotonic()

@@ -1,0 +1,272 @@
+"""Pre-flight for `i2v run`: everything that could fail after a create (and so waste the credits
+it cost) is checked before the first one, and spending on a real endpoint needs consent.
+
+`problems` is pure apart from reading the file system (stat, realpath, sibling lockfiles, free
+space through the injected `free_bytes`); it returns every problem at once, so one run of the
+command shows all that needs fixing. `require` turns them into one exit-2 error. `confirm_spend`
+asks on a terminal, or requires --yes or a covering max_credits off one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .campaign import Campaign
+from .errors import InputError, LockError, UsageError
+from .lock import read_lock
+from .model import Action, PlanItem
+
+MAX_SHOWN = 20
+"""Problems listed in the message; a broken template can produce one per job."""
+
+SHORT_SIDE = {"480p": 480, "540p": 540, "720p": 720, "1080p": 1080, "2k": 1440, "4k": 2160}
+BYTES_PER_PIXEL_SECOND = 1.0
+"""Generous on purpose: at 720p (16:9) this is ~7 Mbit/s, about twice what the service sends."""
+
+WRITES = (Action.CREATE, Action.RETRY, Action.RESUME, Action.DOWNLOAD, Action.RELOCATE)
+
+
+def disk_free(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def video_bytes(request: Mapping[str, Any]) -> int:
+    """A generous size estimate for one create's videos (all variants): frame area x duration."""
+    short = SHORT_SIDE.get(str(request.get("resolution") or "720p"), 2160)
+    seconds = float(request.get("video_length", 5))
+    per_video = short * short * 16 / 9 * seconds * BYTES_PER_PIXEL_SECOND
+    return int(per_video) * int(request.get("count", 1))
+
+
+def problems(
+    campaign: Campaign,
+    items: Iterable[PlanItem],
+    prefix: str,
+    free_bytes: Callable[[Path], int] = disk_free,
+) -> list[str]:
+    """Every reason the planned writes would fail or do harm, as one line each."""
+    base = campaign.manifest.base_dir
+    writes = [i for i in items if i.action in WRITES and i.spec is not None]
+    paths = [
+        (f"{prefix}/{p}" if prefix != "." else p, i.job_id)
+        for i in writes
+        if i.spec is not None
+        for p in i.spec.output_paths()
+    ]
+    folder = _existing_ancestor(campaign.output_dir)
+    out = _folder_problems(campaign.output_dir, folder)
+    if out or folder is None:
+        return out  # everything below would only repeat it
+    out += _path_problems(base, paths)
+    out += _clash_problems(campaign, paths)
+    out += _space_problems(writes, folder, free_bytes)
+    return out
+
+
+def require(campaign: Campaign, items: Sequence[PlanItem], prefix: str) -> None:
+    """Raise one exit-2 error listing every pre-flight problem; nothing has been sent yet."""
+    found = problems(campaign, items, prefix)
+    if not found:
+        return
+    shown = [f"  - {p}" for p in found[:MAX_SHOWN]]
+    if len(found) > MAX_SHOWN:
+        shown.append(f"  … and {len(found) - MAX_SHOWN} more")
+    raise InputError(
+        f"pre-flight found {len(found)} problem(s); nothing was sent:\n" + "\n".join(shown),
+        where=str(campaign.manifest.path),
+        hint="fix these (output.dir, output.path, free space), then run again",
+    )
+
+
+def _existing_ancestor(path: Path) -> Path | None:
+    """path itself or its nearest ancestor that exists (the run creates the rest)."""
+    for p in (path, *path.parents):
+        if os.path.lexists(p):
+            return p
+    return None
+
+
+def _folder_problems(output_dir: Path, existing: Path | None) -> list[str]:
+    if existing is None:
+        return [f"no part of the output folder {output_dir} exists"]
+    if not existing.is_dir():
+        return [f"{existing} is not a folder, but the output folder {output_dir} must be one"]
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return [f"cannot write in {existing} (permissions), so not in {output_dir}"]
+    return []
+
+
+def _path_problems(base: Path, paths: Sequence[tuple[str, str]]) -> list[str]:
+    """Each planned file and its folders: inside the manifest's folder once symlinks are
+    followed, folders where folders are needed, writable where they exist."""
+    out: list[str] = []
+    seen_dirs: set[str] = set()
+    reported: set[Path] = set()
+    for rel, job_id in paths:
+        parent = os.path.dirname(rel)
+        if parent not in seen_dirs:
+            seen_dirs.add(parent)
+            out += _dir_problems(base, parent, job_id, reported)
+        full = os.path.join(base, rel)
+        if not os.path.lexists(full):
+            continue
+        real = os.path.realpath(full)
+        if not Path(real).is_relative_to(base):
+            out.append(f"job {job_id}: {rel} is a symlink to {real}, outside the manifest's folder")
+        elif os.path.isdir(full):
+            out.append(f"job {job_id}: {rel} is a folder, but the job writes a file there")
+    return out
+
+
+def _dir_problems(base: Path, parent: str, job_id: str, reported: set[Path]) -> list[str]:
+    """The first wrong folder on the way from the manifest's folder to parent, once per folder."""
+    walked = base
+    problem = ""
+    for part in Path(parent).parts:
+        walked = walked / part
+        if not os.path.lexists(walked):
+            return []  # the rest will be created, as real folders
+        real = Path(os.path.realpath(walked))
+        if not real.is_relative_to(base):
+            problem = f"{walked} is a symlink to {real}, outside the manifest's folder"
+        elif not real.is_dir():
+            problem = f"{walked} is a file, but the job writes into it as a folder"
+        if problem:
+            break
+    else:
+        if not os.access(walked, os.W_OK | os.X_OK):
+            problem = f"cannot write in {walked} (permissions)"
+    if not problem or walked in reported:
+        return []
+    reported.add(walked)
+    return [f"job {job_id}: {problem}"]
+
+
+def _clash_problems(campaign: Campaign, paths: Sequence[tuple[str, str]]) -> list[str]:
+    """Outputs that would overwrite this manifest's own files, another manifest's lock or the
+    videos another manifest in the same folder has recorded."""
+    base = campaign.manifest.base_dir
+    real = _Resolver(base)
+    lock = campaign.lock_path.name
+    taken = {
+        real(name): f"{name} (this manifest's own file)"
+        for name in (campaign.manifest.path.name, lock, f"{lock}.journal", f"{lock}.run")
+    }
+    for other in sorted(base.glob("*.lock.yaml")):
+        if other.name == lock:
+            continue
+        taken[real(other.name)] = f"{other.name} (another manifest's lockfile)"
+        try:
+            entries = read_lock(other)
+        except LockError:
+            continue  # not ours to judge; `i2v validate` on that manifest reports it
+        for e in entries.values():
+            for f in e.files:
+                if f is not None:
+                    taken[real(f.path)] = f"a video recorded in {other.name} (job {e.job_id})"
+    out: list[str] = []
+    for rel, job_id in paths:
+        clash = taken.get(real(rel))
+        if clash:
+            out.append(f"job {job_id}: {rel} would overwrite {clash}")
+    return out
+
+
+class _Resolver:
+    """A path relative to the manifest's folder -> its real path, casefolded, for comparing.
+    One realpath per folder, not per file: 100,000 outputs share a few folders."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = str(base)
+        self.dirs: dict[str, str] = {}
+
+    def __call__(self, rel: str) -> str:
+        parent, name = os.path.split(rel)
+        real_dir = self.dirs.get(parent)
+        if real_dir is None:
+            real_dir = os.path.realpath(os.path.join(self.base, parent))
+            self.dirs[parent] = real_dir
+        return os.path.join(real_dir, name).casefold()
+
+
+def _space_problems(
+    writes: Sequence[PlanItem], folder: Path, free_bytes: Callable[[Path], int]
+) -> list[str]:
+    need = 0
+    for item in writes:
+        if item.action is Action.RELOCATE and item.entry is not None:
+            need += sum(f.bytes for f in item.entry.files if f is not None)
+        elif item.spec is not None:
+            need += video_bytes(item.spec.request)
+    free = free_bytes(folder)
+    if need <= free:
+        return []
+    return [
+        f"the planned videos need up to {_size(need)} and {folder} has {_size(free)} free "
+        "(a generous estimate from resolution x duration)"
+    ]
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}"
+        n //= 1000
+    return f"{n:,} TB"
+
+
+# ---------------------------------------------------------------- consent to spend
+
+
+def on_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def spend(items: Iterable[PlanItem]) -> tuple[int, int]:
+    """(videos, estimated credits) the plan would buy."""
+    videos = credits = 0
+    for i in items:
+        if i.action.submits and i.spec is not None:
+            videos += i.spec.variants
+            credits += i.credits
+    return videos, credits
+
+
+def endpoint_label(endpoint: str) -> str:
+    """Scheme and host only: a URL's user:password part must never be printed."""
+    parts = urlsplit(endpoint)
+    host = parts.hostname or endpoint
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+def confirm_spend(
+    campaign: Campaign, items: Iterable[PlanItem], *, yes: bool, max_credits: int | None
+) -> None:
+    """Consent before buying on a real endpoint (anything but the embedded `emulator`):
+    --yes, or a max_credits that covers the estimate, or `yes` typed on a terminal."""
+    import click
+
+    videos, credits = spend(items)
+    if campaign.provider.is_emulator or yes or not videos:
+        return
+    budget = max_credits if max_credits is not None else campaign.limits.max_credits
+    if budget is not None and budget >= credits:
+        return
+    where = endpoint_label(campaign.provider.endpoint)
+    what = f"buy {videos} video(s) for ~{credits} credits on {where}"
+    if not on_terminal():
+        over = f" (max_credits {budget} does not cover it)" if budget is not None else ""
+        raise UsageError(
+            f"this run would {what}{over}, and there is no terminal to confirm it on",
+            hint=f"pass --yes, or set --max-credits (or limits.max_credits) to at least {credits}",
+        )
+    answer = click.prompt(f"Type yes to {what}", default="", show_default=False, err=True)
+    if answer.strip() != "yes":
+        click.echo("Cancelled: nothing was bought.", err=True)
+        raise click.exceptions.Exit(1)
