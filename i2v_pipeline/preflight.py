@@ -48,9 +48,10 @@ def problems(
     campaign: Campaign,
     items: Iterable[PlanItem],
     prefix: str,
-    free_bytes: Callable[[Path], int] = disk_free,
+    free_bytes: Callable[[Path], int] | None = None,
 ) -> list[str]:
-    """Every reason the planned writes would fail or do harm, as one line each."""
+    """Every reason the planned writes would fail or do harm, as one line each. free_bytes
+    tells the free space of a folder (shutil.disk_usage by default)."""
     base = campaign.manifest.base_dir
     writes = [i for i in items if i.action in WRITES and i.spec is not None]
     paths = [
@@ -65,7 +66,7 @@ def problems(
         return out  # everything below would only repeat it
     out += _path_problems(base, paths)
     out += _clash_problems(campaign, paths)
-    out += _space_problems(writes, folder, free_bytes)
+    out += _space_problems(writes, folder, free_bytes or disk_free)
     return out
 
 

@@ -131,7 +131,10 @@ def test_sigkill_at_random_moments(
     # finish without resubmitting unknowns: nothing may be created twice
     for _ in range(3):
         done = subprocess.run(
-            [*I2V, "run", str(path), "--yes", "--json", "-q"], cwd=workdir, capture_output=True, text=True
+            [*I2V, "run", str(path), "--yes", "--json", "-q"],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
         )
         if done.returncode == 0:
             break
