@@ -21,6 +21,7 @@ from .campaign import Campaign
 from .errors import InputError, LockError, UsageError
 from .lock import read_lock
 from .model import Action, PlanItem
+from .perf import gc_paused
 
 MAX_SHOWN = 20
 """Problems listed in the message; a broken template can produce one per job."""
@@ -44,6 +45,11 @@ def video_bytes(request: Mapping[str, Any]) -> int:
     return int(per_video) * int(request.get("count", 1))
 
 
+Files = dict[str, list[tuple[str, str]]]
+"""Planned files by folder (relative to the manifest's folder, "" for itself): [(name, job id)].
+Checks run once per folder, not per file: 100,000 outputs share a few hundred folders."""
+
+
 def problems(
     campaign: Campaign,
     items: Iterable[PlanItem],
@@ -52,22 +58,28 @@ def problems(
 ) -> list[str]:
     """Every reason the planned writes would fail or do harm, as one line each. free_bytes
     tells the free space of a folder (shutil.disk_usage by default)."""
-    base = campaign.manifest.base_dir
     writes = [i for i in items if i.action in WRITES and i.spec is not None]
-    paths = [
-        (f"{prefix}/{p}" if prefix != "." else p, i.job_id)
-        for i in writes
-        if i.spec is not None
-        for p in i.spec.output_paths()
-    ]
     folder = _existing_ancestor(campaign.output_dir)
     out = _folder_problems(campaign.output_dir, folder)
     if out or folder is None:
         return out  # everything below would only repeat it
-    out += _path_problems(base, paths)
-    out += _clash_problems(campaign, paths)
+    with gc_paused():
+        files = _planned_files(writes, prefix)
+    out += _path_problems(campaign.manifest.base_dir, files)
+    out += _clash_problems(campaign, files)
     out += _space_problems(writes, folder, free_bytes or disk_free)
     return out
+
+
+def _planned_files(writes: Iterable[PlanItem], prefix: str) -> Files:
+    files: Files = {}
+    for item in writes:
+        if item.spec is None:
+            continue
+        for path in item.spec.output_paths():  # normalised by expand: `a/b.mp4`, no `..`
+            parent, _, name = (path if prefix == "." else f"{prefix}/{path}").rpartition("/")
+            files.setdefault(parent, []).append((name, item.job_id))
+    return files
 
 
 def require(campaign: Campaign, items: Sequence[PlanItem], prefix: str) -> None:
@@ -103,25 +115,30 @@ def _folder_problems(output_dir: Path, existing: Path | None) -> list[str]:
     return []
 
 
-def _path_problems(base: Path, paths: Sequence[tuple[str, str]]) -> list[str]:
+def _path_problems(base: Path, files: Files) -> list[str]:
     """Each planned file and its folders: inside the manifest's folder once symlinks are
     followed, folders where folders are needed, writable where they exist."""
     out: list[str] = []
-    seen_dirs: set[str] = set()
     reported: set[Path] = set()
-    for rel, job_id in paths:
-        parent = os.path.dirname(rel)
-        if parent not in seen_dirs:
-            seen_dirs.add(parent)
-            out += _dir_problems(base, parent, job_id, reported)
-        full = os.path.join(base, rel)
-        if not os.path.lexists(full):
-            continue
-        real = os.path.realpath(full)
-        if not Path(real).is_relative_to(base):
-            out.append(f"job {job_id}: {rel} is a symlink to {real}, outside the manifest's folder")
-        elif os.path.isdir(full):
-            out.append(f"job {job_id}: {rel} is a folder, but the job writes a file there")
+    for parent, names in files.items():
+        wrong = _dir_problems(base, parent, names[0][1], reported)
+        out += wrong
+        folder = os.path.join(base, parent)
+        if wrong or not os.path.isdir(folder):
+            continue  # nothing is inside a folder the run will create
+        present = set(os.listdir(folder))
+        for name, job_id in names:
+            if name not in present:
+                continue
+            full = os.path.join(folder, name)
+            real = os.path.realpath(full)
+            rel = f"{parent}/{name}" if parent else name
+            if not Path(real).is_relative_to(base):
+                out.append(
+                    f"job {job_id}: {rel} is a symlink to {real}, outside the manifest's folder"
+                )
+            elif os.path.isdir(full):
+                out.append(f"job {job_id}: {rel} is a folder, but the job writes a file there")
     return out
 
 
@@ -149,20 +166,24 @@ def _dir_problems(base: Path, parent: str, job_id: str, reported: set[Path]) -> 
     return [f"job {job_id}: {problem}"]
 
 
-def _clash_problems(campaign: Campaign, paths: Sequence[tuple[str, str]]) -> list[str]:
+def _clash_problems(campaign: Campaign, files: Files) -> list[str]:
     """Outputs that would overwrite this manifest's own files, another manifest's lock or the
-    videos another manifest in the same folder has recorded."""
+    videos another manifest in the same folder has recorded (compared on real paths)."""
     base = campaign.manifest.base_dir
     real = _Resolver(base)
+    taken: dict[str, dict[str, str]] = {}  # real folder -> name -> what it is
+
+    def take(rel: str, what: str) -> None:
+        folder, name = real(rel)
+        taken.setdefault(folder, {})[name] = what
+
     lock = campaign.lock_path.name
-    taken = {
-        real(name): f"{name} (this manifest's own file)"
-        for name in (campaign.manifest.path.name, lock, f"{lock}.journal", f"{lock}.run")
-    }
+    for name in (campaign.manifest.path.name, lock, f"{lock}.journal", f"{lock}.run"):
+        take(name, f"{name} (this manifest's own file)")
     for other in sorted(base.glob("*.lock.yaml")):
         if other.name == lock:
             continue
-        taken[real(other.name)] = f"{other.name} (another manifest's lockfile)"
+        take(other.name, f"{other.name} (another manifest's lockfile)")
         try:
             entries = read_lock(other)
         except LockError:
@@ -170,30 +191,38 @@ def _clash_problems(campaign: Campaign, paths: Sequence[tuple[str, str]]) -> lis
         for e in entries.values():
             for f in e.files:
                 if f is not None:
-                    taken[real(f.path)] = f"a video recorded in {other.name} (job {e.job_id})"
+                    take(f.path, f"a video recorded in {other.name} (job {e.job_id})")
     out: list[str] = []
-    for rel, job_id in paths:
-        clash = taken.get(real(rel))
-        if clash:
-            out.append(f"job {job_id}: {rel} would overwrite {clash}")
+    for parent, names in files.items():
+        here = taken.get(real.folder(parent))
+        if not here:
+            continue
+        for name, job_id in names:
+            clash = here.get(name.casefold())
+            if clash:
+                rel = f"{parent}/{name}" if parent else name
+                out.append(f"job {job_id}: {rel} would overwrite {clash}")
     return out
 
 
 class _Resolver:
-    """A path relative to the manifest's folder -> its real path, casefolded, for comparing.
-    One realpath per folder, not per file: 100,000 outputs share a few folders."""
+    """Paths relative to the manifest's folder -> (real folder, name), casefolded to compare.
+    One realpath per folder, cached."""
 
     def __init__(self, base: Path) -> None:
         self.base = str(base)
         self.dirs: dict[str, str] = {}
 
-    def __call__(self, rel: str) -> str:
+    def folder(self, parent: str) -> str:
+        real = self.dirs.get(parent)
+        if real is None:
+            real = os.path.realpath(os.path.join(self.base, parent)).casefold()
+            self.dirs[parent] = real
+        return real
+
+    def __call__(self, rel: str) -> tuple[str, str]:
         parent, name = os.path.split(rel)
-        real_dir = self.dirs.get(parent)
-        if real_dir is None:
-            real_dir = os.path.realpath(os.path.join(self.base, parent))
-            self.dirs[parent] = real_dir
-        return os.path.join(real_dir, name).casefold()
+        return self.folder(parent), name.casefold()
 
 
 def _space_problems(
