@@ -65,7 +65,7 @@ def problems(
         return out  # everything below would only repeat it
     with gc_paused():
         files = _planned_files(writes, prefix)
-    out += _path_problems(campaign.manifest.base_dir, files)
+    out += _path_problems(campaign.manifest.base_dir, campaign.output_dir, files)
     out += _clash_problems(campaign, files)
     out += _space_problems(writes, folder, free_bytes or disk_free)
     return out
@@ -115,13 +115,15 @@ def _folder_problems(output_dir: Path, existing: Path | None) -> list[str]:
     return []
 
 
-def _path_problems(base: Path, files: Files) -> list[str]:
-    """Each planned file and its folders: inside the manifest's folder once symlinks are
-    followed, folders where folders are needed, writable where they exist."""
+def _path_problems(base: Path, output_dir: Path, files: Files) -> list[str]:
+    """Each planned file and its folders: inside the output folder once symlinks are followed
+    (and the output folder inside the manifest's), folders where folders are needed, writable
+    where they exist."""
     out: list[str] = []
     reported: set[Path] = set()
+    bounds = (output_dir, Path(os.path.realpath(output_dir)), base)
     for parent, names in files.items():
-        wrong = _dir_problems(base, parent, names[0][1], reported)
+        wrong = _dir_problems(bounds, parent, names[0][1], reported)
         out += wrong
         folder = os.path.join(base, parent)
         if wrong or not os.path.isdir(folder):
@@ -133,17 +135,20 @@ def _path_problems(base: Path, files: Files) -> list[str]:
             full = os.path.join(folder, name)
             real = os.path.realpath(full)
             rel = f"{parent}/{name}" if parent else name
-            if not Path(real).is_relative_to(base):
-                out.append(
-                    f"job {job_id}: {rel} is a symlink to {real}, outside the manifest's folder"
-                )
+            if not Path(real).is_relative_to(bounds[1]):
+                out.append(f"job {job_id}: {rel} is a symlink to {real}, outside the output folder")
             elif os.path.isdir(full):
                 out.append(f"job {job_id}: {rel} is a folder, but the job writes a file there")
     return out
 
 
-def _dir_problems(base: Path, parent: str, job_id: str, reported: set[Path]) -> list[str]:
-    """The first wrong folder on the way from the manifest's folder to parent, once per folder."""
+def _dir_problems(
+    bounds: tuple[Path, Path, Path], parent: str, job_id: str, reported: set[Path]
+) -> list[str]:
+    """The first wrong folder on the way from the manifest's folder to parent, once per folder.
+    Up to the output folder each must stay in the manifest's folder; below it, in the output
+    folder (a link there pointing elsewhere in the project could overwrite its files)."""
+    output_dir, out_real, base = bounds
     walked = base
     problem = ""
     for part in Path(parent).parts:
@@ -151,8 +156,10 @@ def _dir_problems(base: Path, parent: str, job_id: str, reported: set[Path]) -> 
         if not os.path.lexists(walked):
             return []  # the rest will be created, as real folders
         real = Path(os.path.realpath(walked))
-        if not real.is_relative_to(base):
-            problem = f"{walked} is a symlink to {real}, outside the manifest's folder"
+        above = output_dir.is_relative_to(walked)
+        if not real.is_relative_to(base if above else out_real):
+            where = "the manifest's folder" if above else "the output folder"
+            problem = f"{walked} is a symlink to {real}, outside {where}"
         elif not real.is_dir():
             problem = f"{walked} is a file, but the job writes into it as a folder"
         if problem:

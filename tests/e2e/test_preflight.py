@@ -67,9 +67,32 @@ def test_symlinked_subfolder_pointing_out(
     (workdir / "out").mkdir()
     (workdir / "out" / "garden").symlink_to(elsewhere, target_is_directory=True)
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
-    err = refused(emulator, path, "garden is a symlink to", "outside the manifest's folder")
+    err = refused(emulator, path, "out/garden is a symlink to", "outside the output folder")
     assert err.count("is a symlink") == 1
     assert not list(elsewhere.iterdir())
+
+
+def test_output_folder_linked_outside(
+    emulator: ThreadedEmulator,
+    write_manifest: WriteManifest,
+    workdir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """An output folder that is itself a symlink out of the manifest's folder is refused."""
+    (workdir / "out").symlink_to(tmp_path_factory.mktemp("elsewhere"), target_is_directory=True)
+    path = write_manifest(MANIFEST.format(url=emulator.base_url))
+    refused(emulator, path, "out is a symlink to", "outside the manifest's folder")
+
+
+def test_file_link_inside_the_output_folder_is_refused(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """A planned output that is a symlink to a file elsewhere in the project (the manifest) is
+    refused: the output folder holds outputs only."""
+    (workdir / "out" / "garden").mkdir(parents=True)
+    (workdir / "out" / "garden" / "dolly.mp4").symlink_to(workdir / "m.yaml")
+    path = write_manifest(MANIFEST.format(url=emulator.base_url))
+    refused(emulator, path, "out/garden/dolly.mp4 is a symlink to", "outside the output folder")
 
 
 def test_symlink_onto_the_own_lock(
