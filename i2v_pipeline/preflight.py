@@ -28,7 +28,8 @@ MAX_SHOWN = 20
 
 SHORT_SIDE = {"480p": 480, "540p": 540, "720p": 720, "1080p": 1080, "2k": 1440, "4k": 2160}
 BYTES_PER_PIXEL_SECOND = 1.0
-"""Generous on purpose: at 720p (16:9) this is ~7 Mbit/s, about twice what the service sends."""
+"""Generous on purpose, ~7 Mbit/s at 720p 16:9: better to refuse a run that would have fit than
+to buy videos that then cannot be written."""
 
 WRITES = (Action.CREATE, Action.RETRY, Action.RESUME, Action.DOWNLOAD, Action.RELOCATE)
 
