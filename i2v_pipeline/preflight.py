@@ -4,21 +4,20 @@ it cost) is checked before the first one, and spending on a real endpoint needs 
 `problems` is pure apart from reading the file system (stat, realpath, sibling lockfiles, free
 space through the injected `free_bytes`); it returns every problem at once, so one run of the
 command shows all that needs fixing. `require` turns them into one exit-2 error. `confirm_spend`
-asks on a terminal, or requires --yes or a covering max_credits off one.
+asks through the CLI's terminal question, or requires --yes or a covering max_credits off one.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from .campaign import Campaign
-from .errors import InputError, LockError, UsageError
+from .errors import I2VError, InputError, LockError, UsageError
 from .lock import read_lock
 from .model import Action, PlanItem
 from .perf import gc_paused
@@ -261,9 +260,14 @@ def _size(n: int) -> str:
 
 # ---------------------------------------------------------------- consent to spend
 
+Ask = Callable[[str], bool]
+"""Puts a question to the person at the terminal; True when they typed `yes`."""
 
-def on_terminal() -> bool:
-    return sys.stdin.isatty()
+
+class SpendDeclined(I2VError):
+    """The person at the terminal did not confirm the spend: nothing is bought, exit 1."""
+
+    exit_code = 1
 
 
 def spend(items: Iterable[PlanItem]) -> tuple[int, int]:
@@ -284,12 +288,15 @@ def endpoint_label(endpoint: str) -> str:
 
 
 def confirm_spend(
-    campaign: Campaign, items: Iterable[PlanItem], *, yes: bool, max_credits: int | None
+    campaign: Campaign,
+    items: Iterable[PlanItem],
+    *,
+    yes: bool,
+    max_credits: int | None,
+    ask: Ask | None,
 ) -> None:
-    """Consent before buying on a real endpoint (anything but the embedded `emulator`):
-    --yes, or a max_credits that covers the estimate, or `yes` typed on a terminal."""
-    import click
-
+    """Consent before buying on a real endpoint (anything but the embedded `emulator`): --yes,
+    a max_credits that covers the estimate, or `yes` typed when ask (a terminal) is given."""
     videos, credits = spend(items)
     if campaign.provider.is_emulator or yes or not videos:
         return
@@ -298,13 +305,13 @@ def confirm_spend(
         return
     where = endpoint_label(campaign.provider.endpoint)
     what = f"buy {videos} video(s) for ~{credits} credits on {where}"
-    if not on_terminal():
+    if ask is None:
         over = f" (max_credits {budget} does not cover it)" if budget is not None else ""
         raise UsageError(
             f"this run would {what}{over}, and there is no terminal to confirm it on",
             hint=f"pass --yes, or set --max-credits (or limits.max_credits) to at least {credits}",
         )
-    answer = click.prompt(f"Type yes to {what}", default="", show_default=False, err=True)
-    if answer.strip() != "yes":
-        click.echo("Cancelled: nothing was bought.", err=True)
-        raise click.exceptions.Exit(1)
+    if not ask(f"Type yes to {what}"):
+        raise SpendDeclined(
+            "not confirmed: nothing was bought", hint="run again and type `yes`, or pass --yes"
+        )

@@ -107,6 +107,7 @@ LAYERS = {
     "perf": 1,
     "plan": 1,
     "campaign": 1,
+    "preflight": 1,
     "report": 1,
     "webhook_crypto": 1,
     "limits": 2,

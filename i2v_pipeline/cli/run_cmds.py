@@ -20,6 +20,7 @@ from .common import (
     plan_campaign,
     print_json,
     selection_options,
+    terminal_question,
 )
 from .inspect import summary_line
 from .progress import Progress
@@ -71,7 +72,8 @@ def run_cmd(
             planned.campaign, work, emulator=planned.campaign.provider.is_emulator
         )
         preflight.require(planned.campaign, work, planned.prefix)
-        preflight.confirm_spend(planned.campaign, work, yes=yes, max_credits=max_credits)
+        ask = terminal_question()
+        preflight.confirm_spend(planned.campaign, work, yes=yes, max_credits=max_credits, ask=ask)
         from .run_exec import execute_plan  # the HTTP stack loads only when there is work
 
         started = time.monotonic()

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from i2v_pipeline import preflight
-from i2v_pipeline.cli import cli
+from i2v_pipeline.cli import cli, common
 
 from ..conftest import ThreadedEmulator, WriteManifest
 from .test_run import MANIFEST
@@ -172,11 +172,11 @@ def test_terminal_asks_and_no_buys_nothing(
     emulator: ThreadedEmulator, write_manifest: WriteManifest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On a terminal the run asks; anything but `yes` buys nothing, `yes` buys."""
-    monkeypatch.setattr(preflight, "on_terminal", lambda: True)
+    monkeypatch.setattr(common, "on_terminal", lambda: True)
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
     code, err = invoke("run", str(path), "--select", "garden.dolly", answer="no\n")
     assert code == 1 and "Type yes to buy 1 video(s) for ~20 credits" in err
-    assert "nothing was bought" in err and emulator.requests() == 0
+    assert "not confirmed: nothing was bought" in err and emulator.requests() == 0
     code, err = invoke("run", str(path), "-q", "--select", "garden.dolly", answer="yes\n")
     assert code == 0 and emulator.creates() == 1, err
 
@@ -186,7 +186,7 @@ def test_embedded_emulator_never_asks(
 ) -> None:
     """`endpoint: emulator` runs without --yes, on a terminal or not: no prompt is shown."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(preflight, "on_terminal", lambda: True)
+    monkeypatch.setattr(common, "on_terminal", lambda: True)
     path = write_manifest()  # the embedded emulator is the default endpoint
     code, err = invoke("run", str(path), "-q")  # no input: a prompt would abort
     assert code == 0, err
