@@ -137,7 +137,7 @@ def main() -> None:
         r = measure(manifest)
         t0 = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-m", "i2v_pipeline", "run", str(manifest), "--json"],
+            [sys.executable, "-m", "i2v_pipeline", "run", str(manifest), "--json", "--yes"],
             capture_output=True,
             text=True,
             check=True,

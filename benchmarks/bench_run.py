@@ -85,7 +85,7 @@ def main() -> None:
             env = {**os.environ, "AKOOL_API_KEY": "emulator-key", "XDG_CACHE_HOME": str(tmp / "c")}
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.monotonic()
-            cmd = [sys.executable, "-m", "i2v_pipeline", "run", str(path), "--json", "-q"]
+            cmd = [sys.executable, "-m", "i2v_pipeline", "run", str(path), "--json", "-q", "--yes"]
             if args.profile:  # a script that wraps the CLI in a profiler (see the closing notes)
                 cmd = [sys.executable, args.profile, *cmd[3:]]
             out = subprocess.run(

@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,3 +143,19 @@ def plan_campaign(
         options=options,
     )
     return Planned(campaign, entries, selection.apply(items), prefix)
+
+
+def on_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def terminal_question() -> Callable[[str], bool] | None:
+    """A question answered on the terminal, where only a typed `yes` is yes (terraform's habit:
+    Enter is not consent to spend); None without a terminal, so callers can insist on --yes."""
+    if not on_terminal():
+        return None
+
+    def ask(text: str) -> bool:
+        return str(click.prompt(text, default="", show_default=False, err=True)).strip() == "yes"
+
+    return ask

@@ -8,6 +8,7 @@ import click
 
 from ..errors import Interrupted
 from ..model import Action, RunStats
+from ..run import preflight
 from ..spec.campaign import check_reachable_images
 from ..state.plan import PlanOptions
 from ..state.runlock import RunLock
@@ -19,6 +20,7 @@ from .common import (
     plan_campaign,
     print_json,
     selection_options,
+    terminal_question,
     unknown_advice,
 )
 from .inspect import summary_line
@@ -35,6 +37,7 @@ from .progress import Progress
 )
 @click.option("--max-credits", type=click.IntRange(min=0), help="Stop submitting before N credits.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("-y", "--yes", is_flag=True, help="Buy without asking (a real endpoint asks).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option(
     "--verify", is_flag=True, help="Hash every held file instead of trusting size and mtime."
@@ -46,6 +49,7 @@ def run_cmd(
     resubmit_unknown: bool,
     max_credits: int | None,
     as_json: bool,
+    yes: bool,
     quiet: bool,
     verify: bool,
     only: str | None,
@@ -72,6 +76,9 @@ def run_cmd(
         check_reachable_images(
             planned.campaign, work, emulator=planned.campaign.provider.is_emulator
         )
+        preflight.require(planned.campaign, work, planned.prefix)
+        ask = terminal_question()
+        preflight.confirm_spend(planned.campaign, work, yes=yes, max_credits=max_credits, ask=ask)
         from .run_exec import execute_plan  # the HTTP stack loads only when there is work
 
         started = time.monotonic()

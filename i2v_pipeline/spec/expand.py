@@ -19,7 +19,7 @@ import jinja2
 from ..errors import ManifestError, TemplateError
 from ..model import ImageRef, JobSpec
 from .fingerprint import fingerprint_of
-from .images import Hasher, Image, Loc, resolve_images, url_ref
+from .images import Hasher, Image, Loc, is_inside, resolve_images, url_ref
 from .manifest import Manifest
 from .prompts import Prompt, resolve_prompts
 from .templating import base_context, compile_template, is_template, render, slug
@@ -90,7 +90,8 @@ class _Expander:
         self.vars: dict[str, Any] = data.get("vars", {})
         self.defaults: dict[str, Any] = {**DEFAULT_FIELDS, **data.get("defaults", {})}
         output = data.get("output", {})
-        self.output_dir = manifest.base_dir / output.get("dir", f"out/{manifest.name}")
+        self.output_dir = output_folder(manifest, output.get("dir", f"out/{manifest.name}"))
+        self.reserved = reserved_outputs(manifest, self.output_dir)
         self.output_where = manifest.locate(("output", "path"))
         self.output_template = compile_template(
             output.get("path", DEFAULT_OUTPUT_PATH), self.output_where
@@ -139,6 +140,12 @@ class _Expander:
                 ref = url_ref(value, None)
             else:
                 path = (self.m.base_dir / value).resolve()
+                if not is_inside(path, self.m.base_dir):
+                    raise ManifestError(
+                        f"last_frame image {value} is outside the manifest's folder ({path})",
+                        where=where,
+                        hint="copy it into the manifest's folder, or give a URL",
+                    )
                 if not path.is_file():
                     raise ManifestError(f"last_frame image not found: {value}", where=where)
                 ref = ImageRef("path", str(path), value, self.hasher(path))
@@ -183,12 +190,50 @@ class _Expander:
             id=job_id,
             image=image.ref,
             request=request,
-            output=confine(rendered, where=out_where, job_id=job_id),
+            output=self.confine(rendered, out_where, job_id),
             prompt_id=prompt_id,
             last_frame=last_frame,
             tags=tags,
             fingerprint=fingerprint_of(image.ref, last_frame, request),
         )
+
+    def confine(self, rendered: str, where: str, job_id: str) -> str:
+        path = confine(rendered, where=where, job_id=job_id)
+        clash = self.reserved.get(path.casefold())
+        if clash:
+            raise ManifestError(
+                f"job {job_id}: output path {path!r} would overwrite {clash}",
+                where=where,
+                hint="the manifest, its lock and journal are not outputs; change output.path",
+            )
+        return path
+
+
+def output_folder(manifest: Manifest, raw: str) -> Path:
+    """output.dir, which must stay inside the manifest's folder (written files are replaced)."""
+    text = raw.replace("\\", "/")
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":") or ".." in text.split("/"):
+        raise ManifestError(
+            f"output.dir {raw!r} leaves the manifest's folder",
+            where=manifest.locate(("output", "dir")),
+            hint="use a relative folder without `..`, e.g. `out`",
+        )
+    return manifest.base_dir / text
+
+
+def reserved_outputs(manifest: Manifest, output_dir: Path) -> dict[str, str]:
+    """The manifest's own files as output paths relative to output_dir (casefolded), so a
+    template cannot name them. Symlinked folders are caught at pre-flight on real paths."""
+    lock = manifest.lock_path.name
+    names = {
+        manifest.path.name: "the manifest",
+        lock: "the lockfile",
+        f"{lock}.journal": "the lock's journal",
+        f"{lock}.run": "the run lock",
+    }
+    if output_dir != manifest.base_dir:  # a subfolder: only `..` (refused) could name them
+        return {}
+    return {name.casefold(): what for name, what in names.items()}
 
 
 def confine(rendered: str, *, where: str, job_id: str) -> str:

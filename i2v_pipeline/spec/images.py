@@ -27,8 +27,33 @@ class Image:
     fields: Mapping[str, Any]
 
 
-def local_ref(manifest: Manifest, raw: str, loc: Loc, hasher: Hasher, what: str) -> ImageRef:
+OUTSIDE_HINT = (
+    "keep images inside the manifest's folder (a manifest from a pull request must not read "
+    "other files), or set `allow_outside: true` on this images entry"
+)
+
+
+def is_inside(path: Path, folder: Path) -> bool:
+    """Whether path (already resolved: symlinks followed) lies in folder (resolved too)."""
+    return path == folder or path.is_relative_to(folder)
+
+
+def local_ref(
+    manifest: Manifest,
+    raw: str,
+    loc: Loc,
+    hasher: Hasher,
+    what: str,
+    allow_outside: bool = False,
+) -> ImageRef:
     path = (manifest.base_dir / raw).resolve()
+    if not allow_outside and not is_inside(path, manifest.base_dir):
+        # resolve() followed symlinks, so a link inside the folder pointing out is caught too
+        raise ManifestError(
+            f"{what} {raw} is outside the manifest's folder ({path})",
+            where=manifest.locate(loc),
+            hint=OUTSIDE_HINT,
+        )
     if not path.is_file():
         raise ManifestError(
             f"{what} not found: {raw} (looked in {path})",
@@ -50,8 +75,10 @@ def resolve_images(manifest: Manifest, hasher: Hasher) -> list[Image]:
         tags = tuple(entry.get("tags", ()))
         vars_, fields = entry.get("vars", {}), entry.get("fields", {})
         found: list[tuple[str, ImageRef]] = []
+        outside = bool(entry.get("allow_outside", False))
         if "glob" in entry:
             base = manifest.base_dir
+            _check_glob(manifest, entry["glob"], (*loc, "glob"), outside)
             matches = sorted(globlib.glob(entry["glob"], root_dir=base, recursive=True))
             files = [m for m in matches if (base / m).is_file()]
             if not files:
@@ -63,9 +90,10 @@ def resolve_images(manifest: Manifest, hasher: Hasher) -> list[Image]:
             prefix = entry.get("id", "")
             for m in files:
                 image_id = f"{prefix}{slug(PurePosixPath(m).stem)}"
-                found.append((image_id, local_ref(manifest, m, loc, hasher, "image")))
+                ref = local_ref(manifest, m, (*loc, "glob"), hasher, "image", outside)
+                found.append((image_id, ref))
         elif "path" in entry:
-            ref = local_ref(manifest, entry["path"], (*loc, "path"), hasher, "image")
+            ref = local_ref(manifest, entry["path"], (*loc, "path"), hasher, "image", outside)
             found.append((entry.get("id") or slug(PurePosixPath(entry["path"]).stem), ref))
         else:
             url = entry["url"]
@@ -81,3 +109,15 @@ def resolve_images(manifest: Manifest, hasher: Hasher) -> list[Image]:
             seen[image_id] = loc
             out.append(Image(image_id, ref, tags, vars_, fields))
     return out
+
+
+def _check_glob(manifest: Manifest, pattern: str, loc: Loc, allow_outside: bool) -> None:
+    """A glob may not climb out (`..`, absolute); matches through symlinks are checked per file."""
+    parts = pattern.replace("\\", "/").split("/")
+    if allow_outside or (not pattern.startswith("/") and ".." not in parts):
+        return
+    raise ManifestError(
+        f"glob `{pattern}` reaches outside the manifest's folder",
+        where=manifest.locate(loc),
+        hint=OUTSIDE_HINT,
+    )

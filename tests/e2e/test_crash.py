@@ -98,7 +98,7 @@ def manifest(write: WriteManifest, url: str, n_prompts: int) -> Path:
 
 def start_run(path: Path, workdir: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [*I2V, "run", str(path), "-q"],
+        [*I2V, "run", str(path), "--yes", "-q"],
         cwd=workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -131,7 +131,10 @@ def test_sigkill_at_random_moments(
     # finish without resubmitting unknowns: nothing may be created twice
     for _ in range(3):
         done = subprocess.run(
-            [*I2V, "run", str(path), "--json", "-q"], cwd=workdir, capture_output=True, text=True
+            [*I2V, "run", str(path), "--yes", "--json", "-q"],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
         )
         if done.returncode == 0:
             break
@@ -145,7 +148,7 @@ def test_sigkill_at_random_moments(
     assert all(n == 1 for n in counts.values()), counts
     # then resubmit the unknowns as a user would after checking
     final = subprocess.run(
-        [*I2V, "run", str(path), "--resubmit-unknown", "--json", "-q"],
+        [*I2V, "run", str(path), "--yes", "--resubmit-unknown", "--json", "-q"],
         cwd=workdir,
         capture_output=True,
         text=True,
@@ -172,7 +175,7 @@ def test_ctrl_c_compacts_and_exits_130(
     """Ctrl-C stops submitting, compacts the lock, says how to resume, exits 130."""
     path = manifest(write_manifest, served, 9)
     proc = subprocess.Popen(
-        [*I2V, "run", str(path)],
+        [*I2V, "run", str(path), "--yes"],
         cwd=workdir,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -197,7 +200,7 @@ def test_ctrl_c_compacts_and_exits_130(
     schemas.validate("lock", doc, error_class=LockError)
     assert any(j["state"] in ("submitted", "succeeded") for j in doc["jobs"])
     done = subprocess.run(
-        [*I2V, "run", str(path), "-q"], cwd=workdir, capture_output=True, text=True
+        [*I2V, "run", str(path), "--yes", "-q"], cwd=workdir, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     assert all(n == 1 for n in creates(served).values())
@@ -212,7 +215,7 @@ def test_ctrl_c_with_creates_queued_leaves_no_unknown(
     path = manifest(write_manifest, served, 9)
     path.write_text(path.read_text().replace("create_rps: 40", "create_rps: 2"))
     proc = subprocess.Popen(
-        [*I2V, "run", str(path), "-q"],
+        [*I2V, "run", str(path), "--yes", "-q"],
         cwd=workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -241,7 +244,7 @@ def test_second_run_is_refused(served: str, write_manifest: WriteManifest, workd
         run_file = workdir / "m.lock.yaml.run"
         wait_for(lambda: run_file.exists() and run_file.read_text().startswith("{"))
         second = subprocess.run(
-            [*I2V, "run", str(path)], cwd=workdir, capture_output=True, text=True
+            [*I2V, "run", str(path), "--yes"], cwd=workdir, capture_output=True, text=True
         )
         assert second.returncode == 2
         assert "another i2v run is using this manifest" in second.stderr

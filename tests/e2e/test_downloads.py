@@ -47,7 +47,7 @@ def test_frame_size_mismatch_keeps_the_paid_video(
     show the mismatch, and a rerun downloads nothing."""
     shrink(emulator)
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
-    code, summary, err = run("run", str(path), "--json")
+    code, summary, err = run("run", str(path), "--yes", "--json")
     assert code == 0 and summary is not None and summary["done"] == 2, err
     jobs = check_lock(workdir / "m.lock.yaml", workdir)
     for job in jobs.values():
@@ -59,7 +59,7 @@ def test_frame_size_mismatch_keeps_the_paid_video(
     shown = CliRunner().invoke(cli, ["plan", str(path)])
     assert shown.stdout.count("differs from the request: frame is") == 2, shown.stdout
     videos = emulator.requests("video")
-    code, summary, _ = run("run", str(path), "--json")
+    code, summary, _ = run("run", str(path), "--yes", "--json")
     assert code == 0 and summary is not None and summary["fresh"] == 2 and summary["done"] == 0
     assert emulator.requests("video") == videos  # nothing downloaded again
 
@@ -70,7 +70,7 @@ def test_verify_strict_fails_the_mismatch(
     """verify: strict: the job is reported failed (exit 1) and no file is kept."""
     shrink(emulator)
     path = write_manifest("verify: strict\n" + MANIFEST.format(url=emulator.base_url))
-    code, summary, _ = run("run", str(path), "--json", "--select", "garden.dolly")
+    code, summary, _ = run("run", str(path), "--yes", "--json", "--select", "garden.dolly")
     assert code == 1 and summary is not None and summary["failed"] == 1
     (problem,) = summary["problems"]  # type: ignore[misc]
     assert "verify: strict" in problem["detail"]
@@ -86,7 +86,7 @@ def test_one_503_or_truncation_is_recovered_in_the_same_run(
         faults={"video": Faults(http_5xx=1.0, truncate=1.0, times=1)}
     )
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
-    code, summary, err = run("run", str(path), "--json")
+    code, summary, err = run("run", str(path), "--yes", "--json")
     assert code == 0 and summary is not None and summary["done"] == 2, (summary, err)
     assert emulator.requests("video") == 4  # two good downloads, one 503, one truncated
     jobs = check_lock(workdir / "m.lock.yaml", workdir)
@@ -100,7 +100,7 @@ def test_download_that_always_fails_is_reported(
     without the fault downloads it without buying it again."""
     emulator.emu.config = emulator.emu.config.with_(faults={"video": Faults(http_5xx=1.0)})
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
-    code, summary, _ = run("run", str(path), "--json", "--select", "garden.pan")
+    code, summary, _ = run("run", str(path), "--yes", "--json", "--select", "garden.pan")
     assert code == 1 and summary is not None
     assert summary["failed"] == 1 and summary["done"] == 0
     (problem,) = summary["problems"]  # type: ignore[misc]
@@ -109,7 +109,7 @@ def test_download_that_always_fails_is_reported(
     status = CliRunner().invoke(cli, ["status", str(path)])
     assert "succeeded garden.pan  -  (not downloaded: `i2v run` fetches it)" in status.stdout
     emulator.emu.config = emulator.emu.config.with_(faults={})
-    code, summary, _ = run("run", str(path), "--json", "--select", "garden.pan")
+    code, summary, _ = run("run", str(path), "--yes", "--json", "--select", "garden.pan")
     assert code == 0 and summary is not None and summary["done"] == 1
     assert emulator.creates() == 1
 
@@ -120,7 +120,7 @@ def test_run_verify_redownloads_a_same_size_edit(
     """A file changed in place (same size, mtime restored) is fresh to the cheap check;
     plan --verify sees it and run --verify downloads it again."""
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
-    assert run("run", str(path), "-q", "--select", "garden.dolly")[0] == 0
+    assert run("run", str(path), "--yes", "-q", "--select", "garden.dolly")[0] == 0
     video = workdir / "out/dolly.mp4"
     good = hash_file(video)
     st = video.stat()
@@ -132,7 +132,7 @@ def test_run_verify_redownloads_a_same_size_edit(
     assert plan is not None and plan["summary"]["fresh"] == 1  # type: ignore[index]
     _, plan, _ = run("plan", str(path), "--json", "--verify", "--select", "garden.dolly")
     assert plan is not None and plan["summary"]["download"] == 1  # type: ignore[index]
-    code, summary, err = run("run", str(path), "--json", "--verify", "--select", "garden.dolly")
+    code, summary, err = run("run", str(path), "--yes", "--json", "--verify", "--select", "garden.dolly")
     assert code == 0 and summary is not None and summary["done"] == 1, err
     assert hash_file(video) == good and emulator.creates() == 1
     lock = yaml.safe_load((workdir / "m.lock.yaml").read_text())

@@ -61,7 +61,7 @@ def test_run_then_rerun_is_free(
 ) -> None:
     """A run makes every video once; a rerun makes zero requests and exits 0."""
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
-    code, summary, err = run("run", str(path), "--json")
+    code, summary, err = run("run", str(path), "--yes", "--json")
     assert code == 0, err
     assert summary is not None and summary["done"] == 6 and summary["created"] == 6
     assert emulator.creates() == 6
@@ -77,7 +77,7 @@ def test_run_then_rerun_is_free(
     assert all(j["state"] == "succeeded" and j["credits"] == 20 for j in jobs.values())
     lock_before = (workdir / "m.lock.yaml").read_text()
     before = emulator.requests()
-    code, summary, _ = run("run", str(path), "--json")
+    code, summary, _ = run("run", str(path), "--yes", "--json")
     assert code == 0 and summary is not None and summary["fresh"] == 6 and summary["done"] == 0
     assert emulator.requests() == before
     assert (workdir / "m.lock.yaml").read_text().split("\n", 3)[3] == lock_before.split("\n", 3)[3]
@@ -91,7 +91,7 @@ def test_changes_cost_only_what_changed(
     downloaded again; none of these creates anything else."""
     text = MANIFEST.format(url=emulator.base_url)
     path = write_manifest(text)
-    assert run("run", str(path), "-q")[0] == 0
+    assert run("run", str(path), "--yes", "-q")[0] == 0
     assert emulator.creates() == 6
 
     write_manifest(text.replace("Pan across", "Slow pan across"))
@@ -102,7 +102,7 @@ def test_changes_cost_only_what_changed(
             "{{ prompt.id }}.mp4", "{{ prompt.id }}-v2.mp4"
         )
     )
-    code, summary, err = run("run", str(path), "--json")
+    code, summary, err = run("run", str(path), "--yes", "--json")
     assert code == 0, err
     assert emulator.creates() == 6  # relocation bought nothing
     assert (workdir / "out/garden/pan-v2.mp4").is_file() and (
@@ -110,7 +110,7 @@ def test_changes_cost_only_what_changed(
     ).is_file()
 
     (workdir / "out/tower/dolly-v2.mp4").unlink()
-    code, summary, _ = run("run", str(path), "--json")
+    code, summary, _ = run("run", str(path), "--yes", "--json")
     assert code == 0 and summary is not None and summary["done"] == 1
     assert emulator.creates() == 6
     check_lock(workdir / "m.lock.yaml", workdir)
@@ -134,7 +134,7 @@ def test_fault_injection_ends_right(
             "create_rps: 50, request_rps: 100", "create_rps: 40, request_rps: 40"
         )
     )
-    code, summary, err = run("run", str(path), "--json")
+    code, summary, err = run("run", str(path), "--yes", "--json")
     assert summary is not None
     failed = summary["failed"]
     assert summary["done"] + failed == 6, (summary, err)
@@ -146,7 +146,7 @@ def test_fault_injection_ends_right(
     # a rerun with --retry-failed eventually completes what failed, downloads what was truncated
     emulator.emu.state.config = emulator.emu.config.with_(fail_share=0.0)
     emulator.emu.config = emulator.emu.config.with_(faults={})
-    code, summary, err = run("run", str(path), "--retry-failed", "--json")
+    code, summary, err = run("run", str(path), "--yes", "--retry-failed", "--json")
     assert code == 0, err
     jobs = check_lock(workdir / "m.lock.yaml", workdir)
     assert all(j["state"] == "succeeded" for j in jobs.values())
@@ -158,16 +158,16 @@ def test_dropped_create_answer_is_unknown_not_resent(
     """A create whose answer is lost is `? unknown`; it is sent again only when asked."""
     emulator.emu.config = emulator.emu.config.with_(faults={"batch": Faults(drop=1.0)})
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
-    code, summary, _ = run("run", str(path), "--json", "--select", "garden.dolly")
+    code, summary, _ = run("run", str(path), "--yes", "--json", "--select", "garden.dolly")
     assert code == 1 and summary is not None and summary["unknown"] == 1
     assert emulator.creates() == 1  # it was created remotely; we just never heard
     emulator.emu.config = emulator.emu.config.with_(faults={})
     code, plan, _ = run("plan", str(path), "--json", "--select", "garden.dolly")
     assert plan is not None and plan["jobs"][0]["action"] == "unknown"
-    code, summary, _ = run("run", str(path), "--json", "--select", "garden.dolly")
+    code, summary, _ = run("run", str(path), "--yes", "--json", "--select", "garden.dolly")
     assert emulator.creates() == 1  # not resent by default
     code, summary, _ = run(
-        "run", str(path), "--json", "--select", "garden.dolly", "--resubmit-unknown"
+        "run", str(path), "--yes", "--json", "--select", "garden.dolly", "--resubmit-unknown"
     )
     assert code == 0 and emulator.creates() == 2
 
@@ -179,13 +179,13 @@ def test_unknowns_are_unfinished_work_on_the_next_run(
     with the command that resolves it; never "Nothing to do"."""
     emulator.emu.config = emulator.emu.config.with_(faults={"batch": Faults(drop=1.0)})
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
-    run("run", str(path), "--select", "garden.dolly")
+    run("run", str(path), "--yes", "--select", "garden.dolly")
     emulator.emu.config = emulator.emu.config.with_(faults={})
-    code, summary, _ = run("run", str(path), "--json", "--select", "garden.dolly")
+    code, summary, _ = run("run", str(path), "--yes", "--json", "--select", "garden.dolly")
     assert code == 1 and summary is not None
     assert summary["unknown"] == 1 and summary["outcome"] == "unfinished"
     assert f"i2v run {path} --only unknown --resubmit-unknown" in str(summary["next"])
-    code, _, err = run("run", str(path), "--select", "garden.dolly")
+    code, _, err = run("run", str(path), "--yes", "--select", "garden.dolly")
     assert code == 1 and "Nothing to do" not in err
     assert "1 unknown" in err and "--resubmit-unknown" in err
     code, _, err = run("plan", str(path), "--check", "--select", "garden.dolly")
@@ -199,9 +199,9 @@ def test_fatal_error_is_not_reported_as_nothing_to_do(
     """A run stopped by a fatal API error (1109) says it stopped, in text and in --json."""
     monkeypatch.setenv("AKOOL_API_KEY", "wrong-secret-value")
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
-    code, _, err = run("run", str(path))
+    code, _, err = run("run", str(path), "--yes")
     assert code == 3 and "Nothing to do" not in err and "Stopped:" in err
-    code, summary, _ = run("run", str(path), "--json")
+    code, summary, _ = run("run", str(path), "--yes", "--json")
     assert code == 3 and summary is not None
     assert summary["outcome"] == "fatal" and "1109" in str(summary["fatal"])
 
@@ -216,7 +216,7 @@ def test_auth_failure_exits_3(
     assert isinstance(mp, pytest.MonkeyPatch)
     mp.setenv("AKOOL_API_KEY", "wrong-secret-value")
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
-    code, _, err = run("run", str(path))
+    code, _, err = run("run", str(path), "--yes")
     assert code == 3
     assert "1109" in err and "AKOOL_API_KEY" in err
     assert "wrong-secret-value" not in err
@@ -232,7 +232,7 @@ def test_missing_credentials_exit_2(write_manifest: WriteManifest, monkeypatch: 
     for var in ("AKOOL_API_KEY", "AKOOL_CLIENT_ID", "AKOOL_CLIENT_SECRET"):
         monkeypatch.delenv(var, raising=False)
     path = write_manifest(MANIFEST.format(url="http://127.0.0.1:9"))
-    code, _, err = run("run", str(path))
+    code, _, err = run("run", str(path), "--yes")
     assert code == 2 and "AKOOL_API_KEY" in err
 
 
@@ -241,7 +241,7 @@ def test_max_credits_stops_submitting(
 ) -> None:
     """--max-credits stops before the estimate would pass it."""
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
-    _, summary, _ = run("run", str(path), "--max-credits", "45", "--json")
+    _, summary, _ = run("run", str(path), "--yes", "--max-credits", "45", "--json")
     assert summary is not None and summary["created"] == 2 and summary["skipped"] == 4
     assert emulator.creates() == 2
 
@@ -252,11 +252,11 @@ def test_expired_result_is_requeried_once_then_reported(
     """A missing file whose result URL answers 403 is re-queried once, then reported; nothing
     is bought again."""
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
-    assert run("run", str(path), "-q", "--select", "garden.dolly")[0] == 0
+    assert run("run", str(path), "--yes", "-q", "--select", "garden.dolly")[0] == 0
     (workdir / "out/garden/dolly.mp4").unlink()
     emulator.emu.state.config = emulator.emu.state.config.with_(expiry=0.0)
     polls = emulator.requests("results")
-    code, summary, err = run("run", str(path), "--json", "--select", "garden.dolly")
+    code, summary, err = run("run", str(path), "--yes", "--json", "--select", "garden.dolly")
     assert code == 1 and summary is not None and summary["failed"] == 1
     (problem,) = summary["problems"]  # type: ignore[misc]
     assert problem["id"] == "garden.dolly" and "HTTP 403" in problem["detail"], err
@@ -271,10 +271,10 @@ def test_prune_forgets_orphans_remote_and_local(
     forgets them, and leaves files that a live job now owns."""
     text = MANIFEST.format(url=emulator.base_url)
     path = write_manifest(text)
-    assert run("run", str(path), "-q")[0] == 0
+    assert run("run", str(path), "--yes", "-q")[0] == 0
     old = {j["id"]: j for j in check_lock(workdir / "m.lock.yaml", workdir).values()}
     write_manifest(text.replace("Pan across", "Slow pan across"))
-    assert run("run", str(path), "-q")[0] == 0
+    assert run("run", str(path), "--yes", "-q")[0] == 0
     _, plan, _ = run("plan", str(path), "--json")
     assert plan is not None and plan["summary"]["orphan"] == 3
     code, result, err = run("prune", str(path), "--yes", "--json")
@@ -298,7 +298,7 @@ def test_prune_needs_yes_off_a_terminal(
     """Without a terminal to ask on, prune refuses unless --yes."""
     text = MANIFEST.format(url=emulator.base_url)
     path = write_manifest(text)
-    assert run("run", str(path), "-q", "--select", "garden.*")[0] == 0
+    assert run("run", str(path), "--yes", "-q", "--select", "garden.*")[0] == 0
     write_manifest(text.replace("Pan across", "Slow pan across"))
     code, _, err = run("prune", str(path))
     assert code == 2 and "--yes" in err
@@ -309,7 +309,7 @@ def test_status_refresh_asks_the_api(
 ) -> None:
     """status --refresh shows what the API says now, next to what the lock records."""
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
-    assert run("run", str(path), "-q", "--select", "garden.dolly")[0] == 0
+    assert run("run", str(path), "--yes", "-q", "--select", "garden.dolly")[0] == 0
     code, rows, _ = run("status", str(path), "--refresh", "--json")
     assert code == 0 and rows is not None
     (row,) = rows  # type: ignore[misc]

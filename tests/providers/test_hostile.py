@@ -426,7 +426,7 @@ def test_cli_never_prints_the_key(
     with aioresponses() as m:
         m.post(BATCH, payload=echo, repeat=True)
         m.get(EFFECTS, payload=echo, repeat=True)
-        for args in (["run", str(manifest)], ["run", str(manifest), "--json"]):
+        for args in (["run", str(manifest), "--yes"], ["run", str(manifest), "--yes", "--json"]):
             result = CliRunner().invoke(cli, args)
             assert result.exit_code == 3, result.output
             outputs.append(result.output)

@@ -1,0 +1,70 @@
+"""preflight.problems and its helpers, without the CLI: size estimates, permissions, labels."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from i2v_pipeline.cli.common import Selection, plan_campaign
+from i2v_pipeline.run import preflight
+from i2v_pipeline.spec.campaign import load_campaign
+from i2v_pipeline.state.plan import PlanOptions
+
+from .conftest import WriteManifest
+
+TEXT = """\
+version: 1
+name: t
+images: [{glob: "images/*.png"}]
+prompts: [{id: a, template: "A calm scene"}]
+output: {dir: out/deep}
+"""
+
+
+def problems(path: Path, free: int = 10**12) -> list[str]:
+    planned = plan_campaign(load_campaign(path), PlanOptions(), Selection())
+    return preflight.problems(planned.campaign, planned.items, planned.prefix, lambda _p: free)
+
+
+def test_a_clean_folder_has_no_problems(write_manifest: WriteManifest) -> None:
+    """Nothing exists yet and there is room: no problems (the run creates the folders)."""
+    assert problems(write_manifest(TEXT)) == []
+
+
+def test_unwritable_folder_is_a_problem(
+    write_manifest: WriteManifest, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nearest existing folder of output.dir must be writable (checked with os.access, so
+    this holds for root too, who would otherwise write anywhere)."""
+    (workdir / "out").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: Path(p) != workdir / "out" and real_access(p, mode)
+    )
+    (found,) = problems(write_manifest(TEXT))
+    assert found.startswith(f"cannot write in {workdir / 'out'}")
+
+
+def test_disk_estimate_is_generous_and_grows(write_manifest: WriteManifest) -> None:
+    """The size estimate grows with resolution, duration and variants, and a 5 s 720p video is
+    allowed several MB."""
+    base = {"resolution": "720p", "video_length": 5, "count": 1}
+    size = preflight.video_bytes(base)
+    assert 4_000_000 < size < 10_000_000
+    assert preflight.video_bytes({**base, "resolution": "1080p"}) > size
+    assert preflight.video_bytes({**base, "video_length": 10}) == 2 * size
+    assert preflight.video_bytes({**base, "count": 3}) == 3 * size
+    assert preflight.video_bytes({**base, "resolution": "16k"}) > size  # unknown: the largest
+    three = 3 * size
+    found = problems(write_manifest(TEXT), free=three - 1)
+    assert len(found) == 1 and "the planned videos need up to" in found[0]
+    assert problems(write_manifest(TEXT), free=three) == []
+
+
+def test_endpoint_label_drops_credentials() -> None:
+    """Messages name the endpoint by scheme, host and port only."""
+    assert preflight.endpoint_label("https://u:p@api.example.com:8443/x?k=1") == (
+        "https://api.example.com:8443"
+    )
