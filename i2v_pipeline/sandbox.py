@@ -17,6 +17,7 @@ The rendered text itself is capped by the caller (templating.render) at MAX_OUTP
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -136,31 +137,29 @@ def _text(value: Any) -> int:
     return size(value) if isinstance(value, str | list | tuple | dict) else len(str(value))
 
 
-_PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\d*|\*)(?:\.(\d*|\*))?")
+_PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d*)(?:\.(?:\*|\d*))?")
 
 
 def _format_size(fmt: Any, args: Iterable[Any]) -> int:
     """An upper estimate of `fmt % args` or `fmt.format(*args)`: each field is at most its
-    widest width or its longest argument."""
+    widest width or its longest argument; numeric arguments count as widths only where the
+    format takes widths from its arguments (`%*s`, `{:{}}`)."""
     if not isinstance(fmt, str):
         return 0
     values = list(args)
-    widest = max([0, *(_text(v) for v in values), *(_int(v) for v in values)])
+    widest = max([0, *(_text(v) for v in values)])
+    dynamic = max([0, *(_int(v) for v in values)])
     fields = 0
-    for match in _PRINTF.finditer(fmt):
+    specs = [m.group(0) for m in _PRINTF.finditer(fmt)]
+    with contextlib.suppress(ValueError):  # not a str.format string: the call will say so
+        specs += [f"{{{spec}}}" for _, name, spec, _ in Formatter().parse(fmt) if name is not None]
+    for spec in specs:
         fields += 1
-        widest = max([widest, *(int(g) for g in match.groups() if g and g.isdigit())])
+        widest = max([widest, *(int(d) for d in re.findall(r"\d+", spec))])
+        if "*" in spec or "{" in spec[1:]:
+            widest = max(widest, dynamic)
         if len(fmt) + fields * widest > MAX_RESULT:
-            return len(fmt) + fields * widest
-    try:
-        for _, name, spec, _ in Formatter().parse(fmt):
-            if name is not None:
-                fields += 1
-                widest = max([widest, *(int(d) for d in re.findall(r"\d+", spec or ""))])
-                if len(fmt) + fields * widest > MAX_RESULT:
-                    break
-    except ValueError:
-        pass  # not a valid str.format string; `%` or the call itself will say so
+            break
     return len(fmt) + fields * widest
 
 

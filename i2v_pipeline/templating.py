@@ -43,18 +43,18 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def compile_template(source: str, where: str) -> jinja2.Template:
+def compile_template(source: str, where: str, what: str = "template") -> jinja2.Template:
     try:
         return environment().from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(
-            f"template syntax error (template line {exc.lineno}): {exc.message}",
+            f"{what}: syntax error (template line {exc.lineno}): {exc.message}",
             where=where,
             hint="check the {{ }} and {% %} pairs",
         ) from None
     except (ValueError, RecursionError, MemoryError) as exc:  # a 5,000-digit literal, deep nesting
         raise TemplateError(
-            f"template cannot be compiled: {type(exc).__name__}: {exc}", where=where
+            f"{what}: cannot be compiled: {type(exc).__name__}: {str(exc)[:100]}", where=where
         ) from None
 
 
@@ -93,8 +93,9 @@ def render(template: jinja2.Template, context: Mapping[str, Any], *, where: str,
             where=where,
             hint="templates may use variables, filters and simple expressions only",
         ) from None
-    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError) as exc:
-        raise TemplateError(f"{what}: {type(exc).__name__}: {exc}", where=where) from None
+    except Exception as exc:  # filters fail on bad input in many ways: `0|wordwrap`, `truncate(-1)`
+        detail = str(exc)[:200]
+        raise TemplateError(f"{what}: {type(exc).__name__}: {detail}", where=where) from None
     finally:
         finish()
 

@@ -95,6 +95,7 @@ LAYERS = {
     "model": 0,
     "manifest": 1,
     "templating": 1,
+    "sandbox": 1,
     "expand": 1,
     "images": 1,
     "prompts": 1,
