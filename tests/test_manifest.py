@@ -174,3 +174,9 @@ def test_shared_merged_mapping_survives_reuse() -> None:
     value, _ = parse_yaml("x: &x {id: 0}\nb: &b {<<: *x, id: 1}\nc: *b\nd: {<<: *b, e: 2}\n", "f")
     assert value["b"] == value["c"] == {"id": 1}
     assert value["d"] == {"id": 1, "e": 2}
+
+
+def test_anchors_on_keys_and_aliases_as_keys_work() -> None:
+    """An anchored key's text may be reused as a value or as another key."""
+    value, _ = parse_yaml("&k a: 1\nb: *k\nc: &v x\n*v : 2\n", "f.yaml")
+    assert value == {"a": 1, "b": "a", "c": "x", "x": 2}
