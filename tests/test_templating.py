@@ -47,7 +47,7 @@ HOSTILE = {
     "join-generated": '{{ range(90000)|map("string")|join("x" * 90000) }}',
     "str-join": '{{ ("x" * 90000).join(["a"] * 90000) }}',
     "wordwrap": '{{ ("a " * 45000)|wordwrap(1, wrapstring="x" * 90000) }}',
-    "indent": '{{ ("\\n" * 90000)|indent(90000) }}',
+    "indent": '{{ ("a\\n" * 45000)|indent(90000) }}',
     "replace": '{{ ("a" * 90000)|replace("a", "b" * 90000) }}',
     "replace-empty": '{{ ("a" * 90000)|replace("", "b" * 90000) }}',
     "translate": '{{ ("a" * 90000).translate({97: "b" * 90000}) }}',
