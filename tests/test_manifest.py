@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from i2v_pipeline.errors import ManifestError
+from i2v_pipeline.spec.campaign import load_campaign
 from i2v_pipeline.spec.manifest import load, parse_yaml
 
 from .conftest import MINIMAL, WriteManifest
@@ -84,3 +85,98 @@ def test_missing_file_has_hint(tmp_path: Path) -> None:
     """A missing manifest says so and where."""
     with pytest.raises(ManifestError, match="manifest not found"):
         load(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "where"),
+    [
+        ("!!binary aGVsbG8=: 1\n", "keys must be strings, got b'hello'", ":1:1"),
+        ("!!python/object:os.system {}: 1\n", "keys must be strings, got a list", ":1:1"),
+        ("? !!python/name:os.system\n: 1\n", "python/name:os.system", ":1:3"),
+        ("? !!python/tuple [a, b]\n: 1\n", "keys must be strings", ":1:3"),
+        ("? [a, b]\n: 1\n", "keys must be strings, got a list or mapping", ":1:3"),
+        ("x: 1\n1: a\n", "keys must be strings, got 1", ":2:1"),
+        ("null: a\n", "keys must be strings, got None", ":1:1"),
+        ("a: !!python/object/apply:os.system [ls]\n", "tag `tag:yaml.org,2002:python", ":1:4"),
+        ("a: !!set {x, y}\n", "YAML tag `tag:yaml.org,2002:set` is not supported", ":1:4"),
+        ("q: {<<: 1}\n", "bad merge key `<<`", ":1:9"),
+        ("q: {<<: [1]}\n", "bad merge key `<<`", ":1:10"),
+        ("a: &a {<<: *a}\n", "bad merge key `<<`", ":1:4"),
+        ("a: &a [*a]\n", "alias refers to a value that contains it", ":1:4"),
+        ("a: &a {x: 1}\nq: {<<: *a, x: 2, x: 3}\n", "duplicate key `x`", ":2:19"),
+        ("a: " + "[" * 2000 + "]" * 2000 + "\n", "nests too deep", ""),
+    ],
+    ids=[
+        "binary-key",
+        "python-object-key",
+        "python-name-key",
+        "python-tuple-key",
+        "complex-key",
+        "int-key",
+        "null-key",
+        "python-apply-value",
+        "set-tag",
+        "merge-scalar",
+        "merge-scalar-list",
+        "merge-itself",
+        "alias-cycle",
+        "duplicate-after-merge",
+        "deep-nesting",
+    ],
+)
+def test_hostile_yaml_is_a_clean_error(
+    write_manifest: WriteManifest, text: str, message: str, where: str
+) -> None:
+    """Tagged, complex and non-string keys, odd tags and bad merges are exit-2 errors."""
+    path = write_manifest(text)
+    with pytest.raises(ManifestError) as info:
+        load(path)
+    assert message in info.value.render()
+    assert f"{path}{where}" in info.value.render()
+    assert info.value.exit_code == 2
+
+
+def test_merge_keys_may_be_overridden(write_manifest: WriteManifest) -> None:
+    """`{<<: *base, id: q}` overrides the merged id; `<<: [*a, *b]` lets the first one win."""
+    m = load(
+        write_manifest(
+            MINIMAL.replace(
+                '  - id: a\n    template: "A calm scene"\n',
+                "  - &base {id: p, template: 'Pan {{ x }}', vars: {x: slow}}\n"
+                "  - {<<: *base, id: q}\n"
+                "  - {<<: [{vars: {x: fast}}, *base], id: r}\n",
+            )
+        )
+    )
+    assert [p["id"] for p in m.data["prompts"]] == ["p", "q", "r"]
+    assert m.data["prompts"][1]["template"] == "Pan {{ x }}"
+    assert m.data["prompts"][2]["vars"] == {"x": "fast"}
+
+
+def test_merged_override_reaches_the_expanded_jobs(write_manifest: WriteManifest) -> None:
+    """A prompt built by merge-with-override expands into its own job with its own id."""
+    c = load_campaign(
+        write_manifest(
+            MINIMAL.replace(
+                '  - id: a\n    template: "A calm scene"\n',
+                "  - &base {id: p, template: 'Pan {{ x }}', vars: {x: slow}}\n"
+                "  - {<<: *base, id: q, vars: {x: fast}}\n",
+            )
+        )
+    )
+    by_id = {s.id: s for s in c.specs}
+    assert by_id["garden.p"].request["prompt"] == "Pan slow"
+    assert by_id["garden.q"].request["prompt"] == "Pan fast"
+
+
+def test_shared_merged_mapping_survives_reuse() -> None:
+    """A mapping with a merge and an override, reused by alias, is read the same each time."""
+    value, _ = parse_yaml("x: &x {id: 0}\nb: &b {<<: *x, id: 1}\nc: *b\nd: {<<: *b, e: 2}\n", "f")
+    assert value["b"] == value["c"] == {"id": 1}
+    assert value["d"] == {"id": 1, "e": 2}
+
+
+def test_anchors_on_keys_and_aliases_as_keys_work() -> None:
+    """An anchored key's text may be reused as a value or as another key."""
+    value, _ = parse_yaml("&k a: 1\nb: *k\nc: &v x\n*v : 2\n", "f.yaml")
+    assert value == {"a": 1, "b": "a", "c": "x", "x": 2}

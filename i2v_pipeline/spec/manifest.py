@@ -60,6 +60,11 @@ class Manifest:
         return self.path.with_name(self.path.name.rsplit(".", 1)[0] + ".lock.yaml")
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+_PLAIN = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+_Pair = tuple[yaml.Node, yaml.Node]
+
+
 class _Builder:
     """Turns a composed YAML node graph into Python values, recording marks per path."""
 
@@ -69,24 +74,43 @@ class _Builder:
         self.count = 0
         self.marks: dict[Path_, tuple[int, int]] = {}
         self.constructor = yaml.constructor.SafeConstructor()
+        self.open: set[int] = set()  # collections being built: an alias to one is a cycle
 
     def where(self, node: yaml.Node) -> str:
         return f"{self.source}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
 
-    def build(self, node: yaml.Node, path: Path_) -> Any:
-        self.count += 1
+    def spend(self, n: int, node: yaml.Node) -> None:
+        self.count += n
         if self.count > self.limit:
             raise ManifestError(
                 f"the document expands to more than {self.limit:,} values "
-                "(YAML aliases nested too deep?)",
+                "(YAML aliases or merge keys nested too deep?)",
                 where=self.where(node),
                 hint="use fewer or shallower aliases (&anchor / *alias)",
             )
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.spend(1, node)
         self.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
+        if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            return self.scalar(node)
+        if node.tag not in _PLAIN:
+            raise ManifestError(
+                f"the YAML tag `{node.tag}` is not supported", where=self.where(node)
+            )
+        if id(node) in self.open:
+            raise ManifestError(
+                "an alias refers to a value that contains it", where=self.where(node)
+            )
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        finally:
+            self.open.discard(id(node))
+
+    def scalar(self, node: yaml.Node) -> Any:
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
@@ -94,24 +118,60 @@ class _Builder:
                 f"cannot read this value: {exc.problem}", where=self.where(node)
             ) from None
 
+    def key(self, node: yaml.Node) -> str:
+        if not isinstance(node, yaml.ScalarNode):
+            raise ManifestError(
+                "keys must be strings, got a list or mapping",
+                where=self.where(node),
+                hint="keys are plain words: `id: intro`",
+            )
+        key = self.scalar(node)
+        if not isinstance(key, str):
+            raise ManifestError(
+                f"keys must be strings, got {repr(key)[:40]}",
+                where=self.where(node),
+                hint="quote the key",
+            )
+        return key
+
+    def flatten(self, node: yaml.MappingNode, inside: frozenset[int]) -> list[_Pair]:
+        """node's pairs with `<<` merge keys resolved, without changing the node (an alias may
+        share it): merged pairs first, in rising precedence, then the mapping's own."""
+        merged: list[_Pair] = []
+        own: list[_Pair] = []
+        for k, v in node.value:
+            if k.tag != _MERGE:
+                own.append((k, v))
+                continue
+            sources = v.value if isinstance(v, yaml.SequenceNode) else [v]
+            for src in reversed(sources):  # the first source listed takes precedence
+                if not isinstance(src, yaml.MappingNode) or id(src) in inside:
+                    raise ManifestError(
+                        "bad merge key `<<`: it must name mappings that do not contain it",
+                        where=self.where(src),
+                        hint="`<<:` takes an alias to a mapping (`<<: *defaults`) or a list",
+                    )
+                merged.extend(self.flatten(src, inside | {id(node)}))
+        self.spend(len(merged), node)  # merges can grow as fast as aliases
+        return [*merged, *own]
+
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
-        self.constructor.flatten_mapping(node)  # resolves `<<: *defaults` merge keys
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = self.constructor.construct_object(key_node, deep=True)
-            if not isinstance(key, str):
-                raise ManifestError(
-                    f"keys must be strings, got {key!r}",
-                    where=self.where(key_node),
-                    hint="quote the key",
-                )
-            if key in out:
+        pairs = self.flatten(node, frozenset())
+        merged = len(pairs) - sum(1 for k, _ in node.value if k.tag != _MERGE)
+        keys = [self.key(k) for k, _ in pairs]
+        winner: dict[str, int] = {}  # an own key overrides a merged one but may not repeat
+        for i, key in enumerate(keys):
+            if i >= merged and winner.get(key, -1) >= merged:
                 raise ManifestError(
                     f"duplicate key `{key}`",
-                    where=self.where(key_node),
+                    where=self.where(pairs[i][0]),
                     hint="each key may appear once per mapping; remove or merge the other one",
                 )
-            out[key] = self.build(value_node, (*path, key))
+            winner[key] = i
+        out: dict[str, Any] = {}
+        for key in keys:
+            if key not in out:
+                out[key] = self.build(pairs[winner[key]][1], (*path, key))
         return out
 
 
@@ -132,7 +192,12 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, tuple[int, int]
     if node is None:
         return None, {}
     builder = _Builder(source, max(MAX_NODES, len(text)))
-    return builder.build(node, ()), builder.marks
+    try:
+        return builder.build(node, ()), builder.marks
+    except RecursionError:
+        raise ManifestError(
+            "the document nests too deep", where=source, hint="flatten the nested lists or maps"
+        ) from None
 
 
 def load(path: str | Path) -> Manifest:

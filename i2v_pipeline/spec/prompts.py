@@ -35,7 +35,9 @@ def resolve_prompts(manifest: Manifest) -> list[Prompt]:
                 f"duplicate prompt id `{entry['id']}`", where=manifest.locate(("prompts", i))
             )
         seen.add(entry["id"])
-        template = compile_template(entry["template"], manifest.locate(loc))
+        template = compile_template(
+            entry["template"], manifest.locate(loc), what=f"prompt {entry['id']}"
+        )
         out.append(
             Prompt(
                 entry["id"],

@@ -1,28 +1,27 @@
-"""Sandboxed Jinja: a manifest from an untrusted pull request can neither run code nor read files.
+"""Sandboxed Jinja: a manifest from an untrusted pull request can neither run code nor read files,
+nor hang or exhaust memory.
 
 `ImmutableSandboxedEnvironment` blocks attribute escapes (`''.__class__.__mro__`) and mutation;
-`StrictUndefined` turns a misspelt variable into an error instead of an empty string. The sandbox
-does not bound memory, so `*` and `**` are intercepted: `'x' * 10**10` is an error here, not an
-out-of-memory.
+sandbox.BoundedEnvironment adds a budget of work, size and depth per render, and render() caps
+the rendered text at MAX_OUTPUT. `StrictUndefined` turns a misspelt variable into an error
+instead of an empty string.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jinja2
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import concat
 
 from ..errors import TemplateError
+from . import sandbox
 
-MAX_RESULT = 100_000
-"""Longest string or list a template may build with `*`."""
-MAX_EXPONENT = 64
+MAX_OUTPUT = 64 * 1024
+"""Longest rendered prompt or path, in characters: far above any model's prompt limit."""
 
 
 def slug(value: Any) -> str:
@@ -35,38 +34,27 @@ def slug(value: Any) -> str:
     return text or "x"
 
 
-class _Env(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
-        if operator == "*":
-            for seq, n in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(n, int)
-                    and len(seq) * n > MAX_RESULT
-                ):
-                    raise SecurityError(f"the result would be longer than {MAX_RESULT:,} items")
-        return super().call_binop(context, operator, left, right)
-
-
 @functools.cache
 def environment() -> jinja2.Environment:
-    env = _Env(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
-    env.filters["slug"] = slug
+    env = sandbox.BoundedEnvironment(
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
+    )
+    env.add_filter("slug", slug)
     return env
 
 
-def compile_template(source: str, where: str) -> jinja2.Template:
+def compile_template(source: str, where: str, what: str = "template") -> jinja2.Template:
     try:
         return environment().from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(
-            f"template syntax error (template line {exc.lineno}): {exc.message}",
+            f"{what}: syntax error (template line {exc.lineno}): {exc.message}",
             where=where,
             hint="check the {{ }} and {% %} pairs",
+        ) from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # a 5,000-digit literal, deep nesting
+        raise TemplateError(
+            f"{what}: cannot be compiled: {type(exc).__name__}: {str(exc)[:100]}", where=where
         ) from None
 
 
@@ -80,11 +68,19 @@ def render(template: jinja2.Template, context: Mapping[str, Any], *, where: str,
 
     context must start from base_context(). It is shared with Jinja rather than copied, which
     is 3x faster per render (the sandbox is immutable, so templates cannot change it)."""
+    finish = sandbox.start()
     try:
         ctx = template.new_context(
             dict(context) if not isinstance(context, dict) else context, shared=True
         )
-        return concat(template.root_render_func(ctx)).strip()
+        return _stream(template.root_render_func(ctx)).strip()
+    except (sandbox.LimitExceeded, RecursionError, MemoryError) as exc:
+        raise TemplateError(
+            f"{what}: the template goes over the sandbox's limits: {exc or type(exc).__name__}",
+            where=where,
+            hint=f"templates may build at most {sandbox.MAX_RESULT:,} characters per step and "
+            f"{MAX_OUTPUT:,} in all, in at most {sandbox.MAX_OPS:,} steps",
+        ) from None
     except jinja2.UndefinedError as exc:
         raise TemplateError(
             f"{what}: {exc.message}",
@@ -97,8 +93,23 @@ def render(template: jinja2.Template, context: Mapping[str, Any], *, where: str,
             where=where,
             hint="templates may use variables, filters and simple expressions only",
         ) from None
-    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError) as exc:
-        raise TemplateError(f"{what}: {type(exc).__name__}: {exc}", where=where) from None
+    except Exception as exc:  # filters fail on bad input in many ways: `0|wordwrap`, `truncate(-1)`
+        detail = str(exc)[:200]
+        raise TemplateError(f"{what}: {type(exc).__name__}: {detail}", where=where) from None
+    finally:
+        finish()
+
+
+def _stream(pieces: Iterator[str]) -> str:
+    """The rendered text, refused as soon as it passes MAX_OUTPUT."""
+    out: list[str] = []
+    total = 0
+    for piece in pieces:
+        total += len(piece)
+        if total > MAX_OUTPUT:
+            raise sandbox.LimitExceeded(f"it renders more than {MAX_OUTPUT:,} characters")
+        out.append(piece)
+    return "".join(out)
 
 
 def is_template(text: str) -> bool:

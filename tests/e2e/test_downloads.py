@@ -132,7 +132,9 @@ def test_run_verify_redownloads_a_same_size_edit(
     assert plan is not None and plan["summary"]["fresh"] == 1  # type: ignore[index]
     _, plan, _ = run("plan", str(path), "--json", "--verify", "--select", "garden.dolly")
     assert plan is not None and plan["summary"]["download"] == 1  # type: ignore[index]
-    code, summary, err = run("run", str(path), "--yes", "--json", "--verify", "--select", "garden.dolly")
+    code, summary, err = run(
+        "run", str(path), "--yes", "--json", "--verify", "--select", "garden.dolly"
+    )
     assert code == 0 and summary is not None and summary["done"] == 1, err
     assert hash_file(video) == good and emulator.creates() == 1
     lock = yaml.safe_load((workdir / "m.lock.yaml").read_text())
