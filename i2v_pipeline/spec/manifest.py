@@ -182,6 +182,8 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, tuple[int, int]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        if "nesting depth" in str(exc.problem):  # PyYAML >= 6.0.4 bounds depth in its parser
+            raise _too_deep(where) from None
         raise ManifestError(
             f"YAML syntax error: {exc.problem or exc.context}",
             where=where,
@@ -195,9 +197,13 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, tuple[int, int]
     try:
         return builder.build(node, ()), builder.marks
     except RecursionError:
-        raise ManifestError(
-            "the document nests too deep", where=source, hint="flatten the nested lists or maps"
-        ) from None
+        raise _too_deep(source) from None
+
+
+def _too_deep(where: str) -> ManifestError:
+    return ManifestError(
+        "the document nests too deep", where=where, hint="flatten the nested lists or maps"
+    )
 
 
 def load(path: str | Path) -> Manifest:
