@@ -40,7 +40,7 @@ from ..model import (
     PlanItem,
     RunStats,
 )
-from ..spec.campaign import Limits
+from ..spec.settings import Limits
 from ..state.journal import Entries, Journal, apply, utc_iso
 from ..state.journal import record as journal_record
 from ..state.plan import lock_request
