@@ -16,7 +16,8 @@ import click
 from ..errors import I2VError, redact
 from ..model import PlanItem
 from ..spec.campaign import Campaign
-from ..state.lock import Entries, compact, load_state
+from ..state.journal import Entries
+from ..state.lock import compact, load_state
 from ..state.plan import PlanOptions, disk_check, make_plan, output_prefix, parse_shard, select
 
 

@@ -1,7 +1,9 @@
-"""The journal: during a run every state change is one JSON line appended to
-`<lock>.journal` (O(1) per update). `intent` is fsynced before a create is sent and `created`
-right after the answer, so a crash can never lose a remote id; an intent without a created is
-an *unknown*. `apply` folds a record into lock entries, for live updates and replay alike.
+"""The journal: what happens during a run, one JSON line per state change, before the lock.
+
+Appended to `<lock>.journal` (O(1) per update). `intent` is fsynced before a create is sent and
+`created` right after the answer, so a crash can never lose a remote id; an intent without a
+created is an *unknown*. `apply` folds a record into `Entries` (the in-memory lock state, defined
+here) for live updates and replay alike; lock.py turns entries into the lockfile.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from ..canonical import canonical_json
 from ..model import (
     STATUS_FAILED,
     STATUS_SUCCEEDED,
@@ -41,12 +44,7 @@ def record(kind: str, fp: str, **fields: Any) -> dict[str, Any]:
 
 def request_text(request: Mapping[str, Any]) -> str:
     """Sorted keys: the same request always gives the same text, whoever wrote the file."""
-    return _encode_sorted(dict(request))
-
-
-_encode_sorted = json.JSONEncoder(
-    ensure_ascii=False, separators=(", ", ": "), sort_keys=True
-).encode
+    return canonical_json(dict(request), spaced=True).decode()
 
 
 def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
@@ -264,7 +262,7 @@ class Journal:
         self._lock = threading.Lock()
 
     def append(self, record: Mapping[str, Any], *, durable: bool = False) -> None:
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + NEWLINE
+        line = canonical_json(record, sort_keys=False) + NEWLINE
         with self._lock:
             if self._f is None:
                 repair_tail(self.path)

@@ -21,6 +21,7 @@ from ..model import Action, FileRecord, JobSpec, LockEntry, PlanItem
 from ..perf import gc_paused
 from ..spec.catalog import estimate_credits
 from ..spec.fingerprint import hash_file
+from .lock import lock_request
 
 SizeProbe = Callable[[str], int | None]
 """Size in bytes of a file given relative to the manifest's folder, or None if absent."""
@@ -71,14 +72,6 @@ def output_prefix(base_dir: Path, output_dir: Path) -> str:
 def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     keys = sorted(set(old) | set(new))
     return [k for k in keys if old.get(k) != new.get(k)]
-
-
-def lock_request(spec: JobSpec) -> dict[str, Any]:
-    """What the lock records of a request: the fields plus the images' identities."""
-    out = {**spec.request, "image": spec.image.identity()}
-    if spec.last_frame:
-        out["last_frame"] = spec.last_frame.identity()
-    return out
 
 
 def mismatches(e: LockEntry | None) -> list[str]:
