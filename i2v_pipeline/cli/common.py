@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import sys
@@ -19,6 +20,9 @@ from ..spec.campaign import Campaign
 from ..state.journal import Entries
 from ..state.lock import compact, load_state
 from ..state.plan import PlanOptions, disk_check, make_plan, output_prefix, parse_shard, select
+from .logs import warn
+
+log = logging.getLogger("i2v.cli")
 
 
 class I2VGroup(click.Group):
@@ -34,12 +38,6 @@ class I2VGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
-
-
-def warn(message: str) -> None:
-    """A warning on stderr (stdout may be JSON)."""
-    click.secho("warning: ", fg="yellow", bold=True, err=True, nl=False)
-    click.echo(message, err=True)
 
 
 def unknown_advice(n: int, manifest: str) -> str:
@@ -143,7 +141,15 @@ def plan_campaign(
         now=time.time() if now is None else now,
         options=options,
     )
-    return Planned(campaign, entries, selection.apply(items), prefix)
+    selected = selection.apply(items)
+    log.debug(
+        "%d lock entries from %s; %d jobs planned, %d selected",
+        len(entries),
+        campaign.lock_path,
+        len(items),
+        len(selected),
+    )
+    return Planned(campaign, entries, selected, prefix)
 
 
 def on_terminal() -> bool:

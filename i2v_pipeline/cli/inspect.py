@@ -22,8 +22,8 @@ from .common import (
     render_error,
     selection_options,
     unknown_advice,
-    warn,
 )
+from .logs import output_options, warn
 
 PHRASES = {
     Action.CREATE: "to create",
@@ -76,11 +76,11 @@ def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
 @click.option("--check", is_flag=True, help="Exit 1 if anything would run or is unknown (for CI).")
 @click.option("--retry-failed", is_flag=True, help="Plan failed jobs to be created again.")
 @click.option("--resubmit-unknown", is_flag=True, help="Plan unknown creates to be sent again.")
-@click.option("-v", "--verbose", is_flag=True, help="Also list fresh jobs.")
 @click.option(
     "--verify", is_flag=True, help="Hash every held file instead of trusting size and mtime."
 )
 @selection_options
+@output_options("Also list fresh jobs; show debug records on stderr (as I2V_LOG=debug).")
 def plan_cmd(
     manifest: str,
     as_json: bool,
@@ -114,6 +114,7 @@ def plan_cmd(
 
 @click.command("validate")
 @click.argument("manifests", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@output_options()
 def validate_cmd(manifests: tuple[str, ...]) -> None:
     """Check manifests (YAML, schema, templates, images, models) and lockfiles (`*.lock.yaml`,
     against the lock schema). Exit 2 if any is bad."""
@@ -145,6 +146,7 @@ def _validate_one(path: Path) -> str:
 @click.command("expand")
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print job specs as a JSON array.")
+@output_options()
 def expand_cmd(manifest: str, as_json: bool) -> None:
     """Print every job the manifest expands to, fully rendered."""
     campaign = load_campaign(manifest)
@@ -162,6 +164,7 @@ def expand_cmd(manifest: str, as_json: bool) -> None:
 
 @click.command("schema")
 @click.argument("name", type=click.Choice(list(schemas.SCHEMA_NAMES)), default="manifest")
+@output_options()
 def schema_cmd(name: str) -> None:
     """Print a JSON Schema: manifest (default), job or lock."""
     click.echo(json.dumps(schemas.load_schema(name), indent=2))

@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.text import Text
 
 from ..model import Event, EventKind
+from .logs import color_enabled
 
 LOUD = {EventKind.FAILED, EventKind.UNKNOWN, EventKind.FATAL, EventKind.SKIPPED}
 
@@ -25,7 +26,7 @@ class Progress:
         self.started = time.monotonic()
         self.quiet = quiet
         self.tty = sys.stderr.isatty() and not quiet
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, color_system="auto" if color_enabled() else None)
         self._live: Live | None = None
         self.problems: list[dict[str, str]] = []
         """Failed, unknown, skipped and fatal events, for the JSON summary."""

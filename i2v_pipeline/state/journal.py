@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -134,12 +134,9 @@ def journal_path(lock_path: Path) -> Path:
 Warn = Callable[[str], None]
 
 
-class JournalWarning(UserWarning):
-    """A damaged journal line was skipped (the default `warn` of replay)."""
-
-
 def _warn(message: str) -> None:
-    warnings.warn(message, JournalWarning, stacklevel=3)
+    """replay's default: a damaged line is logged under `i2v.state` (the CLI passes its own)."""
+    logging.getLogger("i2v.state").warning(message)
 
 
 RECORD_START = b'{"t":'
