@@ -56,6 +56,7 @@ SECRET_VARS = ("AKOOL_API_KEY", "AKOOL_CLIENT_SECRET")
 
 
 def env_secrets() -> list[str]:
+    """Credential values set in the environment, to redact from all output."""
     return [v for name in SECRET_VARS if (v := os.environ.get(name))]
 
 
@@ -67,6 +68,7 @@ def render_error(exc: I2VError) -> str:
 
 def print_json(obj: Any) -> None:
     # Secrets only: --json legitimately carries full result URLs.
+    """obj as indented JSON on stdout, secrets redacted (result URLs kept)."""
     text = json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False)
     click.echo(redact(text, env_secrets(), urls=False))
 
@@ -78,12 +80,15 @@ def command_line() -> str:
 
 @dataclass(frozen=True)
 class Selection:
+    """The --only/--select/--shard/--limit choice, applied to a plan."""
+
     only: str | None = None
     patterns: tuple[str, ...] = ()
     shard: str | None = None
     limit: int | None = None
 
     def apply(self, items: Sequence[PlanItem]) -> list[PlanItem]:
+        """The items this selection keeps (order kept)."""
         shard = parse_shard(self.shard) if self.shard else None
         return select(items, only=self.only, patterns=self.patterns, shard=shard, limit=self.limit)
 
@@ -109,6 +114,8 @@ def selection_options(f: Any) -> Any:
 
 @dataclass(frozen=True)
 class Planned:
+    """A campaign planned against its lock state: what run and prune act on."""
+
     campaign: Campaign
     entries: Entries
     items: list[PlanItem]
@@ -130,6 +137,7 @@ def compact_lock(planned: Planned) -> None:
 def plan_campaign(
     campaign: Campaign, options: PlanOptions, selection: Selection, now: float | None = None
 ) -> Planned:
+    """Load the lock state (journal replayed) and plan the campaign against it."""
     entries = load_state(campaign.lock_path, warn)
     base = campaign.manifest.base_dir
     prefix = output_prefix(base, campaign.output_dir)
@@ -153,6 +161,7 @@ def plan_campaign(
 
 
 def on_terminal() -> bool:
+    """True if stdin is a terminal (someone can answer a question)."""
     return sys.stdin.isatty()
 
 

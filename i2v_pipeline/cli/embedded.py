@@ -42,6 +42,7 @@ async def provider_for(campaign: Campaign) -> AsyncIterator[AkoolProvider]:
 async def endpoint_for(
     campaign: Campaign, auth: Callable[[], Auth]
 ) -> AsyncIterator[tuple[str, Auth]]:
+    """(base URL, auth) for a run: the campaign's URL, or an embedded emulator for its duration."""
     if not campaign.provider.is_emulator:
         yield campaign.provider.endpoint, auth()
         return

@@ -50,6 +50,7 @@ COLORS = {
 
 
 def summary_line(items: Sequence[PlanItem]) -> str:
+    """`Plan: 2 to create, 1 fresh. ≈ 40 credits`."""
     counts = summarize(items)
     parts = [f"{counts[a.label]} {PHRASES[a]}" for a in Action if counts[a.label]]
     credits = sum(i.credits for i in items)
@@ -58,6 +59,7 @@ def summary_line(items: Sequence[PlanItem]) -> str:
 
 
 def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
+    """The plan, one coloured line per job (fresh ones only if verbose or kept with a mismatch)."""
     width = max((len(i.job_id) for i in items), default=0)
     for item in items:
         if item.action is Action.FRESH and not verbose and not mismatches(item.entry):

@@ -19,6 +19,8 @@ LOUD = {EventKind.FAILED, EventKind.UNKNOWN, EventKind.FATAL, EventKind.SKIPPED}
 
 
 class Progress:
+    """The run's event sink: counts, credits and problems, shown live or as lines."""
+
     def __init__(self, total_work: int, *, quiet: bool = False) -> None:
         self.total = total_work
         self.counts: Counter[EventKind] = Counter()
@@ -46,6 +48,7 @@ class Progress:
             self._live.__exit__(et, e, tb)
 
     def eta(self) -> str:
+        """Time left, from the mean time per finished job so far."""
         finished = self.counts[EventKind.DONE] + self.counts[EventKind.FAILED]
         if not finished or finished >= self.total:
             return "-"

@@ -24,6 +24,8 @@ from .settings import Limits, ProviderSettings
 
 @dataclass(frozen=True)
 class Campaign:
+    """Everything a run needs from a manifest: checked specs, settings, where files go."""
+
     manifest: Manifest
     specs: list[JobSpec]
     output_dir: Path
@@ -38,6 +40,7 @@ class Campaign:
 
 
 def compile_manifest(man: Manifest, catalog: Catalog | None = None) -> Campaign:
+    """A loaded manifest to a Campaign; raises the first user error, with its location."""
     catalog = catalog or Catalog.load()
     with gc_paused():
         return _compile(man, catalog)
@@ -70,6 +73,7 @@ class JobValidator:
         )
 
     def is_valid(self, spec: JobSpec) -> bool:
+        """True if spec passes job.schema.json (the full check runs once per distinct rest)."""
         rest = tuple(sorted((k, v) for k, v in spec.request.items() if k not in FREE_TEXT))
         lf = spec.last_frame
         key = (rest, spec.image, lf, spec.tags, spec.prompt_id is None)
@@ -118,12 +122,14 @@ def _compile(man: Manifest, catalog: Catalog) -> Campaign:
 
 
 def load_campaign(path: str | Path, catalog: Catalog | None = None) -> Campaign:
+    """Read, check and compile the manifest at path."""
     return compile_manifest(manifest_mod.load(path), catalog)
 
 
 def check_reachable_images(
     campaign: Campaign, items: Sequence[PlanItem], *, emulator: bool
 ) -> None:
+    """Refuse before buying when a real API would be sent a local image it cannot read."""
     if emulator or campaign.provider.image_base_url:
         return
     local = next(

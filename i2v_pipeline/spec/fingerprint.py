@@ -21,6 +21,7 @@ CHUNK = 1 << 20
 
 
 def fingerprint_of(image: ImageRef, last_frame: ImageRef | None, request: Mapping[str, Any]) -> str:
+    """The fingerprint of a request on these images (see the module docstring)."""
     payload = {
         "provider": PROVIDER,
         "endpoint": ENDPOINT_KIND,
@@ -32,6 +33,7 @@ def fingerprint_of(image: ImageRef, last_frame: ImageRef | None, request: Mappin
 
 
 def fingerprint(spec: JobSpec) -> str:
+    """The fingerprint of spec: the key of its lock entry."""
     return fingerprint_of(spec.image, spec.last_frame, spec.request)
 
 

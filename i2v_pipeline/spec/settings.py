@@ -26,6 +26,7 @@ class ProviderSettings:
 
     @classmethod
     def from_manifest(cls, data: dict[str, Any]) -> ProviderSettings:
+        """From the manifest's `provider:`; `akool` stands for the public API URL."""
         raw = {k: v for k, v in data.get("provider", {}).items() if k != "kind"}
         if raw.get("endpoint") == "akool":
             raw["endpoint"] = AKOOL_URL

@@ -34,6 +34,7 @@ Entries = dict[str, LockEntry]
 
 
 def utc_iso(ts: float | None = None) -> str:
+    """A timestamp as the journal and lock write it: UTC, to the second."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))
 
 
@@ -128,6 +129,7 @@ def _with_status(e: LockEntry, rec: Mapping[str, Any]) -> LockEntry:
 
 
 def journal_path(lock_path: Path) -> Path:
+    """`x.lock.yaml` -> `x.lock.yaml.journal`."""
     return lock_path.with_name(lock_path.name + ".journal")
 
 
@@ -144,6 +146,7 @@ RECORD_START = b'{"t":'
 
 
 def damaged_path(path: Path) -> Path:
+    """Where replay keeps damaged journal bytes for a person to look at."""
     return path.with_name(path.name + ".damaged")
 
 
@@ -259,6 +262,7 @@ class Journal:
         self._lock = threading.Lock()
 
     def append(self, record: Mapping[str, Any], *, durable: bool = False) -> None:
+        """Write one record as a line; durable=True returns only after it is fsynced."""
         line = canonical_json(record, sort_keys=False) + NEWLINE
         with self._lock:
             if self._f is None:

@@ -87,6 +87,7 @@ def _file_json(f: FileRecord | None) -> dict[str, Any] | None:
 
 
 def entry_line(e: LockEntry) -> str:
+    """One entry as its lockfile line (`- {...}`), request last and as recorded."""
     head = canonical_json(_head(e), sort_keys=False, spaced=True).decode()
     if e.request_json == "{}":
         return f"- {head}"
@@ -107,6 +108,7 @@ def _shared(text: str | None) -> str | None:
 
 
 def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> LockEntry:
+    """An entry from its parsed line; request_json, if given, is the raw request text."""
     n = len(d.get("remote_ids", ()))
     files = d.get("files") or [None] * n
     err = d.get("error")
@@ -236,6 +238,7 @@ def _parse_slow(path: Path, text: str) -> tuple[dict[str, Any], Rows]:
 
 
 def render_lock(entries: Iterable[LockEntry], *, manifest: str, command: str, endpoint: str) -> str:
+    """The whole lockfile text: header, then one line per entry sorted by job id."""
     header = {
         "version": LOCK_VERSION,
         "manifest": manifest,

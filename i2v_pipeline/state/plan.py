@@ -33,6 +33,8 @@ ONLY_CHOICES = ("failed", "unknown", "missing")
 
 @dataclass(frozen=True)
 class PlanOptions:
+    """What the plan may do beyond fresh work: retry failures, resend unknowns, rehash."""
+
     retry_failed: bool = False
     resubmit_unknown: bool = False
     verify: bool = False
@@ -249,6 +251,7 @@ def _selected(item: PlanItem, pattern: str) -> bool:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
+    """`K/N` from --shard, checked (1 <= K <= N)."""
     try:
         k, n = (int(x) for x in text.split("/"))
     except ValueError:
@@ -259,11 +262,13 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def summarize(items: Iterable[PlanItem]) -> dict[str, int]:
+    """How many items per action label (every label present, zeros included)."""
     counts = Counter(i.action.label for i in items)
     return {a.label: counts.get(a.label, 0) for a in Action}
 
 
 def plan_to_json(items: Sequence[PlanItem], manifest: str) -> dict[str, Any]:
+    """The plan as `plan --json` prints it (a stable, versioned shape)."""
     summary: dict[str, Any] = summarize(items)
     summary["credits"] = sum(i.credits for i in items)
     summary["work"] = sum(i.action.is_work for i in items)
