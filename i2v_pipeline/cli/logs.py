@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import UsageError
+from ..errors import UsageError, redact
 
 LOGGER = "i2v"
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
@@ -27,11 +27,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class _ClickHandler(logging.Handler):
     """Records on stderr through click: the stream is looked up per record (so CliRunner's
-    capture works) and colour follows the context (so NO_COLOR and --no-color hold)."""
+    capture works), colour follows the context (so NO_COLOR and --no-color hold), and
+    registered secrets and URL queries are masked."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            message = record.getMessage()
+            # A backstop: API exchanges logged at DEBUG may echo a token or a signed URL.
+            message = redact(record.getMessage())
             if record.levelno >= logging.WARNING:
                 head, fg = PREFIX.get(record.levelno, ("error: ", "red"))
                 click.secho(head, fg=fg, bold=True, err=True, nl=False)

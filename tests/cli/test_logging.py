@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from click.testing import CliRunner, Result
 
@@ -76,3 +78,26 @@ def test_quiet_silences_run_progress(
     assert quiet.stderr == ""
     again = invoke("run", path, "--yes")
     assert again.exit_code == 0 and "Nothing to do: 1 jobs fresh" in again.stderr
+
+
+def test_log_records_never_show_secrets(
+    write_manifest: WriteManifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DEBUG record carrying a registered secret or a signed URL prints them masked."""
+    import logging
+
+    from i2v_pipeline import errors
+    from i2v_pipeline.cli import common
+
+    monkeypatch.setattr(errors, "_SECRETS", set())
+    errors.register_secret("tok-123456789")
+    real = common.make_plan
+
+    def noisy(*args: Any, **kwargs: Any) -> Any:
+        logging.getLogger("i2v.api").debug("auth tok-123456789 got https://cdn.x/v.mp4?sig=abc")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(common, "make_plan", noisy)
+    err = invoke("plan", str(write_manifest()), "-v").stderr
+    assert "debug i2v.api: auth *** got https://cdn.x/v.mp4?…" in err
+    assert "tok-123456789" not in err and "sig=abc" not in err
