@@ -71,8 +71,8 @@ def build(folder: Path, n_images: int, n_prompts: int, per_combo: int) -> Path:
 def fill_lock(manifest: Path, make_files: bool) -> int:
     from i2v_pipeline.model import FileRecord, LockEntry
     from i2v_pipeline.spec.campaign import load_campaign
-    from i2v_pipeline.state.lock import compact, request_text
-    from i2v_pipeline.state.plan import lock_request
+    from i2v_pipeline.state.journal import request_text
+    from i2v_pipeline.state.lock import compact, lock_request
 
     c = load_campaign(manifest)
     entries = {}

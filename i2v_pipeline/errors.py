@@ -71,34 +71,50 @@ class I2VError(Exception):
 
 
 class UsageError(I2VError):
+    """Bad flags or arguments."""
+
     default_hint = "see `i2v --help`"
 
 
 class InputError(I2VError):
+    """A user's file is wrong; `where` points into it (file:line:col or job id)."""
+
     pass
 
 
 class ManifestError(InputError):
+    """YAML syntax, schema, unknown keys, images or globs of a manifest."""
+
     default_hint = "see docs/manifest.md for the manifest format"
 
 
 class TemplateError(InputError):
+    """A Jinja template that does not parse, names an undefined variable or breaks a bound."""
+
     default_hint = "templates are Jinja; variables come from vars, image.vars and the matrix"
 
 
 class CatalogError(InputError):
+    """A request the model catalog rules out (model, resolution, duration, count, ...)."""
+
     default_hint = "`i2v models` lists each model's resolutions, durations and limits"
 
 
 class LockError(InputError):
+    """A corrupt or foreign lockfile or journal: never guessed around, the lock records money."""
+
     pass
 
 
 class RunLockedError(I2VError):
+    """Another i2v process holds this manifest's run lock."""
+
     pass
 
 
 class ConfigError(I2VError):
+    """Credentials or endpoint missing or unusable for the run asked for."""
+
     pass
 
 
@@ -121,10 +137,14 @@ class ProviderError(I2VError):
 
 
 class TransientError(ProviderError):
+    """Worth a retry: a 5xx, code 1015, or a connection refused before the body left."""
+
     pass
 
 
 class ThrottledError(TransientError):
+    """Retry and slow down (HTTP 429, code 1005); retry_after is the server's hint."""
+
     def __init__(
         self,
         message: str,
@@ -138,6 +158,8 @@ class ThrottledError(TransientError):
 
 
 class UnknownOutcomeError(ProviderError):
+    """The request may have reached the server: a create is never resent blindly."""
+
     default_hint = (
         "the request may have created (and charged) a video; it is recorded as unknown. "
         "Check the AKOOL dashboard, then rerun with --resubmit-unknown if it was not created"
@@ -145,18 +167,26 @@ class UnknownOutcomeError(ProviderError):
 
 
 class JobRejectedError(ProviderError):
+    """Permanent for one job (code 1003, status 4); the run goes on with the others."""
+
     pass
 
 
 class FatalProviderError(ProviderError):
+    """Auth, ban or credits: stop submitting (exit 3)."""
+
     exit_code = 3
 
 
 class DownloadError(I2VError):
+    """A result could not be fetched or failed verification (exit 1)."""
+
     exit_code = 1
 
 
 class ExpiredResultError(DownloadError):
+    """403/404 on a result URL: the URL is re-queried once."""
+
     pass
 
 
@@ -166,4 +196,6 @@ class TransientDownloadError(DownloadError):
 
 
 class Interrupted(I2VError):
+    """Ctrl-C or SIGTERM stopped the run; the lock holds everything so far (exit 130)."""
+
     exit_code = 130

@@ -42,6 +42,7 @@ class ImageRef:
         return {"url": self.value}
 
     def to_json(self) -> dict[str, Any]:
+        """The form `expand --json` and `plan --json` print (path or url, plus any pin)."""
         out: dict[str, Any] = {self.kind: self.display}
         if self.sha256:
             out["sha256"] = self.sha256
@@ -66,6 +67,7 @@ class JobSpec:
 
     @property
     def variants(self) -> int:
+        """How many videos one create buys (the request's `count`)."""
         return int(self.request.get("count", 1))
 
     def output_paths(self) -> list[str]:
@@ -77,6 +79,7 @@ class JobSpec:
         return [str(p.with_name(f"{p.stem}-v{i}{p.suffix}")) for i in range(1, n + 1)]
 
     def to_json(self) -> dict[str, Any]:
+        """The checked form: what job.schema.json validates and `expand --json` prints."""
         out: dict[str, Any] = {
             "id": self.id,
             "fingerprint": self.fingerprint,
@@ -108,6 +111,8 @@ class FileRecord:
 
 @dataclass(frozen=True, slots=True)
 class ErrorRecord:
+    """Why a job failed, as the lock keeps it: AKOOL's code (if any) and the message."""
+
     code: int | None
     message: str
 
@@ -142,6 +147,7 @@ class LockEntry:
 
     @property
     def request(self) -> dict[str, Any]:
+        """request_json parsed: only for the rare reader that needs the fields."""
         result: dict[str, Any] = json.loads(self.request_json)
         return result
 
@@ -176,6 +182,8 @@ class Action(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class PlanItem:
+    """One line of a plan: what will happen to a job, and why."""
+
     action: Action
     job_id: str
     fingerprint: str
@@ -187,6 +195,8 @@ class PlanItem:
 
 
 class EventKind(enum.Enum):
+    """What a run reports to its progress display, one event per change of a job."""
+
     SUBMITTED = "submitted"
     STATUS = "status"
     DOWNLOADED = "downloaded"

@@ -30,11 +30,13 @@ def _cipher(client_id: str, client_secret: str) -> Cipher[modes.CBC]:
 
 
 def signature(client_id: str, timestamp: int | str, nonce: int | str, data_encrypt: str) -> str:
+    """AKOOL's webhook signature: sha1 over the sorted, joined parts."""
     parts = sorted([client_id, str(timestamp), str(nonce), data_encrypt])
     return hashlib.sha1("".join(parts).encode()).hexdigest()
 
 
 def encrypt(payload: dict[str, Any], client_id: str, client_secret: str) -> str:
+    """AES-CBC (key: client secret, IV from client id) as AKOOL encrypts webhook bodies."""
     padder = padding.PKCS7(128).padder()
     data = padder.update(json.dumps(payload, separators=(",", ":")).encode()) + padder.finalize()
     enc = _cipher(client_id, client_secret).encryptor()
@@ -42,6 +44,7 @@ def encrypt(payload: dict[str, Any], client_id: str, client_secret: str) -> str:
 
 
 def decrypt(data_encrypt: str, client_id: str, client_secret: str) -> dict[str, Any]:
+    """The inverse of encrypt: a webhook's `dataEncrypt` back to its JSON payload."""
     dec = _cipher(client_id, client_secret).decryptor()
     raw = dec.update(base64.b64decode(data_encrypt)) + dec.finalize()
     unpadder = padding.PKCS7(128).unpadder()

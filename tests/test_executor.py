@@ -17,7 +17,7 @@ from i2v_pipeline.errors import FatalProviderError, TransientError
 from i2v_pipeline.model import Action, Event, EventKind, ImageRef, JobSpec, PlanItem
 from i2v_pipeline.run.executor import Executor
 from i2v_pipeline.run.providers.base import Created, Result
-from i2v_pipeline.spec.campaign import Limits
+from i2v_pipeline.spec.settings import Limits
 from i2v_pipeline.state.journal import Journal, journal_path
 from i2v_pipeline.state.lock import load_state
 

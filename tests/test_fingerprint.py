@@ -8,8 +8,9 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from i2v_pipeline.canonical import canonical_json
 from i2v_pipeline.model import ImageRef, JobSpec
-from i2v_pipeline.spec.fingerprint import canonical_json, fingerprint, hash_file
+from i2v_pipeline.spec.fingerprint import fingerprint, hash_file
 
 IMAGE = ImageRef("path", "/x/a.png", "a.png", "c" * 64)
 keys = st.sampled_from(["prompt", "model_name", "resolution", "video_length", "count", "x"])

@@ -28,6 +28,8 @@ COMMANDS = {
 
 
 class LazyGroup(I2VGroup):
+    """A click group that imports a command's module only when it is invoked."""
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
@@ -50,4 +52,5 @@ def cli() -> None:
 
 
 def main() -> None:
+    """The console-script entry point."""
     cli(prog_name="i2v")

@@ -10,8 +10,9 @@ import click
 from ..spec.campaign import Campaign, load_campaign
 from ..spec.catalog import Catalog
 from ..state.lock import load_state
-from .common import print_json, warn
+from .common import print_json
 from .embedded import provider_for
+from .logs import note, output_options, warn
 
 
 async def _ask(manifest: str, what: str) -> Any:
@@ -23,12 +24,13 @@ async def _ask(manifest: str, what: str) -> Any:
 @click.option("--refresh", is_flag=True, help="Fetch the list from the API and cache it.")
 @click.option("--manifest", default=None, help="Whose provider to ask (default: the emulator).")
 @click.option("--json", "as_json", is_flag=True)
+@output_options()
 def models_cmd(refresh: bool, manifest: str | None, as_json: bool) -> None:
     """The model catalog used for validation: value, resolutions, durations, max variants."""
     if refresh:
         models = anyio.run(_ask, manifest or _default_manifest(), "models")
         path = Catalog.save_cache(models)
-        click.echo(f"cached {len(models)} models in {path}", err=True)
+        note(f"cached {len(models)} models in {path}")
     catalog = Catalog.load()
     if as_json:
         print_json([dict(m.raw) for m in catalog.models.values()])
@@ -47,6 +49,7 @@ def models_cmd(refresh: bool, manifest: str | None, as_json: bool) -> None:
 @click.command("effects")
 @click.option("--manifest", default=None, help="Whose provider to ask (default: the emulator).")
 @click.option("--json", "as_json", is_flag=True)
+@output_options()
 def effects_cmd(manifest: str | None, as_json: bool) -> None:
     """Effect codes for `effect:` in a manifest."""
     effects = anyio.run(_ask, manifest or _default_manifest(), "effects")
@@ -61,6 +64,7 @@ def effects_cmd(manifest: str | None, as_json: bool) -> None:
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--refresh", is_flag=True, help="Also ask the API for each video's status now.")
 @click.option("--json", "as_json", is_flag=True)
+@output_options()
 def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
     """What the lock records for each job (with any unfinished journal replayed). Read-only:
     `i2v run` is what acts on what it finds."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import sys
@@ -16,8 +17,12 @@ import click
 from ..errors import I2VError, redact
 from ..model import PlanItem
 from ..spec.campaign import Campaign
-from ..state.lock import Entries, compact, load_state
+from ..state.journal import Entries
+from ..state.lock import compact, load_state
 from ..state.plan import PlanOptions, disk_check, make_plan, output_prefix, parse_shard, select
+from .logs import warn
+
+log = logging.getLogger("i2v.cli")
 
 
 class I2VGroup(click.Group):
@@ -33,12 +38,6 @@ class I2VGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
-
-
-def warn(message: str) -> None:
-    """A warning on stderr (stdout may be JSON)."""
-    click.secho("warning: ", fg="yellow", bold=True, err=True, nl=False)
-    click.echo(message, err=True)
 
 
 def unknown_advice(n: int, manifest: str) -> str:
@@ -57,6 +56,7 @@ SECRET_VARS = ("AKOOL_API_KEY", "AKOOL_CLIENT_SECRET")
 
 
 def env_secrets() -> list[str]:
+    """Credential values set in the environment, to redact from all output."""
     return [v for name in SECRET_VARS if (v := os.environ.get(name))]
 
 
@@ -68,6 +68,7 @@ def render_error(exc: I2VError) -> str:
 
 def print_json(obj: Any) -> None:
     # Secrets only: --json legitimately carries full result URLs.
+    """obj as indented JSON on stdout, secrets redacted (result URLs kept)."""
     text = json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False)
     click.echo(redact(text, env_secrets(), urls=False))
 
@@ -79,12 +80,15 @@ def command_line() -> str:
 
 @dataclass(frozen=True)
 class Selection:
+    """The --only/--select/--shard/--limit choice, applied to a plan."""
+
     only: str | None = None
     patterns: tuple[str, ...] = ()
     shard: str | None = None
     limit: int | None = None
 
     def apply(self, items: Sequence[PlanItem]) -> list[PlanItem]:
+        """The items this selection keeps (order kept)."""
         shard = parse_shard(self.shard) if self.shard else None
         return select(items, only=self.only, patterns=self.patterns, shard=shard, limit=self.limit)
 
@@ -110,6 +114,8 @@ def selection_options(f: Any) -> Any:
 
 @dataclass(frozen=True)
 class Planned:
+    """A campaign planned against its lock state: what run and prune act on."""
+
     campaign: Campaign
     entries: Entries
     items: list[PlanItem]
@@ -131,6 +137,7 @@ def compact_lock(planned: Planned) -> None:
 def plan_campaign(
     campaign: Campaign, options: PlanOptions, selection: Selection, now: float | None = None
 ) -> Planned:
+    """Load the lock state (journal replayed) and plan the campaign against it."""
     entries = load_state(campaign.lock_path, warn)
     base = campaign.manifest.base_dir
     prefix = output_prefix(base, campaign.output_dir)
@@ -142,10 +149,19 @@ def plan_campaign(
         now=time.time() if now is None else now,
         options=options,
     )
-    return Planned(campaign, entries, selection.apply(items), prefix)
+    selected = selection.apply(items)
+    log.debug(
+        "%d lock entries from %s; %d jobs planned, %d selected",
+        len(entries),
+        campaign.lock_path,
+        len(items),
+        len(selected),
+    )
+    return Planned(campaign, entries, selected, prefix)
 
 
 def on_terminal() -> bool:
+    """True if stdin is a terminal (someone can answer a question)."""
     return sys.stdin.isatty()
 
 

@@ -4,7 +4,6 @@ emulator."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -13,6 +12,7 @@ from ..emulator.media import default_cache_dir
 from ..emulator.persist import StateBusy
 from ..run.providers.akool import AkoolProvider, ApiKeyAuth, Auth
 from ..spec.campaign import Campaign
+from .logs import warn
 
 
 def embedded_config() -> EmulatorConfig:
@@ -42,6 +42,7 @@ async def provider_for(campaign: Campaign) -> AsyncIterator[AkoolProvider]:
 async def endpoint_for(
     campaign: Campaign, auth: Callable[[], Auth]
 ) -> AsyncIterator[tuple[str, Auth]]:
+    """(base URL, auth) for a run: the campaign's URL, or an embedded emulator for its duration."""
     if not campaign.provider.is_emulator:
         yield campaign.provider.endpoint, auth()
         return
@@ -52,10 +53,9 @@ async def endpoint_for(
     except StateBusy:
         # Another run's embedded emulator owns the account file: this run gets a fresh,
         # in-memory account rather than two processes journaling over each other.
-        print(
-            f"note: {config.state_file} is in use by another run; "
-            "this run's emulator keeps its jobs in memory only",
-            file=sys.stderr,
+        warn(
+            f"{config.state_file} is in use by another run; "
+            "this run's emulator keeps its jobs in memory only"
         )
         emu = Emulator(config.with_(state_file=None))
         await emu.start()

@@ -11,6 +11,7 @@ import click
 from ..emulator import Emulator, EmulatorConfig, Faults
 from ..emulator.persist import StateBusy, StateError
 from ..errors import UsageError
+from .logs import output_options
 
 
 @click.group("emulator")
@@ -49,6 +50,7 @@ def emulator_group() -> None:
     type=click.Path(dir_okay=False),
     help="Keep the account (jobs, credits) in FILE across restarts, SIGTERM and SIGKILL.",
 )
+@output_options()
 def serve_cmd(
     host: str,
     port: int,

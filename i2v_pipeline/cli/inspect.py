@@ -22,8 +22,8 @@ from .common import (
     render_error,
     selection_options,
     unknown_advice,
-    warn,
 )
+from .logs import output_options, warn
 
 PHRASES = {
     Action.CREATE: "to create",
@@ -50,6 +50,7 @@ COLORS = {
 
 
 def summary_line(items: Sequence[PlanItem]) -> str:
+    """`Plan: 2 to create, 1 fresh. ≈ 40 credits`."""
     counts = summarize(items)
     parts = [f"{counts[a.label]} {PHRASES[a]}" for a in Action if counts[a.label]]
     credits = sum(i.credits for i in items)
@@ -58,6 +59,7 @@ def summary_line(items: Sequence[PlanItem]) -> str:
 
 
 def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
+    """The plan, one coloured line per job (fresh ones only if verbose or kept with a mismatch)."""
     width = max((len(i.job_id) for i in items), default=0)
     for item in items:
         if item.action is Action.FRESH and not verbose and not mismatches(item.entry):
@@ -76,11 +78,11 @@ def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
 @click.option("--check", is_flag=True, help="Exit 1 if anything would run or is unknown (for CI).")
 @click.option("--retry-failed", is_flag=True, help="Plan failed jobs to be created again.")
 @click.option("--resubmit-unknown", is_flag=True, help="Plan unknown creates to be sent again.")
-@click.option("-v", "--verbose", is_flag=True, help="Also list fresh jobs.")
 @click.option(
     "--verify", is_flag=True, help="Hash every held file instead of trusting size and mtime."
 )
 @selection_options
+@output_options("Also list fresh jobs; show debug records on stderr (as I2V_LOG=debug).")
 def plan_cmd(
     manifest: str,
     as_json: bool,
@@ -114,6 +116,7 @@ def plan_cmd(
 
 @click.command("validate")
 @click.argument("manifests", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@output_options()
 def validate_cmd(manifests: tuple[str, ...]) -> None:
     """Check manifests (YAML, schema, templates, images, models) and lockfiles (`*.lock.yaml`,
     against the lock schema). Exit 2 if any is bad."""
@@ -145,6 +148,7 @@ def _validate_one(path: Path) -> str:
 @click.command("expand")
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print job specs as a JSON array.")
+@output_options()
 def expand_cmd(manifest: str, as_json: bool) -> None:
     """Print every job the manifest expands to, fully rendered."""
     campaign = load_campaign(manifest)
@@ -162,6 +166,7 @@ def expand_cmd(manifest: str, as_json: bool) -> None:
 
 @click.command("schema")
 @click.argument("name", type=click.Choice(list(schemas.SCHEMA_NAMES)), default="manifest")
+@output_options()
 def schema_cmd(name: str) -> None:
     """Print a JSON Schema: manifest (default), job or lock."""
     click.echo(json.dumps(schemas.load_schema(name), indent=2))

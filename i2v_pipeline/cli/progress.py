@@ -13,11 +13,14 @@ from rich.live import Live
 from rich.text import Text
 
 from ..model import Event, EventKind
+from .logs import color_enabled
 
 LOUD = {EventKind.FAILED, EventKind.UNKNOWN, EventKind.FATAL, EventKind.SKIPPED}
 
 
 class Progress:
+    """The run's event sink: counts, credits and problems, shown live or as lines."""
+
     def __init__(self, total_work: int, *, quiet: bool = False) -> None:
         self.total = total_work
         self.counts: Counter[EventKind] = Counter()
@@ -25,7 +28,7 @@ class Progress:
         self.started = time.monotonic()
         self.quiet = quiet
         self.tty = sys.stderr.isatty() and not quiet
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, color_system="auto" if color_enabled() else None)
         self._live: Live | None = None
         self.problems: list[dict[str, str]] = []
         """Failed, unknown, skipped and fatal events, for the JSON summary."""
@@ -45,6 +48,7 @@ class Progress:
             self._live.__exit__(et, e, tb)
 
     def eta(self) -> str:
+        """Time left, from the mean time per finished job so far."""
         finished = self.counts[EventKind.DONE] + self.counts[EventKind.FAILED]
         if not finished or finished >= self.total:
             return "-"

@@ -15,6 +15,7 @@ from ..state.plan import PlanOptions
 from ..state.runlock import RunLock
 from .common import Planned, Selection, command_line, compact_lock, plan_campaign, print_json
 from .embedded import provider_for
+from .logs import note, output_options
 
 
 @click.command("prune")
@@ -23,6 +24,7 @@ from .embedded import provider_for
 @click.option("--keep-remote", is_flag=True, help="Only forget and delete local files.")
 @click.option("--keep-files", is_flag=True, help="Leave local files in place.")
 @click.option("--json", "as_json", is_flag=True)
+@output_options()
 def prune_cmd(manifest: str, yes: bool, keep_remote: bool, keep_files: bool, as_json: bool) -> None:
     """Delete orphans: lock entries no longer in the manifest, their remote videos (delbyids)
     and their local files. Asks first."""
@@ -33,7 +35,7 @@ def prune_cmd(manifest: str, yes: bool, keep_remote: bool, keep_files: bool, as_
         planned = plan_campaign(campaign, PlanOptions(), Selection())
         orphans = [i.entry for i in planned.items if i.action is Action.ORPHAN and i.entry]
         if not orphans:
-            click.echo("Nothing to prune.", err=True)
+            note("Nothing to prune.")
             if as_json:
                 print_json({"pruned": [], "refused": {}})
             return
@@ -53,10 +55,9 @@ def prune_cmd(manifest: str, yes: bool, keep_remote: bool, keep_files: bool, as_
     if as_json:
         print_json({"pruned": pruned, "refused": refused})
     else:
-        click.echo(
+        note(
             f"Pruned {len(pruned)} job(s)."
-            + (f" {len(refused)} remote video(s) refused: rerun later." if refused else ""),
-            err=True,
+            + (f" {len(refused)} remote video(s) refused: rerun later." if refused else "")
         )
     if refused:
         raise click.exceptions.Exit(1)

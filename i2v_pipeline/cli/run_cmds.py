@@ -24,6 +24,7 @@ from .common import (
     unknown_advice,
 )
 from .inspect import summary_line
+from .logs import output_options
 from .progress import Progress
 
 
@@ -38,11 +39,11 @@ from .progress import Progress
 @click.option("--max-credits", type=click.IntRange(min=0), help="Stop submitting before N credits.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-y", "--yes", is_flag=True, help="Buy without asking (a real endpoint asks).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option(
     "--verify", is_flag=True, help="Hash every held file instead of trusting size and mtime."
 )
 @selection_options
+@output_options()
 def run_cmd(
     manifest: str,
     retry_failed: bool,

@@ -49,6 +49,7 @@ STORED = (
 
 
 def envelope(code: int, msg: str, data: Any = None, **extra: Any) -> web.Response:
+    """AKOOL's answer shape: `{code, msg, data}`, the HTTP status following the code."""
     body: dict[str, Any] = {"code": code, "msg": msg}
     if data is not None:
         body["data"] = data
@@ -64,12 +65,15 @@ def json_response(body: dict[str, Any], code: int, status: int = 200) -> web.Res
 
 
 class BadRequest(Exception):
+    """A request the real API refuses: answered as an envelope with code (not a 500)."""
+
     def __init__(self, msg: str, code: int = PARAM) -> None:
         super().__init__(msg)
         self.msg, self.code = msg, code
 
 
 async def body_of(request: web.Request) -> dict[str, Any]:
+    """The JSON object body of request, or BadRequest as AKOOL words it."""
     try:
         body = json.loads(await request.read() or b"{}")
     except ValueError:
@@ -90,6 +94,8 @@ def _int(body: dict[str, Any], key: str) -> int | None:
 
 
 class Api:
+    """The AKOOL image2video endpoints over one State, answering as the real API documents."""
+
     def __init__(self, state: State) -> None:
         self.state = state
 
@@ -195,6 +201,7 @@ class Api:
 
     # ------------------------------------------------------------------ change
     async def update_audio(self, request: web.Request) -> web.Response:
+        """Add audio to a completed video: a new job, charged 5 credits per 5 s of video."""
         body = await body_of(request)
         pre = self.state.find([str(body.get("pre_video_id", ""))])
         if not pre:

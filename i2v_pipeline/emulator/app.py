@@ -34,6 +34,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass(frozen=True)
 class RequestRecord:
+    """One request the emulator answered, for tests and debug routes."""
+
     at: float
     method: str
     path: str
@@ -43,6 +45,8 @@ class RequestRecord:
 
 
 class Emulator:
+    """The AKOOL emulator as an aiohttp server: API, media, webhooks, optional persistence."""
+
     def __init__(
         self,
         config: EmulatorConfig | None = None,
@@ -76,6 +80,7 @@ class Emulator:
         return self.state.base_url
 
     async def start(self) -> None:
+        """Open any state file (StateBusy/StateError first), then listen."""
         if self.config.state_file is not None:
             persist = Persistence(self.state, self.config.state_file)
             persist.open()  # StateBusy / StateError before any port is taken
@@ -94,6 +99,7 @@ class Emulator:
         self.state.base_url = f"http://{self.host}:{port}"
 
     async def stop(self) -> None:
+        """Stop listening, then compact and close the state file."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -62,6 +62,8 @@ class Faults:
 
 @dataclass(frozen=True)
 class EmulatorConfig:
+    """Every emulator knob: account, timing, prices, throttle and injected faults."""
+
     api_key: str = "emulator-key"
     client_id: str = "emulator-client-01"
     client_secret: str = "emulator-secret-24bytes!"
@@ -112,6 +114,7 @@ class EmulatorConfig:
             raise ValueError(f"throttle scope must be one of {THROTTLE_SCOPES}")
 
     def faults_for(self, endpoint: str) -> Faults:
+        """The faults injected on endpoint (its own, else `*`, else none)."""
         return self.faults.get(endpoint) or self.faults.get("*") or Faults()
 
     def with_(self, **changes: Any) -> EmulatorConfig:
@@ -119,6 +122,7 @@ class EmulatorConfig:
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> EmulatorConfig:
+        """From a YAML mapping (docs/emulator.md); ValueError names a bad key."""
         raw = dict(raw)
         faults = {k: Faults(**v) for k, v in (raw.pop("faults", None) or {}).items()}
         unknown = [k for k in faults if k not in (*ENDPOINTS, "*")]
@@ -136,6 +140,7 @@ class EmulatorConfig:
 
     @classmethod
     def from_file(cls, path: Path) -> EmulatorConfig:
+        """From a YAML file (see from_mapping)."""
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(raw, dict):
             raise ValueError("the emulator config must be a mapping")

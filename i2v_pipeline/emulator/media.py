@@ -26,6 +26,7 @@ MAX_IMAGES = 256
 
 
 def default_cache_dir() -> Path:
+    """Where rendered videos are cached between runs (XDG cache)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "i2v" / "emulator-renders"
 
@@ -40,6 +41,8 @@ def _is_loopback(host: str) -> bool:
 
 
 class Media:
+    """Fetches input images and renders (or reuses) a real video for each job."""
+
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.cache_dir = config.cache_dir or default_cache_dir()
@@ -82,6 +85,7 @@ class Media:
         return placeholder_image(url)
 
     async def video_for(self, job: Job) -> Path:
+        """The mp4 for job: rendered once per image, motion, size and length, then cached."""
         f = job.fields
         data, sha, (w, h) = await self.image(str(f.get("image_url")))
         size = frame_size(w, h, f.get("resolution"), self.config.scale)

@@ -38,6 +38,8 @@ class StateBusy(StateError):
 
 
 class Persistence:
+    """The emulator account on disk: a snapshot plus a journal, so jobs survive a kill."""
+
     def __init__(self, state: State, path: Path) -> None:
         self.state, self.path = state, path
         self.journal_path = path.with_name(path.name + ".journal")
@@ -102,9 +104,11 @@ class Persistence:
         self._dirty = True
 
     def record_create(self, jobs: Iterable[Job]) -> None:
+        """Journal newly created jobs (synced by the next group commit)."""
         self._append({"op": "create", "jobs": list(jobs)})  # orjson writes dataclasses as is
 
     def record_delete(self, ids: list[str]) -> None:
+        """Journal deleted job ids."""
         self._append({"op": "delete", "ids": ids})
 
     def sync(self) -> None:

@@ -66,6 +66,7 @@ def frame_size(
 def cache_key(
     image_sha: str, motion: str, size: tuple[int, int], seconds: int, fps: int, audio: bool
 ) -> str:
+    """A render's cache key: everything that changes the video's bytes."""
     text = f"{image_sha}:{motion}:{size[0]}x{size[1]}:{seconds}:{fps}:{int(audio)}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

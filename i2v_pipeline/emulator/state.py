@@ -22,6 +22,8 @@ from .config import EmulatorConfig
 
 
 class Clock:
+    """Wall time; tests swap in ManualClock."""
+
     def now(self) -> float:
         return time.time()
 
@@ -41,6 +43,8 @@ class ManualClock(Clock):
 
 @dataclass
 class Job:
+    """One emulated video job: its request fields, timing, fate and charge."""
+
     id: str
     fields: dict[str, Any]
     create_time: int
@@ -59,6 +63,7 @@ class Job:
         return int(self.fields.get("video_length") or 5)
 
     def to_api(self, base_url: str) -> dict[str, Any]:
+        """The job as AKOOL's results endpoint shows it (with the video URL once done)."""
         out = {
             **self.fields,
             "_id": self.id,
@@ -76,6 +81,8 @@ class Job:
 
 @dataclass
 class Account:
+    """The account's credits and its queue: jobs move on by the clock, not by polling."""
+
     credits: float
     queued: deque[Job] = field(default_factory=deque)
     processing: list[tuple[float, int, Job]] = field(default_factory=list)
@@ -83,6 +90,8 @@ class Account:
 
 
 class State:
+    """All emulated jobs and the account; time-driven, advanced on each read."""
+
     def __init__(self, config: EmulatorConfig, clock: Clock | None = None) -> None:
         self.config = config
         self.clock = clock or Clock()
@@ -105,10 +114,12 @@ class State:
         return int(self.clock.now() * 1000)
 
     def new_id(self) -> str:
+        """A 24-hex id like AKOOL's (time, seed, counter): unique and sortable."""
         n, self.next_id = self.next_id, self.next_id + 1
         return f"{int(self.clock.now()):08x}{self.config.seed:06x}{n:010x}"
 
     def price(self, fields: dict[str, Any]) -> int:
+        """Credits for one video of these fields, as the catalog estimates."""
         return estimate_credits({**fields, "count": 1})
 
     def create(
@@ -176,13 +187,16 @@ class State:
         self.events.append((job, job.status))
 
     def expired(self, job: Job) -> bool:
+        """True once a finished job's result is past the expiry window."""
         return job.end_at is not None and self.clock.now() > job.end_at + self.config.expiry
 
     def find(self, ids: list[str]) -> list[Job]:
+        """The jobs with these ids (deleted ones left out), after advancing time."""
         self.advance()
         return [j for i in ids if (j := self.jobs.get(i)) is not None and not j.deleted]
 
     def delete(self, ids: list[str]) -> tuple[list[str], list[dict[str, str]]]:
+        """Delete jobs; returns (deleted ids, refused items as AKOOL lists them)."""
         self.advance()
         ok: list[str] = []
         refused: list[dict[str, str]] = []

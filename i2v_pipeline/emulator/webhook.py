@@ -16,6 +16,8 @@ TICK = 0.05
 
 
 class WebhookSender:
+    """Posts status changes to a job's webhookurl, encrypted and signed like AKOOL."""
+
     def __init__(self, state: State) -> None:
         self.state = state
         self.delivered: list[dict[str, Any]] = []
@@ -37,6 +39,7 @@ class WebhookSender:
             await asyncio.sleep(TICK)
 
     def payload(self, job: Job, status: int) -> dict[str, Any]:
+        """The plain payload for a status change (the URL only when done)."""
         out: dict[str, Any] = {"_id": job.id, "status": status, "type": "image2video"}
         if status == 3:
             out["url"] = f"{self.state.base_url}/_emulator/videos/{job.id}.mp4"

@@ -40,10 +40,10 @@ from ..model import (
     PlanItem,
     RunStats,
 )
-from ..spec.campaign import Limits
+from ..spec.settings import Limits
 from ..state.journal import Entries, Journal, apply, utc_iso
 from ..state.journal import record as journal_record
-from ..state.plan import lock_request
+from ..state.lock import lock_request
 from . import retry
 from .delivery import Delivery
 from .download import Policy

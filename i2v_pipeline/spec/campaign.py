@@ -1,4 +1,4 @@
-"""A manifest compiled into checked, fingerprinted job specs plus its run settings.
+"""A manifest compiled into checked, fingerprinted job specs (settings: see settings.py).
 
 load -> expand -> catalog normalise -> job schema -> catalog semantics -> fingerprint.
 """
@@ -19,55 +19,13 @@ from .catalog import Catalog
 from .expand import expand
 from .fingerprint import FileHasher
 from .manifest import Manifest
-
-AKOOL_URL = "https://openapi.akool.com"
-
-
-@dataclass(frozen=True)
-class ProviderSettings:
-    endpoint: str = "emulator"
-    """`emulator`, or a base URL."""
-    api_key_env: str = "AKOOL_API_KEY"
-    client_id_env: str = "AKOOL_CLIENT_ID"
-    client_secret_env: str = "AKOOL_CLIENT_SECRET"
-    webhook_url: str | None = None
-    image_base_url: str | None = None
-
-    @classmethod
-    def from_manifest(cls, data: dict[str, Any]) -> ProviderSettings:
-        raw = {k: v for k, v in data.get("provider", {}).items() if k != "kind"}
-        if raw.get("endpoint") == "akool":
-            raw["endpoint"] = AKOOL_URL
-        return cls(**raw)
-
-    @property
-    def is_emulator(self) -> bool:
-        return self.endpoint == "emulator"
-
-
-@dataclass(frozen=True)
-class Limits:
-    create_rps: float = 2.0
-    request_rps: float = 10.0
-    jobs_in_flight: int = 50
-    downloads: int = 4
-    poll_interval: float = 5.0
-    poll_batch: int = 100
-    max_credits: int | None = None
-    job_timeout: float = 1800.0
-    request_timeout: float = 60.0
-    max_download_bytes: int = 2 << 30
-    """A result larger than this is abandoned: far above any video, it guards the disk."""
-    download_stall_timeout: float = 60.0
-    """Seconds without a byte before a download is abandoned (and retried)."""
-
-    @classmethod
-    def from_manifest(cls, data: dict[str, Any]) -> Limits:
-        return cls(**data.get("limits", {}))
+from .settings import Limits, ProviderSettings
 
 
 @dataclass(frozen=True)
 class Campaign:
+    """Everything a run needs from a manifest: checked specs, settings, where files go."""
+
     manifest: Manifest
     specs: list[JobSpec]
     output_dir: Path
@@ -82,6 +40,7 @@ class Campaign:
 
 
 def compile_manifest(man: Manifest, catalog: Catalog | None = None) -> Campaign:
+    """A loaded manifest to a Campaign; raises the first user error, with its location."""
     catalog = catalog or Catalog.load()
     with gc_paused():
         return _compile(man, catalog)
@@ -114,6 +73,7 @@ class JobValidator:
         )
 
     def is_valid(self, spec: JobSpec) -> bool:
+        """True if spec passes job.schema.json (the full check runs once per distinct rest)."""
         rest = tuple(sorted((k, v) for k, v in spec.request.items() if k not in FREE_TEXT))
         lf = spec.last_frame
         key = (rest, spec.image, lf, spec.tags, spec.prompt_id is None)
@@ -162,12 +122,14 @@ def _compile(man: Manifest, catalog: Catalog) -> Campaign:
 
 
 def load_campaign(path: str | Path, catalog: Catalog | None = None) -> Campaign:
+    """Read, check and compile the manifest at path."""
     return compile_manifest(manifest_mod.load(path), catalog)
 
 
 def check_reachable_images(
     campaign: Campaign, items: Sequence[PlanItem], *, emulator: bool
 ) -> None:
+    """Refuse before buying when a real API would be sent a local image it cannot read."""
     if emulator or campaign.provider.image_base_url:
         return
     local = next(

@@ -42,12 +42,15 @@ def estimate_credits(request: Mapping[str, Any]) -> int:
 
 
 def cache_path() -> Path:
+    """Where `i2v models --refresh` caches the model list (XDG cache)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "i2v" / "models.json"
 
 
 @dataclass(frozen=True)
 class Model:
+    """One model's limits as the catalog states them, normalised from AKOOL's answer."""
+
     value: str
     label: str
     resolutions: tuple[str, ...]
@@ -59,6 +62,7 @@ class Model:
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> Model:
+        """A model from its entry in AKOOL's model list (missing lists mean no limit given)."""
         return cls(
             value=str(raw["value"]),
             label=str(raw.get("label", raw["value"])),
@@ -73,6 +77,8 @@ class Model:
 
 
 class Catalog:
+    """The model list that validates requests: bundled snapshot, or the refreshed cache."""
+
     def __init__(self, models: list[Mapping[str, Any]], source: str) -> None:
         self.source = source
         ordered = sorted(models, key=lambda m: -int(m.get("sort", 0)))
@@ -81,6 +87,7 @@ class Catalog:
 
     @classmethod
     def bundled(cls) -> Catalog:
+        """The snapshot shipped in the package (what the emulator serves)."""
         text = (resources.files("i2v_pipeline") / "data" / "models.json").read_text("utf-8")
         return cls(json.loads(text)["models"], "bundled snapshot")
 
@@ -97,6 +104,7 @@ class Catalog:
 
     @staticmethod
     def save_cache(models: list[Mapping[str, Any]]) -> Path:
+        """Write a fetched model list to the cache atomically; returns its path."""
         path = cache_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -53,6 +53,8 @@ Normalize = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 @dataclass(frozen=True, slots=True)
 class Expansion:
+    """What expanding a manifest yields: its specs, their output folder and origins."""
+
     specs: list[JobSpec]
     output_dir: Path
     origins: dict[str, Loc]

@@ -20,6 +20,8 @@ Loc = tuple[str | int, ...]
 
 @dataclass(frozen=True, slots=True)
 class Image:
+    """One input image of a manifest: its identity plus the tags, vars and fields it brings."""
+
     id: str
     ref: ImageRef
     tags: tuple[str, ...]
@@ -46,6 +48,7 @@ def local_ref(
     what: str,
     allow_outside: bool = False,
 ) -> ImageRef:
+    """An ImageRef for a local path (hashed), confined to the manifest's folder unless allowed."""
     path = (manifest.base_dir / raw).resolve()
     if not allow_outside and not is_inside(path, manifest.base_dir):
         # resolve() followed symlinks, so a link inside the folder pointing out is caught too
@@ -64,10 +67,12 @@ def local_ref(
 
 
 def url_ref(url: str, pin: str | None) -> ImageRef:
+    """An ImageRef for a URL, with its optional `sha256:` pin."""
     return ImageRef("url", url, url, pin.removeprefix("sha256:") if pin else None)
 
 
 def resolve_images(manifest: Manifest, hasher: Hasher) -> list[Image]:
+    """The manifest's `images:` entries, globs expanded, as Images; ids must be unique."""
     out: list[Image] = []
     seen: dict[str, Loc] = {}
     for i, entry in enumerate(manifest.data["images"]):

@@ -41,6 +41,7 @@ class Manifest:
 
     @property
     def base_dir(self) -> Path:
+        """The manifest's folder: relative paths (images, output, lock files) start here."""
         return self.path.resolve().parent
 
     @property
@@ -57,6 +58,7 @@ class Manifest:
 
     @property
     def lock_path(self) -> Path:
+        """`x.yaml` -> `x.lock.yaml`, beside the manifest."""
         return self.path.with_name(self.path.name.rsplit(".", 1)[0] + ".lock.yaml")
 
 
@@ -221,6 +223,7 @@ def load(path: str | Path) -> Manifest:
 
 
 def loads(text: str, path: Path) -> Manifest:
+    """A manifest from text (path is only for messages and relative paths)."""
     data, marks = parse_yaml(text, str(path))
     if not isinstance(data, dict):
         raise ManifestError(

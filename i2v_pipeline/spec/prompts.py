@@ -17,6 +17,8 @@ from .templating import compile_template
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
+    """One prompt of a manifest: its compiled template plus tags, vars and fields."""
+
     id: str
     template: jinja2.Template
     loc: Loc
@@ -26,6 +28,7 @@ class Prompt:
 
 
 def resolve_prompts(manifest: Manifest) -> list[Prompt]:
+    """The manifest's `prompts:` compiled; ids must be unique."""
     out: list[Prompt] = []
     seen: set[str] = set()
     for i, entry in enumerate(manifest.data.get("prompts", ())):

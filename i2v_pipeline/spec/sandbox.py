@@ -55,6 +55,7 @@ class Budget:
         self.deadline = time.monotonic() + MAX_SECONDS
 
     def tick(self) -> None:
+        """Count one step; raise LimitExceeded past the step or time bound."""
         self.ops += 1
         if self.ops > MAX_OPS:
             raise LimitExceeded(f"it takes more than {MAX_OPS:,} steps")
@@ -66,6 +67,7 @@ _BUDGET: ContextVar[Budget | None] = ContextVar("i2v_template_budget", default=N
 
 
 def current() -> Budget:
+    """The budget of the render in progress (a fresh one outside templating.render)."""
     budget = _BUDGET.get()
     if budget is None:  # rendered outside templating.render: bound it all the same
         budget = Budget()
@@ -117,6 +119,7 @@ def _refuse(what: str, n: int) -> LimitExceeded:
 
 
 def check_size(n: int, what: str = "the result") -> None:
+    """Raise if a result of n characters (or digits) would pass the size bound."""
     if n > MAX_RESULT:
         raise _refuse(what, n)
 
@@ -335,6 +338,8 @@ class _CodeGenerator(CodeGenerator):
 
 
 class BoundedEnvironment(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox plus bounds on steps, time, sizes and depth."""
+
     code_generator_class = _CodeGenerator
     intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
     bounded_concat = staticmethod(concat)
@@ -346,6 +351,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.filters["i2v_counted"] = _counted
 
     def add_filter(self, name: str, func: Callable[..., Any]) -> None:
+        """Register a filter whose output is size-checked like every other value."""
         self.filters[name] = _bounded_filter(name, func)
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
@@ -356,6 +362,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         return tree
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        """Arithmetic, with the size of powers and repetitions checked before computing."""
         current().tick()
         if operator == "**" and isinstance(left, int) and isinstance(right, int):
             check_size(left.bit_length() * max(right, 0) // 4, "a power")
@@ -372,6 +379,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         return checked(super().call_binop(context, operator, left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """A call, counted, with joins and formats size-checked first."""
         budget = current()
         budget.tick()
         # str.format arrives wrapped by the sandbox; the bound method is its __wrapped__

@@ -36,6 +36,7 @@ def slug(value: Any) -> str:
 
 @functools.cache
 def environment() -> jinja2.Environment:
+    """A fresh bounded Jinja environment: strict undefined, no autoescape, `slug`."""
     env = sandbox.BoundedEnvironment(
         undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
     )
@@ -44,6 +45,7 @@ def environment() -> jinja2.Environment:
 
 
 def compile_template(source: str, where: str, what: str = "template") -> jinja2.Template:
+    """Compile source, turning a syntax error into a TemplateError at where."""
     try:
         return environment().from_string(source)
     except jinja2.TemplateSyntaxError as exc:
@@ -113,4 +115,5 @@ def _stream(pieces: Iterator[str]) -> str:
 
 
 def is_template(text: str) -> bool:
+    """True if text holds any Jinja markup (plain text skips rendering)."""
     return "{{" in text or "{%" in text or "{#" in text

@@ -34,6 +34,7 @@ def schema_dir() -> Path:
 
 @functools.cache
 def load_schema(name: str) -> dict[str, Any]:
+    """A bundled JSON Schema by name (manifest, job, lock)."""
     if name not in SCHEMA_NAMES:
         raise KeyError(name)
     path = schema_dir() / f"{name}.schema.json"
@@ -44,6 +45,7 @@ def load_schema(name: str) -> dict[str, Any]:
 
 @functools.cache
 def validator(name: str) -> Draft202012Validator:
+    """A full jsonschema validator: slow, but its errors make the friendly messages."""
     from jsonschema import Draft202012Validator
 
     return Draft202012Validator(load_schema(name))
@@ -58,6 +60,7 @@ def fast_check(name: str) -> Callable[[Any], Any]:
 
 
 def is_valid(name: str, instance: Any) -> bool:
+    """A fast yes/no against a bundled schema (no message)."""
     return passes(fast_check(name), instance)
 
 
@@ -68,6 +71,7 @@ def compile_fast(schema: dict[str, Any]) -> Callable[[Any], Any]:
 
 
 def passes(check: Callable[[Any], Any], instance: Any) -> bool:
+    """True if the compiled check accepts instance."""
     try:
         check(instance)
     except fastjsonschema.JsonSchemaException:

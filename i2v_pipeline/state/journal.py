@@ -1,21 +1,24 @@
-"""The journal: during a run every state change is one JSON line appended to
-`<lock>.journal` (O(1) per update). `intent` is fsynced before a create is sent and `created`
-right after the answer, so a crash can never lose a remote id; an intent without a created is
-an *unknown*. `apply` folds a record into lock entries, for live updates and replay alike.
+"""The journal: what happens during a run, one JSON line per state change, before the lock.
+
+Appended to `<lock>.journal` (O(1) per update). `intent` is fsynced before a create is sent and
+`created` right after the answer, so a crash can never lose a remote id; an intent without a
+created is an *unknown*. `apply` folds a record into `Entries` (the in-memory lock state, defined
+here) for live updates and replay alike; lock.py turns entries into the lockfile.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from ..canonical import canonical_json
 from ..model import (
     STATUS_FAILED,
     STATUS_SUCCEEDED,
@@ -31,6 +34,7 @@ Entries = dict[str, LockEntry]
 
 
 def utc_iso(ts: float | None = None) -> str:
+    """A timestamp as the journal and lock write it: UTC, to the second."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))
 
 
@@ -41,12 +45,7 @@ def record(kind: str, fp: str, **fields: Any) -> dict[str, Any]:
 
 def request_text(request: Mapping[str, Any]) -> str:
     """Sorted keys: the same request always gives the same text, whoever wrote the file."""
-    return _encode_sorted(dict(request))
-
-
-_encode_sorted = json.JSONEncoder(
-    ensure_ascii=False, separators=(", ", ": "), sort_keys=True
-).encode
+    return canonical_json(dict(request), spaced=True).decode()
 
 
 def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
@@ -130,18 +129,16 @@ def _with_status(e: LockEntry, rec: Mapping[str, Any]) -> LockEntry:
 
 
 def journal_path(lock_path: Path) -> Path:
+    """`x.lock.yaml` -> `x.lock.yaml.journal`."""
     return lock_path.with_name(lock_path.name + ".journal")
 
 
 Warn = Callable[[str], None]
 
 
-class JournalWarning(UserWarning):
-    """A damaged journal line was skipped (the default `warn` of replay)."""
-
-
 def _warn(message: str) -> None:
-    warnings.warn(message, JournalWarning, stacklevel=3)
+    """replay's default: a damaged line is logged under `i2v.state` (the CLI passes its own)."""
+    logging.getLogger("i2v.state").warning(message)
 
 
 RECORD_START = b'{"t":'
@@ -149,6 +146,7 @@ RECORD_START = b'{"t":'
 
 
 def damaged_path(path: Path) -> Path:
+    """Where replay keeps damaged journal bytes for a person to look at."""
     return path.with_name(path.name + ".damaged")
 
 
@@ -264,7 +262,8 @@ class Journal:
         self._lock = threading.Lock()
 
     def append(self, record: Mapping[str, Any], *, durable: bool = False) -> None:
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + NEWLINE
+        """Write one record as a line; durable=True returns only after it is fsynced."""
+        line = canonical_json(record, sort_keys=False) + NEWLINE
         with self._lock:
             if self._f is None:
                 repair_tail(self.path)

@@ -1,9 +1,9 @@
-"""The record of what was bought: an append-only journal compacted into a lockfile.
+"""The lockfile: the durable record of what was bought, one line per job.
 
-During a run every state change is one JSON line appended to `<lock>.journal` (O(1) per update).
-`intent` is fsynced before a create is sent and `created` right after the answer, so a crash can
-never lose a remote id; an intent without a created is an *unknown*. At the end of a run (and on
-Ctrl-C) the journal is folded into the lockfile, written to a temp file and renamed, and removed.
+What a lock records of a request (lock_request), how an entry is spelled as a line, reading and
+rendering the file, and compaction: at the end of a run (and on Ctrl-C) the entries, with the
+journal (journal.py) folded in, are written to a temp file, renamed over the lock, and the
+journal is removed.
 
 Result URLs stay in the journal only: they expire within days, change host with the emulator's
 port, and a signed CDN URL is a credential; a rerun re-queries them.
@@ -16,7 +16,6 @@ took 35 s). Hand-edited block YAML is still accepted, through the slow path.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -26,27 +25,13 @@ from typing import IO, Any
 import orjson
 import yaml
 
+from ..canonical import canonical_json
 from ..errors import LockError, ManifestError
+from ..model import ErrorRecord, FileRecord, JobSpec, LockEntry, LockState
+from ..perf import gc_paused
 from ..spec import validation as schemas
 from ..spec.manifest import parse_yaml
-from .journal import Entries, Warn, journal_path, replay, request_text, utc_iso
-
-__all__ = [
-    "Entries",
-    "compact",
-    "load_state",
-    "read_lock",
-    "render_lock",
-    "request_text",
-    "utc_iso",
-]
-from ..model import (
-    ErrorRecord,
-    FileRecord,
-    LockEntry,
-    LockState,
-)
-from ..perf import gc_paused
+from .journal import Entries, Warn, journal_path, replay, request_text
 
 LOCK_VERSION = 1
 
@@ -54,10 +39,17 @@ LOCK_VERSION = 1
 # ---------------------------------------------------------------- entries <-> JSON
 
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
 REQUEST_KEY = ', "request": '
 """`request` is the last key of a line. A JSON string cannot hold a bare `"`, so this text only
 occurs as that key: lines split there without parsing the request, which stays JSON text."""
+
+
+def lock_request(spec: JobSpec) -> dict[str, Any]:
+    """What the lock records of a request: the fields plus the images' identities."""
+    out = {**spec.request, "image": spec.image.identity()}
+    if spec.last_frame:
+        out["last_frame"] = spec.last_frame.identity()
+    return out
 
 
 def _head(e: LockEntry) -> dict[str, Any]:
@@ -95,7 +87,8 @@ def _file_json(f: FileRecord | None) -> dict[str, Any] | None:
 
 
 def entry_line(e: LockEntry) -> str:
-    head = _encode(_head(e))
+    """One entry as its lockfile line (`- {...}`), request last and as recorded."""
+    head = canonical_json(_head(e), sort_keys=False, spaced=True).decode()
     if e.request_json == "{}":
         return f"- {head}"
     return f"- {head[:-1]}{REQUEST_KEY}{e.request_json}}}"
@@ -115,6 +108,7 @@ def _shared(text: str | None) -> str | None:
 
 
 def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> LockEntry:
+    """An entry from its parsed line; request_json, if given, is the raw request text."""
     n = len(d.get("remote_ids", ()))
     files = d.get("files") or [None] * n
     err = d.get("error")
@@ -244,6 +238,7 @@ def _parse_slow(path: Path, text: str) -> tuple[dict[str, Any], Rows]:
 
 
 def render_lock(entries: Iterable[LockEntry], *, manifest: str, command: str, endpoint: str) -> str:
+    """The whole lockfile text: header, then one line per entry sorted by job id."""
     header = {
         "version": LOCK_VERSION,
         "manifest": manifest,

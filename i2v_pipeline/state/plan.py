@@ -21,6 +21,7 @@ from ..model import Action, FileRecord, JobSpec, LockEntry, PlanItem
 from ..perf import gc_paused
 from ..spec.catalog import estimate_credits
 from ..spec.fingerprint import hash_file
+from .lock import lock_request
 
 SizeProbe = Callable[[str], int | None]
 """Size in bytes of a file given relative to the manifest's folder, or None if absent."""
@@ -32,6 +33,8 @@ ONLY_CHOICES = ("failed", "unknown", "missing")
 
 @dataclass(frozen=True)
 class PlanOptions:
+    """What the plan may do beyond fresh work: retry failures, resend unknowns, rehash."""
+
     retry_failed: bool = False
     resubmit_unknown: bool = False
     verify: bool = False
@@ -71,14 +74,6 @@ def output_prefix(base_dir: Path, output_dir: Path) -> str:
 def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     keys = sorted(set(old) | set(new))
     return [k for k in keys if old.get(k) != new.get(k)]
-
-
-def lock_request(spec: JobSpec) -> dict[str, Any]:
-    """What the lock records of a request: the fields plus the images' identities."""
-    out = {**spec.request, "image": spec.image.identity()}
-    if spec.last_frame:
-        out["last_frame"] = spec.last_frame.identity()
-    return out
 
 
 def mismatches(e: LockEntry | None) -> list[str]:
@@ -256,6 +251,7 @@ def _selected(item: PlanItem, pattern: str) -> bool:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
+    """`K/N` from --shard, checked (1 <= K <= N)."""
     try:
         k, n = (int(x) for x in text.split("/"))
     except ValueError:
@@ -266,11 +262,13 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def summarize(items: Iterable[PlanItem]) -> dict[str, int]:
+    """How many items per action label (every label present, zeros included)."""
     counts = Counter(i.action.label for i in items)
     return {a.label: counts.get(a.label, 0) for a in Action}
 
 
 def plan_to_json(items: Sequence[PlanItem], manifest: str) -> dict[str, Any]:
+    """The plan as `plan --json` prints it (a stable, versioned shape)."""
     summary: dict[str, Any] = summarize(items)
     summary["credits"] = sum(i.credits for i in items)
     summary["work"] = sum(i.action.is_work for i in items)

@@ -19,12 +19,15 @@ from .journal import utc_iso
 
 
 class RunLock:
+    """One i2v process per manifest: an flock on `<lock>.run`, naming its holder."""
+
     def __init__(self, lock_path: Path, command: str) -> None:
         self.path = lock_path.with_name(lock_path.name + ".run")
         self.command = command
         self._f: IO[str] | None = None
 
     def acquire(self) -> None:
+        """Take the lock or raise RunLockedError naming who holds it."""
         f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - the lock lives until release()
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
