@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 
+from .. import akool_codes as ak
 from ..webhook_crypto import seal
 from .state import Job, State
 
@@ -38,7 +39,7 @@ class WebhookSender:
 
     def payload(self, job: Job, status: int) -> dict[str, Any]:
         out: dict[str, Any] = {"_id": job.id, "status": status, "type": "image2video"}
-        if status == 3:
+        if status == ak.STATUS_SUCCEEDED:
             out["url"] = f"{self.state.base_url}/_emulator/videos/{job.id}.mp4"
         return out
 
