@@ -366,4 +366,3 @@ class Executor:
             return
         self.stats.done += 1
         self.emit(Event(EventKind.DONE, spec.id, "copied to its new path"))
-
