@@ -123,7 +123,7 @@ def _with_status(e: LockEntry, rec: Mapping[str, Any]) -> LockEntry:
         if not ok:
             bad = sum(s == JobStatus.FAILED for s in status)
             changes["error"] = ErrorRecord(
-                None, f"{bad} of {len(status)} variants failed (status 4)"
+                None, f"{bad} of {len(status)} variants failed (status {JobStatus.FAILED.value})"
             )
     return dataclasses.replace(e, **changes)
 
