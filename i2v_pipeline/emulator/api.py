@@ -13,8 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from .. import akool_codes as ak
-from ..akool_codes import NO_CREDIT, NOT_FOUND, OK, PARAM_ERROR
+from ..akool_codes import NO_CREDIT, NOT_FOUND, OK, PARAM_ERROR, STATUS_SUCCEEDED
 from .state import Job, State
 
 EFFECTS = [
@@ -196,7 +195,7 @@ class Api:
         pre = self.state.find([str(body.get("pre_video_id", ""))])
         if not pre:
             raise BadRequest("Content does not exist", NOT_FOUND)
-        if pre[0].status != ak.STATUS_SUCCEEDED:
+        if pre[0].status != STATUS_SUCCEEDED:
             raise BadRequest("parameter validate error: pre_video_id must be a completed video")
         audio_type = _int(body, "audio_type")
         if audio_type not in (1, 2):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import akool_codes as ak
+from ..akool_codes import STATUS_FAILED, STATUS_PROCESSING, STATUS_QUEUED, STATUS_SUCCEEDED
 from ..spec.catalog import Catalog, estimate_credits
 from .config import EmulatorConfig
 
@@ -48,7 +48,7 @@ class Job:
     ready_at: float
     fails: bool
     credits: int
-    status: int = ak.STATUS_QUEUED
+    status: int = STATUS_QUEUED
     start_at: float | None = None
     end_at: float | None = None
     update_time: int | None = None
@@ -69,7 +69,7 @@ class Job:
         }
         if self.update_time is not None:
             out["update_time"] = self.update_time
-        if self.status == ak.STATUS_SUCCEEDED:
+        if self.status == STATUS_SUCCEEDED:
             out["video_url"] = f"{base_url}/_emulator/videos/{self.id}.mp4"
             out["video_duration"] = float(self.video_length)
         return out
@@ -161,16 +161,16 @@ class State:
                 acct.cursor = next_start
                 if job.deleted:
                     continue
-                job.status, job.start_at = ak.STATUS_PROCESSING, next_start
+                job.status, job.start_at = STATUS_PROCESSING, next_start
                 job.end_at = next_start + self.config.processing_time
                 job.update_time = int(next_start * 1000)
                 heapq.heappush(acct.processing, (job.end_at, next(self._seq), job))
-                self.events.append((job, ak.STATUS_PROCESSING))
+                self.events.append((job, STATUS_PROCESSING))
             else:
                 break
 
     def _finish(self, job: Job, at: float) -> None:
-        job.status = ak.STATUS_FAILED if job.fails else ak.STATUS_SUCCEEDED
+        job.status = STATUS_FAILED if job.fails else STATUS_SUCCEEDED
         job.update_time = int(at * 1000)
         if job.fails:
             self.account.credits += job.credits  # the demo says failed videos are refunded
@@ -191,7 +191,7 @@ class State:
             job = self.jobs.get(i)
             if job is None or job.deleted:
                 refused.append({"_id": i, "msg": "video resource does not exist"})
-            elif job.status == ak.STATUS_PROCESSING:
+            elif job.status == STATUS_PROCESSING:
                 refused.append(
                     {"_id": i, "msg": "video resource is processing, please try again later"}
                 )
@@ -212,7 +212,7 @@ class State:
             self.account.credits -= job.credits
         with contextlib.suppress(ValueError):
             self.next_id = max(self.next_id, int(job.id[-10:], 16) + 1)
-        if job.status == ak.STATUS_QUEUED:
+        if job.status == STATUS_QUEUED:
             self.account.queued.append(job)
-        elif job.status == ak.STATUS_PROCESSING and job.end_at is not None:
+        elif job.status == STATUS_PROCESSING and job.end_at is not None:
             heapq.heappush(self.account.processing, (job.end_at, next(self._seq), job))

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from .. import akool_codes as ak
+from ..akool_codes import STATUS_SUCCEEDED
 from ..webhook_crypto import seal
 from .state import Job, State
 
@@ -39,7 +39,7 @@ class WebhookSender:
 
     def payload(self, job: Job, status: int) -> dict[str, Any]:
         out: dict[str, Any] = {"_id": job.id, "status": status, "type": "image2video"}
-        if status == ak.STATUS_SUCCEEDED:
+        if status == STATUS_SUCCEEDED:
             out["url"] = f"{self.state.base_url}/_emulator/videos/{job.id}.mp4"
         return out
 

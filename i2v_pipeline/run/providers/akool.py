@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from ... import akool_codes as ak
+from ...akool_codes import AUTH_CODES, CREDIT_CODES, OK, THROTTLED, TRY_AGAIN
 from ...errors import (
     ConfigError,
     FatalProviderError,
@@ -47,10 +47,8 @@ T = TypeVar("T")
 
 V4 = "/api/open/v4"
 V3 = "/api/open/v3"
-AUTH_CODES = ak.AUTH_CODES
-CREDIT_CODES = ak.CREDIT_CODES
-THROTTLE_CODES = {ak.THROTTLED}
-RETRY_CODES = {ak.TRY_AGAIN}
+THROTTLE_CODES = {THROTTLED}
+RETRY_CODES = {TRY_AGAIN}
 MAX_RETRY_AFTER = 60.0
 CREATE_PATH = f"{V4}/image2Video/createBySourcePrompt/batch"
 
@@ -199,7 +197,7 @@ class AkoolProvider:
         if resp.status == 429:
             raise ThrottledError(
                 "HTTP 429 Too Many Requests",
-                code=ak.THROTTLED,
+                code=THROTTLED,
                 http_status=429,
                 retry_after=parse_retry_after(resp.headers.get("Retry-After")),
             )
@@ -213,7 +211,7 @@ class AkoolProvider:
             if not idempotent:  # a 2xx or 5xx: the server may have acted on it
                 raise UnknownOutcomeError(text + "; the create may have reached the API")
             raise TransientError(text, http_status=resp.status)
-        if code != ak.OK:
+        if code != OK:
             err = classify(code, doc.get("msg", ""), http_status=resp.status)
             if isinstance(err, ThrottledError):
                 err.retry_after = parse_retry_after(resp.headers.get("Retry-After"))

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ... import akool_codes as ak
+from ...akool_codes import STATUS_FAILED, STATUS_PROCESSING, STATUS_QUEUED, STATUS_SUCCEEDED
 from ...errors import redact
 from ...model import JobStatus
 from .base import Created, Result
@@ -29,10 +29,10 @@ TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")  # printable, no spaces: it goes into
 URL = re.compile(r"https?://[\x21-\x7e]{1,8192}", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
 STATUSES: dict[int, JobStatus] = {
-    ak.STATUS_QUEUED: JobStatus.QUEUED,
-    ak.STATUS_PROCESSING: JobStatus.PROCESSING,
-    ak.STATUS_SUCCEEDED: JobStatus.SUCCEEDED,
-    ak.STATUS_FAILED: JobStatus.FAILED,
+    STATUS_QUEUED: JobStatus.QUEUED,
+    STATUS_PROCESSING: JobStatus.PROCESSING,
+    STATUS_SUCCEEDED: JobStatus.SUCCEEDED,
+    STATUS_FAILED: JobStatus.FAILED,
 }
 """AKOOL's result status -> ours: the one place the numbers are translated."""
 
