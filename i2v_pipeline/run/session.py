@@ -94,17 +94,22 @@ class RunSession:
         self.campaign, self.entries, self.prefix = campaign, entries, prefix
         self.base_url, self.auth = base_url, auth
         self.on_event, self.max_credits = on_event, max_credits
-        self._stop = anyio.Event()
+        self._stopped = False
+        self._stop: anyio.Event | None = None
+        """Made in run(): an anyio Event belongs to the event loop that runs it."""
         self._executor: Executor | None = None
 
     def stop(self) -> None:
-        """Start no further create; jobs in flight are still polled and downloaded."""
-        self._stop.set()
+        """Start no further create; jobs in flight are still polled and downloaded. Safe before
+        run() (nothing is then created) and from a signal handler's task."""
+        self._stopped = True
+        if self._stop is not None:
+            self._stop.set()
 
     @property
     def stopped(self) -> bool:
         """True once stop() was called."""
-        return self._stop.is_set()
+        return self._stopped
 
     @property
     def stats(self) -> RunStats:
@@ -114,6 +119,9 @@ class RunSession:
     async def run(self, items: Sequence[PlanItem]) -> RunStats:
         """Execute items (the plan's work) to the end, or until stopped or cancelled."""
         limits = self.campaign.limits
+        self._stop = anyio.Event()
+        if self._stopped:
+            self._stop.set()
         journal = Journal(journal_path(self.campaign.lock_path))
         connector = aiohttp.TCPConnector(limit=max(16, limits.downloads * 2 + 8))
         try:
@@ -132,6 +140,7 @@ class RunSession:
         self, session: aiohttp.ClientSession, provider: Provider, recorder: Recorder
     ) -> Executor:
         """The executor and its delivery, sharing the recorder and the request limiter."""
+        assert self._stop is not None
         campaign, limits = self.campaign, self.campaign.limits
         emulator = campaign.provider.is_emulator
         request_limiter = RateLimiter(limits.request_rps)

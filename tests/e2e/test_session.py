@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import anyio
 import pytest
 from click.testing import CliRunner
 
@@ -57,6 +58,26 @@ async def test_stop_lets_no_further_create_start(
     assert kinds.count(EventKind.SKIPPED) == 5 and kinds.count(EventKind.DONE) == 1
     (entry,) = load_state(campaign.lock_path).values()
     assert entry.state == "succeeded"
+
+
+def test_stop_before_run_creates_nothing(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """A session stopped before it runs (made outside any event loop) sends no create."""
+    campaign = load_campaign(write_manifest(MANIFEST.format(url=emulator.base_url)))
+    planned = plan_campaign(campaign, PlanOptions(), Selection())
+    work = [i for i in planned.items if i.action.is_work]
+    session = RunSession(
+        campaign,
+        planned.entries,
+        prefix=planned.prefix,
+        base_url=emulator.base_url,
+        auth=credentials(campaign),
+    )
+    session.stop()
+    stats = anyio.run(session.run, work)
+    assert (stats.created, stats.skipped) == (0, 6)
+    assert emulator.creates() == 0
 
 
 def test_cli_run_goes_through_the_session(

@@ -127,6 +127,9 @@ Auth = ApiKeyAuth | TokenAuth
 
 
 class AkoolProvider:
+    """Provider over AKOOL's HTTP API: the only code that knows its wire format (field names,
+    `_ids`, numeric statuses and codes from akool_codes). Logs each exchange under `i2v.api`."""
+
     def __init__(
         self,
         session: aiohttp.ClientSession,
