@@ -15,12 +15,26 @@ from typing import Any, Literal
 
 from .errors import ProviderError
 
-# AKOOL result status codes (akool-api.md §1).
-STATUS_QUEUED = 1
-STATUS_PROCESSING = 2
-STATUS_SUCCEEDED = 3
-STATUS_FAILED = 4
-TERMINAL_STATUSES = frozenset({STATUS_SUCCEEDED, STATUS_FAILED})
+
+class JobStatus(enum.IntEnum):
+    """Where one remote video stands, in our own words; providers map their answers to it.
+
+    The values are how the journal and the lockfile store a status (`remote_status`). They were
+    AKOOL's numbers when the lock format was fixed and must not change, or existing locks would
+    read wrong; a provider maps its own codes explicitly (run/providers/akool.py)."""
+
+    QUEUED = 1
+    PROCESSING = 2
+    SUCCEEDED = 3
+    FAILED = 4
+
+    @property
+    def terminal(self) -> bool:
+        """True once the video will change no more (succeeded or failed)."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES: frozenset[int] = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +70,10 @@ class JobSpec:
     id: str
     image: ImageRef
     request: Mapping[str, Any]
-    """AKOOL request fields (prompt, model_name, resolution, video_length, count, …),
-    without image_url, last_image_url and webhookurl, which depend on where the run goes."""
+    """The canonical request (prompt, model_name, resolution, video_length, count, …): the
+    versioned form the fingerprint hashes and the lock records (see spec/fingerprint.py). Its keys
+    are fixed by existing locks; only a provider turns it into a wire body, adding the image URLs
+    and the webhook, which depend on where the run goes."""
     output: str
     """Posix path relative to the output folder, for the first variant."""
     prompt_id: str | None = None
@@ -69,6 +85,16 @@ class JobSpec:
     def variants(self) -> int:
         """How many videos one create buys (the request's `count`)."""
         return int(self.request.get("count", 1))
+
+    @property
+    def seconds(self) -> Any:
+        """The requested duration, as the manifest gave it (None when unset)."""
+        return self.request.get("video_length")
+
+    @property
+    def resolution(self) -> Any:
+        """The requested resolution ("720p", …), None when unset."""
+        return self.request.get("resolution")
 
     def output_paths(self) -> list[str]:
         """One path per variant: `a.mp4`, or `a-v1.mp4`, `a-v2.mp4`, … when count > 1."""

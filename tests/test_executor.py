@@ -15,8 +15,13 @@ import pytest
 
 from i2v_pipeline.errors import FatalProviderError, TransientError
 from i2v_pipeline.model import Action, Event, EventKind, ImageRef, JobSpec, PlanItem
+from i2v_pipeline.run.delivery import Delivery
+from i2v_pipeline.run.download import Policy
 from i2v_pipeline.run.executor import Executor
-from i2v_pipeline.run.providers.base import Created, Result
+from i2v_pipeline.run.pacing import RateLimiter
+from i2v_pipeline.run.providers.base import Created, CreateRequest, Provider, Result
+from i2v_pipeline.run.recorder import Recorder
+from i2v_pipeline.run.session import requery_with
 from i2v_pipeline.spec.settings import Limits
 from i2v_pipeline.state.journal import Journal, journal_path
 from i2v_pipeline.state.lock import load_state
@@ -75,6 +80,38 @@ def items(n: int) -> list[PlanItem]:
     return out
 
 
+def executor(
+    provider: Provider,
+    session: aiohttp.ClientSession,
+    journal: Journal,
+    limits: Limits,
+    base_dir: Path,
+    **kw: Any,
+) -> Executor:
+    """An executor wired as RunSession wires one, over provider and journal."""
+    recorder = Recorder(journal, {})
+    request_limiter = RateLimiter(limits.request_rps)
+    delivery = Delivery(
+        session=session,
+        base_dir=base_dir,
+        prefix=".",
+        entries=recorder.entries,
+        record=recorder.record,
+        requery=requery_with(provider, request_limiter),
+        concurrent=limits.downloads,
+        policy=Policy(),
+    )
+    return Executor(
+        provider=provider,
+        recorder=recorder,
+        delivery=delivery,
+        limits=limits,
+        request_for=lambda s: CreateRequest(s.request, s.image.value),
+        request_limiter=request_limiter,
+        **kw,
+    )
+
+
 async def run(
     tmp_path: Path, provider: FakeProvider, n: int, **limits: Any
 ) -> tuple[Executor, list[Event]]:
@@ -83,15 +120,12 @@ async def run(
     journal = Journal(journal_path(lock))
     base = Limits(create_rps=1000, request_rps=1000, poll_interval=0.01)
     async with aiohttp.ClientSession() as session:
-        ex = Executor(
-            provider=provider,
-            session=session,
-            entries={},
-            journal=journal,
-            limits=dataclasses.replace(base, **limits),
-            base_dir=tmp_path,
-            prefix=".",
-            request_for=lambda s: dict(s.request),
+        ex = executor(
+            provider,
+            session,
+            journal,
+            dataclasses.replace(base, **limits),
+            tmp_path,
             on_event=events.append,
         )
         await ex.run(items(n))
@@ -181,17 +215,7 @@ async def cancelled_run(
     journal = Journal(journal_path(lock))
     limits = Limits(create_rps=1000, request_rps=1000, poll_interval=0.01, jobs_in_flight=n)
     async with aiohttp.ClientSession() as session:
-        ex = Executor(
-            provider=provider,
-            session=session,
-            entries={},
-            journal=journal,
-            limits=limits,
-            base_dir=tmp_path,
-            prefix=".",
-            request_for=lambda s: dict(s.request),
-        )
-        ex.create_limiter = limiter  # type: ignore[assignment]
+        ex = executor(provider, session, journal, limits, tmp_path, create_limiter=limiter)
         with anyio.CancelScope() as scope, anyio.fail_after(10):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(ex.run, items(n))

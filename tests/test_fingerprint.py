@@ -91,3 +91,21 @@ def test_canonical_json_is_the_standard_librarys(value: object) -> None:
 
     expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert canonical_json(value) == expected.encode()
+
+
+def test_fingerprint_of_a_fixed_spec_is_pinned() -> None:
+    """The hash form is versioned: a fixed spec keeps this exact fingerprint (locks stay fresh)."""
+    fixed = JobSpec(
+        id="j",
+        image=IMAGE,
+        request={
+            "prompt": "Dolly in",
+            "model_name": "AkoolImage2VideoFastV1",
+            "resolution": "720p",
+            "video_length": 5,
+            "count": 1,
+        },
+        output="a.mp4",
+        last_frame=ImageRef("url", "https://x/b.png", "https://x/b.png"),
+    )
+    assert fingerprint(fixed) == "ae756f6c734d8caff6e3e72324973f5b5606e25197f9013a16663f46f9c981a5"

@@ -13,12 +13,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..akool_codes import NO_CREDIT, NOT_FOUND, OK, PARAM_ERROR, STATUS_SUCCEEDED
 from .state import Job, State
-
-OK = 1000
-PARAM = 1003
-NOT_FOUND = 1008
-NO_CREDIT = 1104
 
 EFFECTS = [
     ("687632b95a0f52799eeed701", "Squish", "squish_89244231312"),
@@ -67,7 +63,7 @@ def json_response(body: dict[str, Any], code: int, status: int = 200) -> web.Res
 class BadRequest(Exception):
     """A request the real API refuses: answered as an envelope with code (not a 500)."""
 
-    def __init__(self, msg: str, code: int = PARAM) -> None:
+    def __init__(self, msg: str, code: int = PARAM_ERROR) -> None:
         super().__init__(msg)
         self.msg, self.code = msg, code
 
@@ -206,7 +202,7 @@ class Api:
         pre = self.state.find([str(body.get("pre_video_id", ""))])
         if not pre:
             raise BadRequest("Content does not exist", NOT_FOUND)
-        if pre[0].status != 3:
+        if pre[0].status != STATUS_SUCCEEDED:
             raise BadRequest("parameter validate error: pre_video_id must be a completed video")
         audio_type = _int(body, "audio_type")
         if audio_type not in (1, 2):

@@ -20,7 +20,17 @@ from typing import Any
 
 from aiohttp import web
 
-from .api import PARAM, Api, BadRequest, body_of, envelope, json_response
+from ..akool_codes import (
+    INVALID_TOKEN,
+    NO_ACCOUNT,
+    NO_AUTHORIZATION,
+    OK,
+    PARAM_ERROR,
+    STATUS_SUCCEEDED,
+    THROTTLED,
+    TRY_AGAIN,
+)
+from .api import Api, BadRequest, body_of, envelope, json_response
 from .config import EmulatorConfig, Faults
 from .media import Media
 from .persist import Persistence
@@ -182,7 +192,9 @@ class Emulator:
             return self._drop(request)
         if self._inject(f"{endpoint}/5xx", faults, faults.http_5xx):
             busy = json_response(
-                {"code": 1015, "msg": "Create video error, try again later"}, 1015, status=503
+                {"code": TRY_AGAIN, "msg": "Create video error, try again later"},
+                TRY_AGAIN,
+                status=503,
             )
             return self._record(request, endpoint, busy)
         if endpoint not in ("video", "debug", "unknown"):
@@ -232,13 +244,15 @@ class Emulator:
         if auth:  # "Authorization will be used first and x-api-key will be discarded"
             token = auth.removeprefix("Bearer ").strip()
             if token not in self.tokens:
-                return envelope(1101, "Invalid authorization or The request token has expired")
+                return envelope(
+                    INVALID_TOKEN, "Invalid authorization or The request token has expired"
+                )
             return None
         key = request.headers.get("x-api-key")
         if not key:
-            return envelope(1102, "Authorization cannot be empty")
+            return envelope(NO_AUTHORIZATION, "Authorization cannot be empty")
         if not secrets.compare_digest(key, self.config.api_key):
-            return envelope(1109, "account not exist")
+            return envelope(NO_ACCOUNT, "account not exist")
         return None
 
     def _throttle(self, request: web.Request) -> web.Response | None:
@@ -258,10 +272,12 @@ class Emulator:
             self._buckets[key] = (level, now)
             self.throttled += 1
             if self.config.throttle_http_429:
-                slow = json_response({"code": 1005, "msg": "Frequent operation"}, 1005, status=429)
+                slow = json_response(
+                    {"code": THROTTLED, "msg": "Frequent operation"}, THROTTLED, status=429
+                )
                 slow.headers["Retry-After"] = "1"
                 return slow
-            return envelope(1005, "Frequent operation")
+            return envelope(THROTTLED, "Frequent operation")
         self._buckets[key] = (level - 1.0, now)
         return None
 
@@ -270,19 +286,19 @@ class Emulator:
         try:
             body = await body_of(request)
         except BadRequest as exc:
-            return envelope(PARAM, exc.msg)
+            return envelope(PARAM_ERROR, exc.msg)
         if (
             body.get("clientId") != self.config.client_id
             or body.get("clientSecret") != self.config.client_secret
         ):
-            return envelope(1101, "Invalid clientId or clientSecret")
+            return envelope(INVALID_TOKEN, "Invalid clientId or clientSecret")
         token = secrets.token_urlsafe(24)
         self.tokens.add(token)
-        return web.json_response({"code": 1000, "token": token})
+        return web.json_response({"code": OK, "token": token})
 
     async def _video(self, request: web.Request) -> web.StreamResponse:
         jobs = self.state.find([request.match_info["id"]])
-        if not jobs or jobs[0].status != 3:
+        if not jobs or jobs[0].status != STATUS_SUCCEEDED:
             return web.Response(status=404, text="Not Found")
         job = jobs[0]
         if self.state.expired(job):

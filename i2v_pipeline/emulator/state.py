@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..akool_codes import STATUS_FAILED, STATUS_PROCESSING, STATUS_QUEUED, STATUS_SUCCEEDED
 from ..spec.catalog import Catalog, estimate_credits
 from .config import EmulatorConfig
 
@@ -51,7 +52,7 @@ class Job:
     ready_at: float
     fails: bool
     credits: int
-    status: int = 1
+    status: int = STATUS_QUEUED
     start_at: float | None = None
     end_at: float | None = None
     update_time: int | None = None
@@ -73,7 +74,7 @@ class Job:
         }
         if self.update_time is not None:
             out["update_time"] = self.update_time
-        if self.status == 3:
+        if self.status == STATUS_SUCCEEDED:
             out["video_url"] = f"{base_url}/_emulator/videos/{self.id}.mp4"
             out["video_duration"] = float(self.video_length)
         return out
@@ -171,16 +172,16 @@ class State:
                 acct.cursor = next_start
                 if job.deleted:
                     continue
-                job.status, job.start_at = 2, next_start
+                job.status, job.start_at = STATUS_PROCESSING, next_start
                 job.end_at = next_start + self.config.processing_time
                 job.update_time = int(next_start * 1000)
                 heapq.heappush(acct.processing, (job.end_at, next(self._seq), job))
-                self.events.append((job, 2))
+                self.events.append((job, STATUS_PROCESSING))
             else:
                 break
 
     def _finish(self, job: Job, at: float) -> None:
-        job.status = 4 if job.fails else 3
+        job.status = STATUS_FAILED if job.fails else STATUS_SUCCEEDED
         job.update_time = int(at * 1000)
         if job.fails:
             self.account.credits += job.credits  # the demo says failed videos are refunded
@@ -204,7 +205,7 @@ class State:
             job = self.jobs.get(i)
             if job is None or job.deleted:
                 refused.append({"_id": i, "msg": "video resource does not exist"})
-            elif job.status == 2:
+            elif job.status == STATUS_PROCESSING:
                 refused.append(
                     {"_id": i, "msg": "video resource is processing, please try again later"}
                 )
@@ -225,7 +226,7 @@ class State:
             self.account.credits -= job.credits
         with contextlib.suppress(ValueError):
             self.next_id = max(self.next_id, int(job.id[-10:], 16) + 1)
-        if job.status == 1:
+        if job.status == STATUS_QUEUED:
             self.account.queued.append(job)
-        elif job.status == 2 and job.end_at is not None:
+        elif job.status == STATUS_PROCESSING and job.end_at is not None:
             heapq.heappush(self.account.processing, (job.end_at, next(self._seq), job))

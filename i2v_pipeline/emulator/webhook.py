@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 
+from ..akool_codes import STATUS_SUCCEEDED
 from ..webhook_crypto import seal
 from .state import Job, State
 
@@ -41,7 +42,7 @@ class WebhookSender:
     def payload(self, job: Job, status: int) -> dict[str, Any]:
         """The plain payload for a status change (the URL only when done)."""
         out: dict[str, Any] = {"_id": job.id, "status": status, "type": "image2video"}
-        if status == 3:
+        if status == STATUS_SUCCEEDED:
             out["url"] = f"{self.state.base_url}/_emulator/videos/{job.id}.mp4"
         return out
 

@@ -31,6 +31,9 @@ Requery = Callable[[str], Awaitable[str | None]]
 
 
 class Delivery:
+    """Lands a finished job's files under base_dir/prefix and records each one; built by the
+    run session, which gives it the recorder's `record` and a `requery` through the provider."""
+
     def __init__(
         self,
         *,
@@ -80,8 +83,7 @@ class Delivery:
                 self._downloaded(fp, i, rel, got)
 
     async def _fetch(self, spec: JobSpec, rid: str, url: str | None, target: Path) -> Downloaded:
-        seconds = spec.request.get("video_length")
-        resolution = spec.request.get("resolution")
+        seconds, resolution = spec.seconds, spec.resolution
         expired = False
         for attempt in range(ATTEMPTS):
             if url is None:

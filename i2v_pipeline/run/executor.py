@@ -14,10 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import aiohttp
 import anyio
 import anyio.lowlevel
 
@@ -30,25 +27,24 @@ from ..errors import (
     UnknownOutcomeError,
 )
 from ..model import (
-    STATUS_SUCCEEDED,
     TERMINAL_STATUSES,
     Action,
     Event,
     EventKind,
-    ImageRef,
     JobSpec,
+    JobStatus,
     PlanItem,
     RunStats,
 )
 from ..spec.settings import Limits
-from ..state.journal import Entries, Journal, apply, utc_iso
 from ..state.journal import record as journal_record
+from ..state.journal import utc_iso
 from ..state.lock import lock_request
 from . import retry
 from .delivery import Delivery
-from .download import Policy
 from .pacing import RateLimiter
-from .providers.base import Created, Provider, Result
+from .providers.base import Created, CreateRequest, Provider, Result
+from .recorder import Recorder
 
 LOST_AFTER = 3
 """Polls in a row in which the API does not know an id before the video counts as lost."""
@@ -62,6 +58,7 @@ class Tracked:
     spec: JobSpec
     ids: list[str]
     status: list[int]
+    """Each video's last seen JobStatus (a plain int when read back from the lock)."""
     urls: list[str | None]
     slot: bool = False
     processing_since: float | None = None
@@ -69,60 +66,49 @@ class Tracked:
 
 
 class Executor:
+    """Runs plan items against a provider; built and owned by run.session.RunSession.
+
+    It gets only what it uses: the provider, the recorder (journal and entries), the delivery
+    that lands files, the limits, the request builder (spec -> our CreateRequest), the event
+    sink, the rate limiters (shared with delivery's re-queries) and the stop event, which once
+    set lets no further create start."""
+
     def __init__(
         self,
         *,
         provider: Provider,
-        session: aiohttp.ClientSession,
-        entries: Entries,
-        journal: Journal,
+        recorder: Recorder,
+        delivery: Delivery,
         limits: Limits,
-        base_dir: Path,
-        prefix: str,
-        request_for: Callable[[JobSpec], dict[str, Any]],
+        request_for: Callable[[JobSpec], CreateRequest],
         on_event: Callable[[Event], None] = lambda e: None,
         max_credits: int | None = None,
-        download_policy: Policy | None = None,
+        create_limiter: RateLimiter | None = None,
+        request_limiter: RateLimiter | None = None,
+        stop: anyio.Event | None = None,
     ) -> None:
-        self.provider, self.session = provider, session
-        self.entries, self.journal = entries, journal
-        self.limits, self.base_dir, self.prefix = limits, base_dir, prefix
+        self.provider, self.delivery, self.limits = provider, delivery, limits
+        self.entries = recorder.entries
+        self.record, self.record_durably = recorder.record, recorder.record_durably
         self.request_for, self.emit = request_for, on_event
         self.max_credits = max_credits if max_credits is not None else limits.max_credits
-        self.create_limiter = RateLimiter(limits.create_rps)
-        self.request_limiter = RateLimiter(limits.request_rps)
+        self.create_limiter = create_limiter or RateLimiter(limits.create_rps)
+        self.request_limiter = request_limiter or RateLimiter(limits.request_rps)
         self.slots = anyio.Semaphore(limits.jobs_in_flight)
-        self.delivery = Delivery(
-            session=session,
-            base_dir=base_dir,
-            prefix=prefix,
-            entries=entries,
-            record=self.record,
-            requery=self._requery,
-            concurrent=limits.downloads,
-            policy=download_policy or Policy(),
-        )
         self.tracked: dict[str, Tracked] = {}
         """fingerprint -> job being polled"""
         self.stats = RunStats()
-        self.stop_submitting = False
+        self.stop = stop or anyio.Event()
+        """Set (by the session's stop()) to start no further create; in-flight jobs finish."""
         self._submitting = True
         self._creating = 0
         """creates sent and not yet answered"""
         self._wake = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
 
-    # ------------------------------------------------------------------ journal
-    def record(self, rec: dict[str, Any], *, durable: bool = False) -> None:
-        self.journal.append(rec, durable=durable)
-        apply(self.entries, rec)
-
-    async def record_durably(self, rec: dict[str, Any]) -> None:
-        await anyio.to_thread.run_sync(lambda: self.journal.append(rec, durable=True))
-        apply(self.entries, rec)
-
     # ------------------------------------------------------------------ run
     async def run(self, items: Sequence[PlanItem]) -> RunStats:
+        """Create, resume, download or relocate every item; return what happened."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self._poll_loop)
@@ -148,7 +134,9 @@ class Executor:
         """Resume and re-download both re-query first: URLs from another run may be stale."""
         e = self.entries[spec.fingerprint]
         n = len(e.remote_ids)
-        status = [s if s not in TERMINAL_STATUSES else 1 for s in e.remote_status] or [1] * n
+        queued: int = JobStatus.QUEUED
+        status = [s if s not in TERMINAL_STATUSES else queued for s in e.remote_status]
+        status = status or [queued] * n
         self.tracked[spec.fingerprint] = Tracked(spec, list(e.remote_ids), status, [None] * n)
         self._wake.set()
 
@@ -157,14 +145,14 @@ class Executor:
         spent = 0
         assert self._tg is not None
         for n, item in enumerate(items):
-            if self.stop_submitting or self.stats.fatal:
+            if self.stop.is_set() or self.stats.fatal:
                 self._skip(items[n:], "the run stopped submitting")
                 return
             if self.max_credits is not None and spent + item.credits > self.max_credits:
                 self._skip(items[n:], f"--max-credits {self.max_credits} would be passed")
                 return
             await self.slots.acquire()
-            if self.stop_submitting or self.stats.fatal:  # it may have come while we waited
+            if self.stop.is_set() or self.stats.fatal:  # it may have come while we waited
                 self.slots.release()
                 self._skip(items[n:], "the run stopped submitting")
                 return
@@ -210,11 +198,12 @@ class Executor:
         self.stats.created += 1
         self.stats.credits += created.credits or 0
         n = len(created.ids)
-        self.tracked[fp] = Tracked(spec, list(created.ids), [1] * n, [None] * n, slot=True)
+        queued: list[int] = [JobStatus.QUEUED] * n
+        self.tracked[fp] = Tracked(spec, list(created.ids), queued, [None] * n, slot=True)
         self.emit(Event(EventKind.SUBMITTED, spec.id, f"{n} video(s)", created.credits or 0))
         self._wake.set()
 
-    async def _send(self, spec: JobSpec, attempt: str, request: dict[str, Any]) -> Created:
+    async def _send(self, spec: JobSpec, attempt: str, request: CreateRequest) -> Created:
         """One attempt, called by retry.call after every wait (limiter, backoff): so an intent
         on disk always means a request left. From the intent to the recorded answer it is
         shielded: a Ctrl-C lets the answer arrive and be written instead of making an unknown
@@ -290,10 +279,10 @@ class Executor:
         if t is None:
             return
         t.missing = 0
-        if r.status == 2 and t.processing_since is None:
+        if r.status == JobStatus.PROCESSING and t.processing_since is None:
             t.processing_since = anyio.current_time()
         if r.status != t.status[i] or (r.video_url and r.video_url != t.urls[i]):
-            rec = journal_record("status", fp, i=i, status=r.status)
+            rec = journal_record("status", fp, i=i, status=int(r.status))
             if r.video_url:
                 rec["url"] = r.video_url
                 rec["expires_at"] = utc_iso(time.time() + EXPIRY_SECONDS)
@@ -317,7 +306,7 @@ class Executor:
         now = anyio.current_time()
         for fp, t in list(self.tracked.items()):
             if all(s in TERMINAL_STATUSES for s in t.status):
-                if all(s == STATUS_SUCCEEDED for s in t.status):
+                if all(s == JobStatus.SUCCEEDED for s in t.status):
                     if all(t.urls):
                         self.tracked.pop(fp)
                         self._release(t)
@@ -325,7 +314,8 @@ class Executor:
                         self._tg.start_soon(self._download, t)
                 else:
                     self.tracked.pop(fp)
-                    self._done_tracking(t, EventKind.FAILED, "the API reported status 4 (failed)")
+                    failed = f"the API reported status {JobStatus.FAILED.value} (failed)"
+                    self._done_tracking(t, EventKind.FAILED, failed)
             elif (
                 t.processing_since is not None
                 and now - t.processing_since > self.limits.job_timeout
@@ -351,10 +341,6 @@ class Executor:
         self.emit(Event(kind, t.spec.id, why))
 
     # ------------------------------------------------------------------ files
-    async def _requery(self, rid: str) -> str | None:
-        fresh = await retry.call(self._results_of([rid]), self.request_limiter)
-        return next((r.video_url for r in fresh if r.video_url), None)
-
     async def _download(self, t: Tracked) -> None:
         try:
             await self.delivery.download(t.spec, t.ids, t.urls)
@@ -380,16 +366,3 @@ class Executor:
             return
         self.stats.done += 1
         self.emit(Event(EventKind.DONE, spec.id, "copied to its new path"))
-
-
-def build_request(
-    spec: JobSpec, image_url: Callable[[ImageRef], str], webhook: str | None
-) -> dict[str, Any]:
-    """The body of a batch create for spec; image_url says how an image reaches the API."""
-    body: dict[str, Any] = dict(spec.request)
-    body["image_url"] = image_url(spec.image)
-    if spec.last_frame is not None:
-        body["last_image_url"] = image_url(spec.last_frame)
-    if webhook:
-        body["webhookurl"] = webhook  # lowercase, as documented (akool-api.md §13)
-    return body

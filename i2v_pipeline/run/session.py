@@ -1,6 +1,8 @@
-"""One run, start to end: a session and a provider around the executor, and the journal closed
-whatever happens. Compaction into the lockfile is the caller's `finally` (it must run on Ctrl-C).
-"""
+"""The run façade: the CLI hands RunSession a campaign and its plan; the session builds the
+HTTP session, the provider, the limiters, the recorder, delivery and the executor, and closes the
+journal whatever happens. Stopping is its event: stop() lets no further create start (in-flight
+jobs still finish). Compaction into the lockfile is the caller's `finally` (it must run on
+Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -10,13 +12,19 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+import anyio
 
 from ..model import Event, ImageRef, JobSpec, PlanItem, RunStats
 from ..spec.campaign import Campaign
 from ..state.journal import Entries, Journal, journal_path
+from . import retry
+from .delivery import Delivery, Requery
 from .download import Policy, is_local_host
-from .executor import Executor, build_request
+from .executor import Executor
+from .pacing import RateLimiter
 from .providers.akool import AkoolProvider, Auth, auth_from_env
+from .providers.base import CreateRequest, Provider
+from .recorder import Recorder
 
 
 def image_url_for(campaign: Campaign, *, emulator: bool) -> Callable[[ImageRef], str]:
@@ -48,51 +56,119 @@ def download_policy(campaign: Campaign, base_url: str, *, emulator: bool) -> Pol
 
 
 def credentials(campaign: Campaign, env: Mapping[str, str] | None = None) -> Auth:
+    """The campaign's AKOOL credentials from env (default: the process environment)."""
     p = campaign.provider
     return auth_from_env(
         os.environ if env is None else env, p.api_key_env, p.client_id_env, p.client_secret_env
     )
 
 
-async def execute(
-    campaign: Campaign,
-    entries: Entries,
-    items: Sequence[PlanItem],
-    *,
-    base_url: str,
-    auth: Auth,
-    prefix: str,
-    emulator: bool,
-    on_event: Callable[[Event], None],
-    max_credits: int | None,
-    started: Callable[[Executor], None] = lambda ex: None,
-) -> RunStats:
-    limits = campaign.limits
-    journal = Journal(journal_path(campaign.lock_path))
-    to_url = image_url_for(campaign, emulator=emulator)
-    webhook = campaign.provider.webhook_url
+def requery_with(provider: Provider, limiter: RateLimiter) -> Requery:
+    """Delivery's way to a fresh result URL: one paced, retried results query."""
 
-    def request_for(spec: JobSpec) -> dict[str, object]:
-        return build_request(spec, to_url, webhook)
+    async def requery(rid: str) -> str | None:
+        fresh = await retry.call(lambda: provider.results([rid]), limiter)
+        return next((r.video_url for r in fresh if r.video_url), None)
 
-    connector = aiohttp.TCPConnector(limit=max(16, limits.downloads * 2 + 8))
-    try:
-        async with aiohttp.ClientSession(connector=connector) as session:
-            provider = AkoolProvider(session, base_url, auth, timeout=limits.request_timeout)
-            ex = Executor(
-                provider=provider,
-                session=session,
-                entries=entries,
-                journal=journal,
-                limits=limits,
-                base_dir=campaign.manifest.base_dir,
-                prefix=prefix,
-                request_for=request_for,
-                on_event=on_event,
-                max_credits=max_credits,
-                download_policy=download_policy(campaign, base_url, emulator=emulator),
-            )
-            started(ex)
-            return await ex.run(items)
-    finally:
-        journal.close()
+    return requery
+
+
+class RunSession:
+    """One `i2v run` against one endpoint: give it the campaign and the plan's state (entries,
+    output prefix), then `await run(items)`; `stop()` may come from a signal handler at any time.
+
+    Everything the layers below need is built here from the campaign, so nothing rides through
+    a layer that does not use it."""
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        entries: Entries,
+        *,
+        prefix: str,
+        base_url: str,
+        auth: Auth | None,
+        on_event: Callable[[Event], None] = lambda e: None,
+        max_credits: int | None = None,
+    ) -> None:
+        self.campaign, self.entries, self.prefix = campaign, entries, prefix
+        self.base_url, self.auth = base_url, auth
+        self.on_event, self.max_credits = on_event, max_credits
+        self._stopped = False
+        self._stop: anyio.Event | None = None
+        """Made in run(): an anyio Event belongs to the event loop that runs it."""
+        self._executor: Executor | None = None
+
+    def stop(self) -> None:
+        """Start no further create; jobs in flight are still polled and downloaded. Safe before
+        run() (nothing is then created) and from a signal handler's task."""
+        self._stopped = True
+        if self._stop is not None:
+            self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        """True once stop() was called."""
+        return self._stopped
+
+    @property
+    def stats(self) -> RunStats:
+        """What the run did so far (also after it was cancelled half-way)."""
+        return self._executor.stats if self._executor is not None else RunStats()
+
+    async def run(self, items: Sequence[PlanItem]) -> RunStats:
+        """Execute items (the plan's work) to the end, or until stopped or cancelled."""
+        limits = self.campaign.limits
+        self._stop = anyio.Event()
+        if self._stopped:
+            self._stop.set()
+        journal = Journal(journal_path(self.campaign.lock_path))
+        connector = aiohttp.TCPConnector(limit=max(16, limits.downloads * 2 + 8))
+        try:
+            async with aiohttp.ClientSession(connector=connector) as session:
+                provider = AkoolProvider(
+                    session, self.base_url, self.auth, timeout=limits.request_timeout
+                )
+                self._executor = self._executor_for(
+                    session, provider, Recorder(journal, self.entries)
+                )
+                return await self._executor.run(items)
+        finally:
+            journal.close()
+
+    def _executor_for(
+        self, session: aiohttp.ClientSession, provider: Provider, recorder: Recorder
+    ) -> Executor:
+        """The executor and its delivery, sharing the recorder and the request limiter."""
+        assert self._stop is not None
+        campaign, limits = self.campaign, self.campaign.limits
+        emulator = campaign.provider.is_emulator
+        request_limiter = RateLimiter(limits.request_rps)
+        delivery = Delivery(
+            session=session,
+            base_dir=campaign.manifest.base_dir,
+            prefix=self.prefix,
+            entries=recorder.entries,
+            record=recorder.record,
+            requery=requery_with(provider, request_limiter),
+            concurrent=limits.downloads,
+            policy=download_policy(campaign, self.base_url, emulator=emulator),
+        )
+        to_url = image_url_for(campaign, emulator=emulator)
+        webhook = campaign.provider.webhook_url
+
+        def request_for(spec: JobSpec) -> CreateRequest:
+            return CreateRequest.for_job(spec, to_url, webhook)
+
+        return Executor(
+            provider=provider,
+            recorder=recorder,
+            delivery=delivery,
+            limits=limits,
+            request_for=request_for,
+            on_event=self.on_event,
+            max_credits=self.max_credits,
+            create_limiter=RateLimiter(limits.create_rps),
+            request_limiter=request_limiter,
+            stop=self._stop,
+        )

@@ -3,6 +3,12 @@
 In it: provider, endpoint kind, the request fields as sent, and the identity of each input
 image (content hash for local files; URL, or its `sha256:` pin, for URLs). Not in it: the job id,
 output path, tags, webhook URL. Moving where a file is written must never cost credits.
+
+JobSpec.request is the canonical, versioned hash form of a job, not a wire body: its keys (which
+happen to be AKOOL's field names: model_name, video_length, count, ...) and this payload's
+layout are frozen, because every lockfile records fingerprints made from them. Renaming a key
+would make every existing lock stale. A provider maps the canonical form to its own wire format
+(run/providers/akool.py); tests/test_fingerprint.py pins one fingerprint to its hex value.
 """
 
 from __future__ import annotations

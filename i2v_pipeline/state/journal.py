@@ -20,11 +20,10 @@ from typing import IO, Any
 
 from ..canonical import canonical_json
 from ..model import (
-    STATUS_FAILED,
-    STATUS_SUCCEEDED,
     TERMINAL_STATUSES,
     ErrorRecord,
     FileRecord,
+    JobStatus,
     LockEntry,
 )
 
@@ -75,7 +74,7 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
             e,
             state="submitted",
             remote_ids=tuple(rec["ids"]),
-            remote_status=(1,) * n,
+            remote_status=(JobStatus.QUEUED.value,) * n,
             video_urls=(None,) * n,
             files=(None,) * n,
             credits=rec.get("credits"),
@@ -116,14 +115,14 @@ def _with_status(e: LockEntry, rec: Mapping[str, Any]) -> LockEntry:
     if rec.get("credits") is not None:
         changes["credits"] = rec["credits"]
     if all(s in TERMINAL_STATUSES for s in status):
-        ok = all(s == STATUS_SUCCEEDED for s in status)
+        ok = all(s == JobStatus.SUCCEEDED for s in status)
         changes["state"] = "succeeded" if ok else "failed"
         if e.state == "submitted":  # a re-query of a finished job does not move its time
             changes["finished_at"] = rec["at"]
         if not ok:
-            bad = sum(s == STATUS_FAILED for s in status)
+            bad = sum(s == JobStatus.FAILED for s in status)
             changes["error"] = ErrorRecord(
-                None, f"{bad} of {len(status)} variants failed (status 4)"
+                None, f"{bad} of {len(status)} variants failed (status {JobStatus.FAILED.value})"
             )
     return dataclasses.replace(e, **changes)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..model import Action, FileRecord, JobSpec, LockEntry, PlanItem
+from ..model import TERMINAL_STATUSES, Action, FileRecord, JobSpec, LockEntry, PlanItem
 from ..perf import gc_paused
 from ..spec.catalog import estimate_credits
 from ..spec.fingerprint import hash_file
@@ -144,7 +144,7 @@ def _item(
         )
         return PlanItem(Action.UNKNOWN, spec.id, fp, reason, spec, e)
     if e.state == "submitted":
-        done = sum(s in (3, 4) for s in e.remote_status)
+        done = sum(s in TERMINAL_STATUSES for s in e.remote_status)
         reason = f"submitted {e.submitted_at}; {done} of {len(e.remote_ids)} finished; will poll"
         return PlanItem(Action.RESUME, spec.id, fp, reason, spec, e)
     if e.state == "failed":

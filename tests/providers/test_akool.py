@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -15,6 +16,7 @@ from i2v_pipeline.errors import (
     TransientError,
     UnknownOutcomeError,
 )
+from i2v_pipeline.model import JobStatus
 from i2v_pipeline.run.providers.akool import (
     AkoolProvider,
     ApiKeyAuth,
@@ -23,8 +25,11 @@ from i2v_pipeline.run.providers.akool import (
     classify,
     parse_retry_after,
 )
+from i2v_pipeline.run.providers.base import CreateRequest
 
 pytestmark = pytest.mark.anyio
+REQ = CreateRequest({"prompt": "p"}, "https://x/a.png")
+"""A create as the executor hands it to the provider."""
 BASE = "https://openapi.akool.com"
 BATCH = f"{BASE}/api/open/v4/image2Video/createBySourcePrompt/batch"
 RESULTS = f"{BASE}/api/open/v4/image2Video/resultsByIds"
@@ -101,7 +106,7 @@ async def test_batch_doc_example_parses(client: AkoolProvider) -> None:
     """The docs' batch example gives three ids and the summed credits; the key is sent."""
     with aioresponses() as m:
         m.post(BATCH, payload=DOC_BATCH)
-        created = await client.create({"prompt": "p"})
+        created = await client.create(REQ)
         (call,) = m.requests[("POST", aiohttp.client.URL(BATCH))]
     assert created.ids == (
         "689174694b4dbdd4ab3d28c9",
@@ -116,7 +121,7 @@ async def test_single_object_shape_tolerated(client: AkoolProvider) -> None:
     """A `data` object (single-create shape) is read as one video."""
     with aioresponses() as m:
         m.post(BATCH, payload=DOC_SINGLE)
-        assert (await client.create({})).ids == ("689174694b4dbdd4ab3d28c9",)
+        assert (await client.create(REQ)).ids == ("689174694b4dbdd4ab3d28c9",)
 
 
 async def test_results_doc_example_and_string_ids(client: AkoolProvider) -> None:
@@ -177,19 +182,19 @@ async def test_create_transport_errors(client: AkoolProvider) -> None:
             ),
         )
         with pytest.raises(TransientError):
-            await client.create({})
+            await client.create(REQ)
         m.post(BATCH, exception=aiohttp.ServerDisconnectedError())
         with pytest.raises(UnknownOutcomeError):
-            await client.create({})
+            await client.create(REQ)
         m.post(BATCH, exception=TimeoutError())
         with pytest.raises(UnknownOutcomeError):
-            await client.create({})
+            await client.create(REQ)
         m.post(BATCH, status=502, body="<html>bad gateway</html>")
         with pytest.raises(UnknownOutcomeError):
-            await client.create({})
+            await client.create(REQ)
         m.post(BATCH, status=503, payload={"code": 1015, "msg": "busy"})
         with pytest.raises(TransientError):
-            await client.create({})
+            await client.create(REQ)
         m.post(RESULTS, status=502, body="bad gateway")
         with pytest.raises(TransientError):
             await client.results(["a"])
@@ -228,3 +233,57 @@ def test_auth_from_env() -> None:
     assert isinstance(auth_from_env({"I": "a", "S": "b"}, "K", "I", "S"), TokenAuth)
     with pytest.raises(ConfigError, match="set K"):
         auth_from_env({}, "K", "I", "S")
+
+
+async def test_create_request_becomes_akools_wire_body(client: AkoolProvider) -> None:
+    """Our CreateRequest maps to AKOOL's body: fields, image_url, last_image_url, webhookurl."""
+    request = CreateRequest(
+        {"prompt": "p", "count": 3}, "https://x/a.png", "https://x/b.png", "https://hook/x"
+    )
+    with aioresponses() as m:
+        m.post(BATCH, payload=DOC_BATCH)
+        await client.create(request)
+        (call,) = m.requests[("POST", aiohttp.client.URL(BATCH))]
+    assert call.kwargs["json"] == {
+        "prompt": "p",
+        "count": 3,
+        "image_url": "https://x/a.png",
+        "last_image_url": "https://x/b.png",
+        "webhookurl": "https://hook/x",
+    }
+
+
+async def test_results_statuses_are_ours(client: AkoolProvider) -> None:
+    """AKOOL's numeric statuses come back as JobStatus members."""
+    with aioresponses() as m:
+        m.post(RESULTS, payload=DOC_RESULTS)
+        rows = await client.results(["a", "b"])
+    assert [r.status for r in rows] == [JobStatus.QUEUED, JobStatus.SUCCEEDED]
+    assert all(type(r.status) is JobStatus for r in rows)
+
+
+async def test_exchanges_are_logged_without_secrets(
+    client: AkoolProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each exchange logs method, path, AKOOL code, latency and ids under i2v.api, never the key."""
+    caplog.set_level(logging.DEBUG, logger="i2v.api")
+    with aioresponses() as m:
+        m.post(BATCH, payload=DOC_BATCH)
+        m.post(RESULTS, payload=DOC_RESULTS)
+        m.post(RESULTS, payload={"code": 1101, "msg": "bad key k-secret"})
+        await client.create(REQ)
+        await client.results(["689174694b4dbdd4ab3d28c9"])
+        with pytest.raises(FatalProviderError):
+            await client.results(["a"])
+    lines = [r.getMessage() for r in caplog.records if r.name == "i2v.api"]
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if r.name == "i2v.api")
+    create, created, poll, refused = lines
+    assert create.startswith("POST /api/open/v4/image2Video/createBySourcePrompt/batch ")
+    assert "code=1000" in create and " ms" in create
+    assert created == (
+        "created ids=689174694b4dbdd4ab3d28c9,689174694b4dbdd4ab3d28ca,689174694b4dbdd4ab3d28cb"
+    )
+    assert poll.startswith("POST /api/open/v4/image2Video/resultsByIds ")
+    assert "code=1000" in poll and "ids=689174694b4dbdd4ab3d28c9" in poll
+    assert "code=1101" in refused
+    assert not any("k-secret" in line for line in lines)

@@ -30,11 +30,13 @@ from i2v_pipeline.model import ImageRef, JobSpec, LockEntry
 from i2v_pipeline.run.delivery import Delivery
 from i2v_pipeline.run.download import Policy
 from i2v_pipeline.run.providers.akool import AkoolProvider, ApiKeyAuth, TokenAuth
-from i2v_pipeline.run.providers.base import Created
+from i2v_pipeline.run.providers.base import Created, CreateRequest
 
 from ..conftest import WriteManifest
 
 pytestmark = pytest.mark.anyio
+REQ = CreateRequest({"prompt": "p"}, "https://x/a.png")
+"""A create as the executor hands it to the provider."""
 BASE = "https://openapi.akool.com"
 BATCH = f"{BASE}/api/open/v4/image2Video/createBySourcePrompt/batch"
 RESULTS = f"{BASE}/api/open/v4/image2Video/resultsByIds"
@@ -106,7 +108,7 @@ async def test_hostile_create_answer_is_classified(
     with aioresponses() as m:
         m.post(BATCH, status=status, body=body)
         with pytest.raises(cls) as info:
-            await client.create({})
+            await client.create(REQ)
     assert type(info.value) is cls
     assert len(info.value.message) < 1000
 
@@ -138,7 +140,7 @@ async def test_create_ids_survive_garbage_credits(client: AkoolProvider, value: 
     )
     with aioresponses() as m:
         m.post(BATCH, body=body)
-        created = await client.create({})
+        created = await client.create(REQ)
     assert created.ids == (ID1, ID2)
     assert created.credits == 5
 
@@ -150,8 +152,8 @@ async def test_create_single_shape_with_garbage_credit_keeps_id(client: AkoolPro
             BATCH, body='{"code": 1000, "data": {"_id": "' + ID1 + '", "deduction_credit": NaN}}'
         )
         m.post(BATCH, body=ok({"_id": ID1, "deduction_credit": -60}))
-        assert await client.create({}) == Created((ID1,), None)
-        assert await client.create({}) == Created((ID1,), None)
+        assert await client.create(REQ) == Created((ID1,), None)
+        assert await client.create(REQ) == Created((ID1,), None)
 
 
 READ_ANSWERS = {
@@ -309,7 +311,7 @@ async def test_server_echoing_the_key_is_redacted(
     with aioresponses() as m:
         m.post(url, payload={"code": 1101, "msg": msg})
         with pytest.raises(FatalProviderError) as info:
-            await (client.create({}) if call == "create" else client.results([ID1]))
+            await (client.create(REQ) if call == "create" else client.results([ID1]))
     rendered = info.value.render()
     assert KEY not in rendered and "abc123" not in rendered
     assert "***" in rendered and "https://cdn.example/v.mp4?" in rendered
@@ -388,7 +390,7 @@ async def test_fuzzed_answers_yield_results_or_i2v_errors(answer: object, status
             m.post(BATCH, status=status, body=body)
             m.post(RESULTS, status=status, body=body)
             try:
-                created = await client.create({})
+                created = await client.create(REQ)
                 assert created.ids and all(i in (ID1, ID2) for i in created.ids)
                 assert created.credits is None or created.credits >= 0
             except I2VError:

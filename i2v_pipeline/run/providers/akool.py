@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from ...akool_codes import AUTH_CODES, CREDIT_CODES, OK, THROTTLED, TRY_AGAIN
 from ...errors import (
     ConfigError,
     FatalProviderError,
@@ -34,21 +36,25 @@ from ...errors import (
     ThrottledError,
     TransientError,
     UnknownOutcomeError,
+    redact,
     register_secret,
 )
 from . import answers
 from .answers import MAX_BODY, Malformed
-from .base import Created, Result
+from .base import Created, CreateRequest, Result
 
 T = TypeVar("T")
 
 V4 = "/api/open/v4"
 V3 = "/api/open/v3"
-AUTH_CODES = {1101, 1102, 1103, 1109, 1200}
-CREDIT_CODES = {1104, 1006}
-THROTTLE_CODES = {1005}
-RETRY_CODES = {1015}
+THROTTLE_CODES = {THROTTLED}
+RETRY_CODES = {TRY_AGAIN}
 MAX_RETRY_AFTER = 60.0
+CREATE_PATH = f"{V4}/image2Video/createBySourcePrompt/batch"
+
+log = logging.getLogger("i2v.api")
+"""One DEBUG record per API exchange: method, path, HTTP status, AKOOL code, latency, ids.
+Never a key, a token or a URL's query (the CLI's -v decides whether it is shown)."""
 
 AUTH_HINT = (
     "check the API key in AKOOL_API_KEY (or AKOOL_CLIENT_ID/AKOOL_CLIENT_SECRET), or use "
@@ -121,6 +127,9 @@ Auth = ApiKeyAuth | TokenAuth
 
 
 class AkoolProvider:
+    """Provider over AKOOL's HTTP API: the only code that knows its wire format (field names,
+    `_ids`, numeric statuses and codes from akool_codes). Logs each exchange under `i2v.api`."""
+
     def __init__(
         self,
         session: aiohttp.ClientSession,
@@ -162,19 +171,24 @@ class AkoolProvider:
         auth: bool = True,
     ) -> dict[str, Any]:
         headers = await self.auth.headers(self) if (auth and self.auth) else {}
-        async with (
-            self._translate(idempotent=idempotent),
-            self.session.request(
-                method,
-                self.base_url + path,
-                json=body,
-                params=params,
-                headers=headers,
-                timeout=self.timeout,
-            ) as resp,
-        ):
-            raw = await _read_capped(resp, MAX_BODY)
-            return self._envelope(resp, raw, idempotent=idempotent)
+        started, status, raw = time.monotonic(), None, None
+        try:
+            async with (
+                self._translate(idempotent=idempotent),
+                self.session.request(
+                    method,
+                    self.base_url + path,
+                    json=body,
+                    params=params,
+                    headers=headers,
+                    timeout=self.timeout,
+                ) as resp,
+            ):
+                status = resp.status
+                raw = await _read_capped(resp, MAX_BODY)
+                return self._envelope(resp, raw, idempotent=idempotent)
+        finally:
+            _log_exchange(method, path, status, raw, time.monotonic() - started, body)
 
     def _envelope(
         self, resp: aiohttp.ClientResponse, raw: bytes | None, *, idempotent: bool
@@ -186,7 +200,7 @@ class AkoolProvider:
         if resp.status == 429:
             raise ThrottledError(
                 "HTTP 429 Too Many Requests",
-                code=1005,
+                code=THROTTLED,
                 http_status=429,
                 retry_after=parse_retry_after(resp.headers.get("Retry-After")),
             )
@@ -200,7 +214,7 @@ class AkoolProvider:
             if not idempotent:  # a 2xx or 5xx: the server may have acted on it
                 raise UnknownOutcomeError(text + "; the create may have reached the API")
             raise TransientError(text, http_status=resp.status)
-        if code != 1000:
+        if code != OK:
             err = classify(code, doc.get("msg", ""), http_status=resp.status)
             if isinstance(err, ThrottledError):
                 err.retry_after = parse_retry_after(resp.headers.get("Retry-After"))
@@ -246,25 +260,25 @@ class AkoolProvider:
         register_secret(token)
         return token
 
-    async def create(self, request: Mapping[str, Any]) -> Created:
+    async def create(self, request: CreateRequest) -> Created:
+        """One batch create (count = variants) from our request, in AKOOL's wire format."""
         answer = await self._read(
-            "POST",
-            f"{V4}/image2Video/createBySourcePrompt/batch",
-            answers.created,
-            body=request,
-            idempotent=False,
+            "POST", CREATE_PATH, answers.created, body=wire_body(request), idempotent=False
         )
         if isinstance(answer, str):  # the server said it created nothing
             raise JobRejectedError(answer)
+        log.debug("created ids=%s", ",".join(answer.ids))
         return answer
 
     async def results(self, ids: Sequence[str]) -> list[Result]:
+        """The state of ids, statuses mapped to ours; rows that cannot be trusted are left out."""
         rows = await self._read(
             "POST", f"{V4}/image2Video/resultsByIds", answers.rows, body={"_ids": ",".join(ids)}
         )
         return [r for row in rows if (r := answers.result(row)) is not None]
 
     async def delete(self, ids: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        """Delete ids remotely: (deleted, {refused id: why})."""
         return await self._read(
             "POST",
             f"{V4}/image2Video/delbyids",
@@ -273,6 +287,7 @@ class AkoolProvider:
         )
 
     async def models(self) -> list[dict[str, Any]]:
+        """The image-to-video models (type 1501) with a readable name."""
         models = await self._read("GET", f"{V4}/aigModel/list", _list, params={"types[]": "1501"})
         good = [m for m in models if answers.model(m)]
         if not good:  # an empty catalog would make every model unknown
@@ -280,11 +295,50 @@ class AkoolProvider:
         return good
 
     async def effects(self) -> list[dict[str, Any]]:
+        """The effects on offer, rows that cannot be read left out."""
         rows = await self._read("GET", f"{V4}/image2Video/effects", answers.rows)
         return [e for row in rows if (e := answers.effect(row)) is not None]
 
     async def credit(self) -> float:
+        """The account's credit balance."""
         return await self._read("GET", f"{V3}/faceswap/quota/info", answers.credit)
+
+
+def wire_body(request: CreateRequest) -> dict[str, Any]:
+    """Our CreateRequest as AKOOL's batch-create body (akool-api.md §4); the canonical fields
+    already carry AKOOL's names, the images and webhook get theirs here."""
+    body: dict[str, Any] = dict(request.fields)
+    body["image_url"] = request.image_url
+    if request.last_image_url is not None:
+        body["last_image_url"] = request.last_image_url
+    if request.webhook_url:
+        body["webhookurl"] = request.webhook_url  # lowercase, as documented (akool-api.md §13)
+    return body
+
+
+def _log_exchange(
+    method: str,
+    path: str,
+    status: int | None,
+    raw: bytes | None,
+    seconds: float,
+    body: Mapping[str, Any] | None,
+) -> None:
+    """The DEBUG record of one exchange. The AKOOL code is read from the body again (cheap next
+    to the request, and only when DEBUG is on); ids are the `_ids` asked about, if any."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    code = answers.envelope_code(answers.parse_json(raw)) if raw else None
+    ids = str(body.get("_ids", "")) if body else ""
+    log.debug(
+        "%s %s http=%s code=%s %.0f ms%s",
+        method,
+        path,
+        status if status is not None else "-",
+        code if code is not None else "-",
+        seconds * 1000,
+        f" ids={redact(ids)}" if ids else "",
+    )
 
 
 def _list(data: object) -> list[Any]:

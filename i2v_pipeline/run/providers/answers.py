@@ -15,7 +15,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from ...akool_codes import STATUS_FAILED, STATUS_PROCESSING, STATUS_QUEUED, STATUS_SUCCEEDED
 from ...errors import redact
+from ...model import JobStatus
 from .base import Created, Result
 
 MAX_BODY = 4 << 20  # bytes of one JSON answer: a hostile server must not exhaust memory
@@ -26,7 +28,13 @@ ID = re.compile(r"[0-9a-fA-F]{8,64}")  # Mongo ObjectIds; never a comma (ids are
 TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")  # printable, no spaces: it goes into a header
 URL = re.compile(r"https?://[\x21-\x7e]{1,8192}", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
-STATUSES = frozenset({1, 2, 3, 4})
+STATUSES: dict[int, JobStatus] = {
+    STATUS_QUEUED: JobStatus.QUEUED,
+    STATUS_PROCESSING: JobStatus.PROCESSING,
+    STATUS_SUCCEEDED: JobStatus.SUCCEEDED,
+    STATUS_FAILED: JobStatus.FAILED,
+}
+"""AKOOL's result status -> ours: the one place the numbers are translated."""
 
 
 class Malformed(Exception):
@@ -126,11 +134,12 @@ def result(row: object) -> Result | None:
     if rid is None or not is_int(status) or status not in STATUSES:
         return None
     url = video_url(row.get("video_url"))
-    if status == 3 and url is None:
-        status = 2  # done without a usable URL is not done: the job timeout still applies
+    ours = STATUSES[status]
+    if ours is JobStatus.SUCCEEDED and url is None:
+        ours = JobStatus.PROCESSING  # done without a usable URL is not done: timeout applies
     return Result(
         id=rid,
-        status=int(status),
+        status=ours,
         video_url=url,
         credits=credits(row.get("deduction_credit")),
         duration=seconds(row.get("video_duration")),
