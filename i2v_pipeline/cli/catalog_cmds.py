@@ -7,6 +7,7 @@ from typing import Any
 import anyio
 import click
 
+from ..model import JobStatus
 from ..spec.campaign import Campaign, load_campaign
 from ..spec.catalog import Catalog
 from ..state.lock import load_state
@@ -105,7 +106,12 @@ def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
     click.echo(f"{len(rows)} jobs in {campaign.lock_path}")
 
 
-STATUS_NAMES = {1: "queued", 2: "processing", 3: "done", 4: "failed"}
+STATUS_NAMES = {
+    JobStatus.QUEUED: "queued",
+    JobStatus.PROCESSING: "processing",
+    JobStatus.SUCCEEDED: "done",
+    JobStatus.FAILED: "failed",
+}
 
 
 async def _remote_status(campaign: Campaign, ids: list[str]) -> dict[str, int]:
