@@ -76,7 +76,7 @@ def _asset(name: str) -> str:
 
 
 def render_html(report: Report, out_dir: Path, *, stills: bool = True) -> str:
-    """The page for out_dir/index.html; with stills, posters and thumbnails are written beside it."""
+    """The page for out_dir/index.html; with stills, posters and thumbnails go beside it."""
     env = _environment()
     env.filters["duration"] = human_duration
     context: dict[str, Any] = {

@@ -35,9 +35,7 @@ class Change:
     credits: int | None
 
 
-def lock_changes(
-    base: Mapping[str, LockEntry], now: Mapping[str, LockEntry]
-) -> dict[str, Change]:
+def lock_changes(base: Mapping[str, LockEntry], now: Mapping[str, LockEntry]) -> dict[str, Change]:
     """What changed per fingerprint between the base branch's lock and this one: new (a job the
     base never bought), re-bought (a job bought again: changed, or retried), relocated (same
     video, other path), removed (a job gone from the lock altogether)."""

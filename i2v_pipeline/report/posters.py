@@ -51,7 +51,10 @@ def _frame_near(video: Path, seconds: float) -> Image.Image | None:
             last = frame
             if frame.time is not None and frame.time >= at:
                 break
-        return last.to_image() if last is not None else None
+        if last is None:
+            return None
+        image: Image.Image = last.to_image()  # type: ignore[no-untyped-call]
+        return image
 
 
 def thumbnail(image: Path, key: str, folder: Path) -> Path | None:

@@ -7,6 +7,7 @@ evaluate, screenshot) are all the tests need, so Debian's chromium is the only r
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -110,13 +111,18 @@ class Chromium:
                     self.events.append(msg)
 
     def send(
-        self, method: str, params: dict[str, Any] | None = None, *, session: str | None = None,
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        session: str | None = None,
         timeout: float = 30.0,
     ) -> dict[str, Any]:
         self._next += 1
         msg: dict[str, Any] = {"id": self._next, "method": method, "params": params or {}}
-        if session or getattr(self, "session", None):
-            msg["sessionId"] = session or self.session
+        target = self.session if session is None else session  # "": the browser itself
+        if target:
+            msg["sessionId"] = target
         os.write(self._to_browser, json.dumps(msg).encode() + b"\0")
         deadline = time.monotonic() + timeout
         while True:
@@ -196,10 +202,8 @@ class Chromium:
         return found
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(BrowserError, OSError):
             self.send("Browser.close", session="", timeout=5)
-        except (BrowserError, OSError):
-            pass
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:

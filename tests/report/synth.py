@@ -53,7 +53,8 @@ def write_manifest(workdir: Path, prompts: int, *, hostile: bool = False) -> Pat
             {"path": "images/tower.png", "tags": ["night"]},
         ],
         "prompts": [
-            {"id": f"p{i}", "template": f"Shot {i} of the {{{{ image.id }}}}"} for i in range(prompts)
+            {"id": f"p{i}", "template": f"Shot {i} of the {{{{ image.id }}}}"}
+            for i in range(prompts)
         ],
         "output": {"dir": "out", "path": "{{ image.id }}/{{ prompt.id }}.mp4"},
     }

@@ -1,4 +1,4 @@
-// Filters, grouping and lazy media for the i2v report: plain JavaScript, no network.
+// Filters, grouping and lazy players for the i2v report: plain JavaScript, no network.
 (function () {
   "use strict";
   var main = document.getElementById("cards");
@@ -11,28 +11,48 @@
       image: el.dataset.image, prompt: el.dataset.prompt };
   });
 
-  // Posters and video metadata load only for cards near the viewport: a campaign of
-  // thousands of videos must not open thousands of media players at once.
+  // A card holds a link to its video (with a lazily loaded poster) until it nears the
+  // viewport, and becomes one again when far away and untouched: thousands of <video>
+  // elements, or media players, at once would freeze the page.
+  var links = new WeakMap();
   function wake(card) {
-    var v = card.querySelector("video");
-    if (!v || v.dataset.awake) return;
-    v.dataset.awake = "1";
-    if (v.dataset.poster) v.poster = v.dataset.poster;
+    var a = card.querySelector("a.player");
+    if (!a) return null;
+    var v = document.createElement("video");
+    v.controls = true;
+    v.muted = true;
+    v.playsInline = true;
     v.preload = "metadata";
-    v.load();
+    if (a.dataset.poster) v.poster = a.dataset.poster;
+    v.src = a.getAttribute("href");
+    links.set(v, a);
+    a.replaceWith(v);
+    return v;
+  }
+  function sleep(card) {
+    var v = card.querySelector("video");
+    if (!v || !links.has(v) || !v.paused || v.currentTime > 0) return;
+    v.replaceWith(links.get(v));
+    v.removeAttribute("src");
+    v.load();  // releases the media player
   }
   var observer = "IntersectionObserver" in window ? new IntersectionObserver(function (seen) {
-    seen.forEach(function (e) {
-      if (e.isIntersecting) { observer.unobserve(e.target); wake(e.target); }
-    });
-  }, { rootMargin: "400px 0px" }) : null;
+    seen.forEach(function (e) { if (e.isIntersecting) wake(e.target); else sleep(e.target); });
+  }, { rootMargin: "800px 0px" }) : null;
   cards.forEach(function (c) { if (observer) observer.observe(c.el); else wake(c.el); });
+  main.addEventListener("click", function (e) {
+    var a = e.target.closest && e.target.closest("a.player");
+    if (!a) return;
+    e.preventDefault();
+    var v = wake(a.closest(".card"));
+    if (v) v.play();
+  });
 
   function apply() {
     var tag = tagSel.value, status = statusSel.value, n = 0;
     cards.forEach(function (c) {
       var ok = (!tag || c.tags.indexOf(tag) >= 0) && (!status || c.status === status);
-      c.el.hidden = !ok;
+      if (c.el.hidden === ok) c.el.hidden = !ok;
       if (ok) n += 1;
     });
     Array.prototype.forEach.call(main.querySelectorAll(".group"), function (g) {
