@@ -60,11 +60,18 @@ def report_cmd(manifest: str, output: str | None, fmt: str, base_lock: str | Non
         items=planned.items,
         entries=planned.entries,
     )
-    if fmt == "md":
-        _write_markdown(report, output, base_lock)
-        return
-    out_dir = Path(output) if output else campaign.output_dir / "report"
-    page = write_html(report, out_dir)
+    try:
+        if fmt == "md":
+            _write_markdown(report, output, base_lock)
+            return
+        out_dir = Path(output) if output else campaign.output_dir / "report"
+        page = write_html(report, out_dir)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the report: {exc.strerror or exc}",
+            where=str(exc.filename or output or "report"),
+            hint="give -o a folder (HTML) or file (Markdown) you can write to",
+        ) from None
     click.echo(f"wrote {page} ({len(report.cards)} videos); open it in a browser", err=True)
     click.echo(str(page))
 

@@ -225,9 +225,12 @@ def test_cli_writes_html_and_markdown(workdir: Path, sample_mp4: Path) -> None:
 
 
 def test_cli_user_errors_exit_2(workdir: Path, sample_mp4: Path) -> None:
-    """--base without --format md, and a missing manifest, are clear errors with exit 2."""
+    """--base without --format md, a missing manifest, an unwritable -o: clear errors, exit 2."""
     manifest = synth(workdir, sample_mp4)
     result = invoke("report", str(manifest), "--base", "x.lock.yaml")
     assert result.exit_code == 2 and "--base only applies to --format md" in result.stderr
     result = invoke("report", str(workdir / "nope.yaml"))
     assert result.exit_code == 2 and "Traceback" not in result.output
+    (workdir / "afile").write_text("")
+    result = invoke("report", str(manifest), "-o", str(workdir / "afile"))
+    assert result.exit_code == 2 and "cannot write the report" in result.stderr
