@@ -205,7 +205,8 @@ def test_two_thousand_videos_open_and_filter_quickly(
     group_ms = choose(browser, "f-group", "image")
     ungroup_ms = choose(browser, "f-group", "")
     browser.eval("window.scrollTo(0, document.body.scrollHeight)")
-    browser.wait_for("document.querySelector('.card:last-of-type video').readyState >= 1", 30)
+    last = "document.querySelector('.card:last-of-type video')"  # made once scrolled to
+    browser.wait_for(f"{last} !== null && {last}.readyState >= 1", 30)
     asleep = "document.querySelectorAll('video').length < 100"  # those left behind went back
     browser.wait_for(asleep, 10)
     print(
