@@ -21,6 +21,7 @@ COMMANDS = {
     "status": "catalog_cmds:status_cmd",
     "run": "run_cmds:run_cmd",
     "prune": "prune_cmds:prune_cmd",
+    "report": "report_cmds:report_cmd",
     "models": "catalog_cmds:models_cmd",
     "effects": "catalog_cmds:effects_cmd",
     "emulator": "emulator_cmds:emulator_group",

@@ -1,0 +1,91 @@
+"""`i2v report`: the campaign as a static HTML gallery, or a Markdown summary for a PR comment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import UsageError
+from ..report.gallery import write_html
+from ..report.markdown import render_markdown
+from ..report.model import Report, build_report
+from ..spec.campaign import load_campaign
+from ..state.lock import Entries, read_lock
+from ..state.plan import PlanOptions
+from .common import Selection, plan_campaign, warn
+
+
+@click.command("report")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(),
+    help="HTML: the folder to write index.html into (default: OUTPUT_DIR/report). "
+    "Markdown: the file to write (default: standard output).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md"]),
+    default="html",
+    show_default=True,
+    help="html: a gallery to watch; md: a summary for a pull-request comment.",
+)
+@click.option(
+    "--base",
+    "base_lock",
+    type=click.Path(dir_okay=False),
+    metavar="LOCKFILE",
+    help="Markdown: the lockfile on the base branch, to say what changed (new, re-bought, "
+    "relocated, removed), e.g. from `git show main:x.lock.yaml > base.lock.yaml`.",
+)
+def report_cmd(manifest: str, output: str | None, fmt: str, base_lock: str | None) -> None:
+    """A gallery of the campaign's videos, or a Markdown summary of it. Read-only.
+
+    The HTML report is one self-contained page (no network, no server): open it from disk, zip
+    it with the videos, or publish it. It shows each video beside its image, prompt and
+    parameters, with filters by tag and status and grouping by image or prompt.
+    """
+    if base_lock and fmt != "md":
+        raise UsageError("--base only applies to --format md", hint="add --format md")
+    campaign = load_campaign(manifest)
+    planned = plan_campaign(campaign, PlanOptions(), Selection())
+    report = build_report(
+        name=str(campaign.manifest.data.get("name") or campaign.manifest.path.stem),
+        manifest=campaign.manifest.path.name,
+        base_dir=campaign.manifest.base_dir,
+        prefix=planned.prefix,
+        items=planned.items,
+        entries=planned.entries,
+    )
+    try:
+        if fmt == "md":
+            _write_markdown(report, output, base_lock)
+            return
+        out_dir = Path(output) if output else campaign.output_dir / "report"
+        page = write_html(report, out_dir)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the report: {exc.strerror or exc}",
+            where=str(exc.filename or output or "report"),
+            hint="give -o a folder (HTML) or file (Markdown) you can write to",
+        ) from None
+    click.echo(f"wrote {page} ({len(report.cards)} videos); open it in a browser", err=True)
+    click.echo(str(page))
+
+
+def _write_markdown(report: Report, output: str | None, base_lock: str | None) -> None:
+    base: Entries | None = None
+    if base_lock:
+        path = Path(base_lock)
+        if not path.exists():
+            warn(f"{path} does not exist: every job in the lock counts as new")
+        base = read_lock(path)
+    text = render_markdown(report, base)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
