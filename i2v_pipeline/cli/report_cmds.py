@@ -11,9 +11,11 @@ from ..report.gallery import write_html
 from ..report.markdown import render_markdown
 from ..report.model import Report, build_report
 from ..spec.campaign import load_campaign
-from ..state.lock import Entries, read_lock
+from ..state.journal import Entries
+from ..state.lock import read_lock
 from ..state.plan import PlanOptions
-from .common import Selection, plan_campaign, warn
+from .common import Selection, plan_campaign
+from .logs import output_options, warn
 
 
 @click.command("report")
@@ -41,6 +43,7 @@ from .common import Selection, plan_campaign, warn
     help="Markdown: the lockfile on the base branch, to say what changed (new, re-bought, "
     "relocated, removed), e.g. from `git show main:x.lock.yaml > base.lock.yaml`.",
 )
+@output_options()
 def report_cmd(manifest: str, output: str | None, fmt: str, base_lock: str | None) -> None:
     """A gallery of the campaign's videos, or a Markdown summary of it. Read-only.
 
