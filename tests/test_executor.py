@@ -196,7 +196,7 @@ class GateLimiter:
     """A create limiter that lets `open_for` requests through, then holds every later one."""
 
     def __init__(self, open_for: int) -> None:
-        self.left = open_for
+        self.left = self.opened = open_for
         self.waiting = 0
 
     async def acquire(self) -> None:
@@ -257,8 +257,11 @@ async def cancelled_run(
         with anyio.CancelScope() as scope, anyio.fail_after(10):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(ex.run, items(n))
-                while not (provider.entered.is_set() or limiter.waiting >= n - provider.creates):
+                # creates take their rate slot one at a time: one waits, the rest never started
+                held = limiter.waiting and provider.sent >= limiter.opened
+                while not (provider.entered.is_set() or held):
                     await anyio.sleep(0.001)
+                    held = limiter.waiting and provider.sent >= limiter.opened
                 scope.cancel()
                 provider.release.set()
     journal.close()

@@ -82,22 +82,27 @@ class Bucket:
 async def drive(lim: RateLimiter, bucket: Bucket, seconds: float) -> None:
     while bucket.clock.t < seconds:
         await call(
-            bucket.request, lim, RetryPolicy(attempts=50, base=0.01), sleep=bucket.clock.sleep
+            bucket.request, lim, RetryPolicy(attempts=50, base=0.0), sleep=bucket.clock.sleep
         )
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("configured", "refused"), [(20.0, 0.0), (40.0, 0.02), (80.0, 0.03)])
-async def test_converges_just_under_the_account_limit(configured: float, refused: float) -> None:
-    """Configured at 1x, 2x or 4x a 20/s limit: the limiter learns it and runs at 95-100 % of it
-    with few throttles, instead of halving and oscillating below it."""
+@pytest.mark.parametrize(
+    ("configured", "refused", "share"),
+    [(20.0, 0.0, 0.975), (21.0, 0.01, 0.975), (40.0, 0.02, 0.975), (80.0, 0.03, 0.96)],
+)
+async def test_converges_just_under_the_account_limit(
+    configured: float, refused: float, share: float
+) -> None:
+    """Configured at, near, 2x or 4x a 20/s limit: the limiter learns it and runs at 97.5-100 %
+    of it (96 % when 4x) with few throttles, instead of halving and oscillating below it."""
     clock = FakeClock()
     bucket = Bucket(clock, rps=20, burst=20)
     lim = limiter(configured, clock)
     await drive(lim, bucket, 60.0)
     late = [t for t in bucket.accepted if t >= 20]
-    assert len(late) / (clock.t - 20) >= 0.94 * 20
-    assert lim.rate <= 20.0 * 1.01
+    assert len(late) / (clock.t - 20) >= share * 20
+    assert lim.rate <= 20.0 * 1.02
     assert bucket.refused <= refused * len(bucket.accepted)
 
 

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from ..model import Event, EventKind
 
-LOUD = {EventKind.FAILED, EventKind.UNKNOWN, EventKind.FATAL, EventKind.SKIPPED}
+LOUD = {EventKind.FAILED, EventKind.UNKNOWN, EventKind.FATAL, EventKind.SKIPPED, EventKind.NOTICE}
 
 
 class Progress:

@@ -182,6 +182,9 @@ class Executor:
             await self.slots.acquire()
             if full:
                 self._slots_bind()
+            # the create's rate slot is taken here, one at a time: creates queued inside the
+            # limiter would book every slot ahead and a poll would wait behind all of them
+            await self.create_limiter.acquire()
             if self.stop_submitting or self.stats.fatal:  # it may have come while we waited
                 self.slots.release()
                 self._skip(items[n:], "the run stopped submitting")
@@ -229,7 +232,7 @@ class Executor:
         try:
             self.stats.requests += 1
             send = lambda: self._send(spec, attempt, request)  # noqa: E731
-            created = await retry.call(send, self.create_limiter, sleep=self._sleep)
+            created = await retry.call(send, self.create_limiter, sleep=self._sleep, paced=True)
         except UnknownOutcomeError as exc:
             self.stats.unknown += 1
             self.emit(Event(EventKind.UNKNOWN, spec.id, exc.message))

@@ -37,12 +37,15 @@ async def call(
     policy: RetryPolicy = RetryPolicy(),
     on_retry: Callable[[TransientError, float], None] | None = None,
     sleep: Sleep | None = None,
+    paced: bool = False,
 ) -> T:
     """Pace with limiter, call fn, retry transient failures with full-jitter backoff; a throttle
     also slows the limiter and honours Retry-After. fn runs after every wait: what must be on
-    disk just before a request leaves (a create's intent) is written inside fn."""
+    disk just before a request leaves (a create's intent) is written inside fn. paced: the
+    caller already took the first attempt's slot."""
     for attempt in range(policy.attempts):
-        await limiter.acquire()
+        if attempt or not paced:
+            await limiter.acquire()
         try:
             result = await fn()
         except ThrottledError as exc:
