@@ -23,7 +23,6 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _serve import counts, emulator
 
-
 BENCH_LIMITS = """{{create_rps: {rate}, request_rps: 50, jobs_in_flight: 100000, poll_interval: 1.0,
           poll_batch: 200, downloads: 8}}"""
 

@@ -57,7 +57,9 @@ def api_counts(url: str) -> tuple[int, int]:
     return sum(counts.values()), int(got["throttled"])
 
 
-def measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[dict[str, float], float, float]:
+def measured(
+    cmd: list[str], cwd: Path, env: dict[str, str]
+) -> tuple[dict[str, float], float, float]:
     """Run cmd; its JSON answer, its own CPU seconds and its peak memory in MB (wait4)."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=err)
@@ -126,10 +128,14 @@ def main() -> None:
     args = ap.parse_args()
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
-    print(f"R={args.rate:g}/s (throttle on all calls, account scope), T={args.processing:g} s, "
-          f"load average {' '.join(load)} at start; min/median/max of {args.repeat} runs")
-    print(f"{'N':>5} {'contender':<22} {'makespan/(N/R+T)':>18} {'requests/video':>16} "
-          f"{'throttled (% req)':>20} {'CPU ms/job':>14} {'peak MB':>12}")
+    print(
+        f"R={args.rate:g}/s (throttle on all calls, account scope), T={args.processing:g} s, "
+        f"load average {' '.join(load)} at start; min/median/max of {args.repeat} runs"
+    )
+    print(
+        f"{'N':>5} {'contender':<22} {'makespan/(N/R+T)':>18} {'requests/video':>16} "
+        f"{'throttled (% req)':>20} {'CPU ms/job':>14} {'peak MB':>12}"
+    )
     for n in args.jobs:
         for who in args.only:
             runs = [one_run(who, n, args.rate, args.processing) for _ in range(args.repeat)]
@@ -145,8 +151,10 @@ def main() -> None:
                 f"{spread([r.peak_mb for r in runs], '{:.0f}'.format):>12}",
                 flush=True,
             )
-    print("targets: (a) ratio <= 1.08, requests/video <= 1.10, throttled <= 2 % of requests; "
-          "(b) ratio <= 1.20")
+    print(
+        "targets: (a) ratio <= 1.08, requests/video <= 1.10, throttled <= 2 % of requests; "
+        "(b) ratio <= 1.20"
+    )
 
 
 if __name__ == "__main__":
