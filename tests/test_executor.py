@@ -322,6 +322,7 @@ async def test_polls_follow_expected_finish_times(tmp_path: Path) -> None:
     assert ex.stats.failed == 200  # every job reached its end (status 4)
     assert provider.polls_sent <= 200 * 0.1
     assert clock.t <= 200 / 20 + 5 + 1.5
+    assert 4.5 <= ex.schedule.expected <= 5.5  # learned, not ratcheted up by poll lateness
 
 
 async def test_notice_names_jobs_in_flight_when_it_binds(tmp_path: Path) -> None:

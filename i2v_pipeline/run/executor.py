@@ -319,6 +319,8 @@ class Executor:
             for i, rid in enumerate(t.ids):
                 if t.status[i] not in TERMINAL_STATUSES or t.urls[i] is None:
                     where[rid] = (fp, i)
+        if not where:
+            return
         try:
             self.stats.requests += 1
             call = self._results_of(list(where))
