@@ -23,8 +23,12 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _serve import counts, emulator
 
+BENCH_LIMITS = """{{create_rps: {rate}, request_rps: 50, jobs_in_flight: 100000, poll_interval: 1.0,
+          poll_batch: 200, downloads: 8}}"""
 
-def manifest(folder: Path, url: str, n: int, rate: float) -> Path:
+
+def manifest(folder: Path, url: str, n: int, rate: float, limits: str | None = None) -> Path:
+    """A manifest of n jobs (a multiple of 40); `limits` replaces this benchmark's own."""
     (folder / "img").mkdir()
     for i in range(4):
         Image.new("RGB", (320, 180), (40 * i, 90, 160)).save(folder / "img" / f"i{i}.png")
@@ -42,8 +46,7 @@ prompts:
 {lines}
 matrix: {{mood: [{moods}]}}
 output: {{dir: out}}
-limits: {{create_rps: {rate}, request_rps: 50, jobs_in_flight: 100000, poll_interval: 1.0,
-          poll_batch: 200, downloads: 8}}
+limits: {limits or BENCH_LIMITS.format(rate=rate)}
 """
     path = folder / "bench.yaml"
     path.write_text(text)

@@ -232,6 +232,8 @@ class EventKind(enum.Enum):
     THROTTLED = "throttled"
     FATAL = "fatal"
     SKIPPED = "skipped"
+    NOTICE = "notice"
+    """Something the user should know once, e.g. a setting that holds the run back."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,14 @@ and the journal holds exactly what happened."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import Mapping, Sequence
+import heapq
+import itertools
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from unittest import mock
 
 import aiohttp
 import anyio
@@ -18,7 +22,7 @@ from i2v_pipeline.model import Action, Event, EventKind, ImageRef, JobSpec, Plan
 from i2v_pipeline.run.delivery import Delivery
 from i2v_pipeline.run.download import Policy
 from i2v_pipeline.run.executor import Executor
-from i2v_pipeline.run.pacing import RateLimiter
+from i2v_pipeline.run.pacing import lanes
 from i2v_pipeline.run.providers.base import Created, CreateRequest, Provider, Result
 from i2v_pipeline.run.recorder import Recorder
 from i2v_pipeline.run.session import requery_with
@@ -27,6 +31,7 @@ from i2v_pipeline.state.journal import Journal, journal_path
 from i2v_pipeline.state.lock import load_state
 
 pytestmark = pytest.mark.anyio
+T = TypeVar("T")
 
 
 class FakeProvider:
@@ -65,6 +70,48 @@ class FakeProvider:
         return 0.0
 
 
+async def inline_sync(fn: Callable[[], T]) -> T:
+    return fn()
+
+
+async def all_blocked() -> None:
+    """anyio.wait_all_tasks_blocked without its 0.1 s naps (asyncio only, as these tests)."""
+    me = asyncio.current_task()
+    while True:
+        await asyncio.sleep(0)
+        waiting = (getattr(t, "_fut_waiter", None) for t in asyncio.all_tasks() if t is not me)
+        if all(w is not None and not w.done() for w in waiting):
+            return
+
+
+class AutoClock:
+    """A fake clock that jumps to the next sleeper's wake time whenever every task is blocked:
+    timeouts and poll intervals of minutes run in milliseconds, in order."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        woken = anyio.Event()
+        heapq.heappush(self._sleepers, (self.t + max(seconds, 0.0), next(self._seq), woken))
+        await woken.wait()
+
+    async def drive(self) -> None:
+        while True:
+            await all_blocked()
+            if self._sleepers:
+                when, _, woken = heapq.heappop(self._sleepers)
+                self.t = max(self.t, when)
+                woken.set()
+            else:  # everything waits on a thread (a journal fsync): let it finish
+                await anyio.sleep(0.001)
+
+
 def items(n: int) -> list[PlanItem]:
     img = ImageRef("url", "https://x/a.png", "https://x/a.png")
     out = []
@@ -90,14 +137,17 @@ def executor(
 ) -> Executor:
     """An executor wired as RunSession wires one, over provider and journal."""
     recorder = Recorder(journal, {})
-    request_limiter = RateLimiter(limits.request_rps)
+    create_lane, request_lane = lanes(
+        limits.create_rps, limits.request_rps, limits.shared_budget, kw.get("now"), kw.get("sleep")
+    )
+    kw.setdefault("create_limiter", create_lane)
     delivery = Delivery(
         session=session,
         base_dir=base_dir,
         prefix=".",
         entries=recorder.entries,
         record=recorder.record,
-        requery=requery_with(provider, request_limiter),
+        requery=requery_with(provider, request_lane),
         concurrent=limits.downloads,
         policy=Policy(),
     )
@@ -107,36 +157,49 @@ def executor(
         delivery=delivery,
         limits=limits,
         request_for=lambda s: CreateRequest(s.request, s.image.value),
-        request_limiter=request_limiter,
+        request_limiter=request_lane,
         **kw,
     )
 
 
 async def run(
-    tmp_path: Path, provider: FakeProvider, n: int, **limits: Any
+    tmp_path: Path, provider: FakeProvider, n: int, clock: AutoClock | None = None, **limits: Any
 ) -> tuple[Executor, list[Event]]:
+    """Run n creates on a fake clock: limits are in fake seconds (the default poll is 5 s)."""
     events: list[Event] = []
     lock = tmp_path / "m.lock.yaml"
     journal = Journal(journal_path(lock))
-    base = Limits(create_rps=1000, request_rps=1000, poll_interval=0.01)
-    async with aiohttp.ClientSession() as session:
-        ex = executor(
-            provider,
-            session,
-            journal,
-            dataclasses.replace(base, **limits),
-            tmp_path,
-            on_event=events.append,
-        )
-        await ex.run(items(n))
+    clock = clock or AutoClock()
+    base = Limits(create_rps=20, request_rps=20)
+    # journal writes inline instead of in a thread: a task waiting on a thread looks blocked,
+    # and the fake clock would jump while an fsync is under way
+    inline = mock.patch.object(anyio.to_thread, "run_sync", inline_sync)
+    with inline:
+        async with aiohttp.ClientSession() as session, anyio.create_task_group() as tg:
+            tg.start_soon(clock.drive)
+            ex = executor(
+                provider,
+                session,
+                journal,
+                dataclasses.replace(base, **limits),
+                tmp_path,
+                on_event=events.append,
+                now=clock.now,
+                sleep=clock.sleep,
+            )
+            with anyio.fail_after(10):  # wall-clock seconds: the fake ones cost none
+                await ex.run(items(n))
+            tg.cancel_scope.cancel()
     journal.close()
     return ex, events
 
 
 async def test_processing_timeout_leaves_job_to_resume(tmp_path: Path) -> None:
     """A job processing past job_timeout is reported, and stays `submitted` for a rerun."""
-    ex, events = await run(tmp_path, FakeProvider([2]), 1, job_timeout=0.05)
+    clock = AutoClock()
+    ex, events = await run(tmp_path, FakeProvider([2]), 1, clock, job_timeout=1800)
     assert ex.stats.timed_out == 1
+    assert 1800 < clock.t < 1800 + 5 * 60  # found out within a few polls of the deadline
     assert [e.kind for e in events] == [EventKind.SUBMITTED, EventKind.FAILED]
     assert "rerun resumes it" in events[-1].detail
     (entry,) = load_state(tmp_path / "m.lock.yaml").values()
@@ -146,8 +209,10 @@ async def test_processing_timeout_leaves_job_to_resume(tmp_path: Path) -> None:
 async def test_queue_time_does_not_count(tmp_path: Path) -> None:
     """Queued (status 1) longer than job_timeout is fine; the clock starts at status 2."""
     script = [1] * 20 + [2, 4]
-    ex, events = await run(tmp_path, FakeProvider(script), 1, job_timeout=0.1)
+    clock = AutoClock()
+    ex, events = await run(tmp_path, FakeProvider(script), 1, clock, job_timeout=10)
     assert ex.stats.timed_out == 0
+    assert clock.t > 2 * 10  # queued far longer than job_timeout
     assert events[-1].kind is EventKind.FAILED and "status 4" in events[-1].detail
     (entry,) = load_state(tmp_path / "m.lock.yaml").values()
     assert entry.state == "failed"
@@ -168,7 +233,7 @@ class GateLimiter:
     """A create limiter that lets `open_for` requests through, then holds every later one."""
 
     def __init__(self, open_for: int) -> None:
-        self.left = open_for
+        self.left = self.opened = open_for
         self.waiting = 0
 
     async def acquire(self) -> None:
@@ -219,8 +284,11 @@ async def cancelled_run(
         with anyio.CancelScope() as scope, anyio.fail_after(10):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(ex.run, items(n))
-                while not (provider.entered.is_set() or limiter.waiting >= n - provider.creates):
+                # creates take their rate slot one at a time: one waits, the rest never started
+                held = limiter.waiting and provider.sent >= limiter.opened
+                while not (provider.entered.is_set() or held):
                     await anyio.sleep(0.001)
+                    held = limiter.waiting and provider.sent >= limiter.opened
                 scope.cancel()
                 provider.release.set()
     journal.close()
@@ -249,3 +317,49 @@ async def test_unsent_create_interrupted_in_backoff_is_not_unknown(tmp_path: Pat
     states = await cancelled_run(tmp_path, provider, GateLimiter(1), 1)
     assert provider.sent == 1
     assert states == {}
+
+
+class TimedProvider(FakeProvider):
+    """Each job ends `seconds` of fake time after its create (status 4, so no download);
+    counts the resultsByIds requests and the ids they ask for."""
+
+    def __init__(self, clock: AutoClock, seconds: float) -> None:
+        super().__init__([1])
+        self.clock, self.seconds = clock, seconds
+        self.born: dict[str, float] = {}
+        self.polls_sent = 0
+
+    async def create(self, request: Mapping[str, Any]) -> Created:
+        created = await super().create(request)
+        self.born[created.ids[0]] = self.clock.t
+        return created
+
+    async def results(self, ids: Sequence[str]) -> list[Result]:
+        self.polls_sent += 1
+        done = lambda rid: self.clock.t - self.born[rid] >= self.seconds  # noqa: E731
+        return [Result(rid, 4 if done(rid) else 1, None) for rid in ids]
+
+
+async def test_polls_follow_expected_finish_times(tmp_path: Path) -> None:
+    """200 jobs of 5 s at 20 creates/s: polls are batched on due times, a few per second at
+    most, and the run ends within about a second of N/R + T (a fixed 5 s poll would not)."""
+    clock = AutoClock()
+    provider = TimedProvider(clock, 5.0)
+    ex, _ = await run(tmp_path, provider, 200, clock)
+    assert ex.stats.failed == 200  # every job reached its end (status 4)
+    assert provider.polls_sent <= 200 * 0.1
+    assert clock.t <= 200 / 20 + 5 + 1.5
+    assert 4.5 <= ex.schedule.expected <= 5.5  # learned, not ratcheted up by poll lateness
+
+
+async def test_notice_names_jobs_in_flight_when_it_binds(tmp_path: Path) -> None:
+    """A jobs_in_flight below rate x job time holds creates back: the run says so, once,
+    naming the setting; the default cap does not bind."""
+    clock = AutoClock()
+    _, events = await run(tmp_path, TimedProvider(clock, 5.0), 60, clock, jobs_in_flight=5)
+    notices = [e for e in events if e.kind is EventKind.NOTICE]
+    assert len(notices) == 1 and "limits.jobs_in_flight (5)" in notices[0].detail
+    clock = AutoClock()
+    (tmp_path / "b").mkdir()
+    _, events = await run(tmp_path / "b", TimedProvider(clock, 5.0), 60, clock)
+    assert not [e for e in events if e.kind is EventKind.NOTICE]

@@ -15,7 +15,7 @@ from rich.text import Text
 from ..model import Event, EventKind
 from .logs import color_enabled
 
-LOUD = {EventKind.FAILED, EventKind.UNKNOWN, EventKind.FATAL, EventKind.SKIPPED}
+LOUD = {EventKind.FAILED, EventKind.UNKNOWN, EventKind.FATAL, EventKind.SKIPPED, EventKind.NOTICE}
 
 
 class Progress:

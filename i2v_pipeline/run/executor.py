@@ -9,7 +9,7 @@ server said to retry; an answer lost in transit leaves an unknown, never a secon
 
 from __future__ import annotations
 
-import random
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -42,9 +42,10 @@ from ..state.journal import utc_iso
 from ..state.lock import lock_request
 from . import retry
 from .delivery import Delivery
-from .pacing import RateLimiter
+from .pacing import Lane, Now, RateLimiter, Sleep, lanes
 from .providers.base import Created, CreateRequest, Provider, Result
 from .recorder import Recorder
+from .schedule import PollSchedule
 
 LOST_AFTER = 3
 """Polls in a row in which the API does not know an id before the video counts as lost."""
@@ -83,18 +84,33 @@ class Executor:
         request_for: Callable[[JobSpec], CreateRequest],
         on_event: Callable[[Event], None] = lambda e: None,
         max_credits: int | None = None,
-        create_limiter: RateLimiter | None = None,
-        request_limiter: RateLimiter | None = None,
+        create_limiter: RateLimiter | Lane | None = None,
+        request_limiter: RateLimiter | Lane | None = None,
         stop: anyio.Event | None = None,
+        now: Now | None = None,
+        sleep: Sleep | None = None,
     ) -> None:
+        """now/sleep: the clock of pacing, polling and timeouts (tests pass a fake one)."""
         self.provider, self.delivery, self.limits = provider, delivery, limits
         self.entries = recorder.entries
         self.record, self.record_durably = recorder.record, recorder.record_durably
         self.request_for, self.emit = request_for, on_event
         self.max_credits = max_credits if max_credits is not None else limits.max_credits
-        self.create_limiter = create_limiter or RateLimiter(limits.create_rps)
-        self.request_limiter = request_limiter or RateLimiter(limits.request_rps)
+        self._now: Now = now or anyio.current_time
+        self._sleep: Sleep = sleep or anyio.sleep
+        own_create, own_request = lanes(
+            limits.create_rps, limits.request_rps, limits.shared_budget, now, sleep
+        )
+        self.create_limiter: RateLimiter | Lane = create_limiter or own_create
+        self.request_limiter: RateLimiter | Lane = request_limiter or own_request
         self.slots = anyio.Semaphore(limits.jobs_in_flight)
+        # polls at most every poll_interval/5 (1 s by default) while many jobs are due, so
+        # finishes are batched; twice that while creates still compete for the budget
+        gap = min(1.0, limits.poll_interval / 5)
+        self.schedule = PollSchedule(limits.poll_interval, gap, limits.poll_interval)
+        self._last_poll = float("-inf")
+        self._more_due = False
+        self._noticed = False
         self.tracked: dict[str, Tracked] = {}
         """fingerprint -> job being polled"""
         self.stats = RunStats()
@@ -138,6 +154,7 @@ class Executor:
         status = [s if s not in TERMINAL_STATUSES else queued for s in e.remote_status]
         status = status or [queued] * n
         self.tracked[spec.fingerprint] = Tracked(spec, list(e.remote_ids), status, [None] * n)
+        self.schedule.add(spec.fingerprint, self._now(), at_once=True)
         self._wake.set()
 
     # ------------------------------------------------------------------ creates
@@ -151,7 +168,13 @@ class Executor:
             if self.max_credits is not None and spent + item.credits > self.max_credits:
                 self._skip(items[n:], f"--max-credits {self.max_credits} would be passed")
                 return
+            full = self.slots.value == 0
             await self.slots.acquire()
+            if full:
+                self._slots_bind()
+            # the create's rate slot is taken here, one at a time: creates queued inside the
+            # limiter would book every slot ahead and a poll would wait behind all of them
+            await self.create_limiter.acquire()
             if self.stop.is_set() or self.stats.fatal:  # it may have come while we waited
                 self.slots.release()
                 self._skip(items[n:], "the run stopped submitting")
@@ -160,6 +183,25 @@ class Executor:
             assert item.spec is not None
             self._creating += 1
             self._tg.start_soon(self._create_tracked, item.spec)
+
+    def _slots_bind(self) -> None:
+        """Say once that jobs_in_flight, not the rate, is what holds submission back."""
+        # a slot came free and the pacer would send within half a second (a poll may have
+        # just taken the account's slot): the cap, not the rate, held this create back
+        if self._noticed or not self.create_limiter.idle(within=0.5):
+            return
+        self._noticed = True
+        cap, rate = self.limits.jobs_in_flight, self.limits.create_rps
+        need = math.ceil(rate * (self.schedule.expected + 2 * self.schedule.min_gap))
+        self.emit(
+            Event(
+                EventKind.NOTICE,
+                "",
+                f"limits.jobs_in_flight ({cap}) holds creates below create_rps ({rate:g}/s): "
+                f"jobs take about {self.schedule.expected:.0f} s, so the rate needs about "
+                f"{need} in flight; raise limits.jobs_in_flight to use the full rate",
+            )
+        )
 
     def _skip(self, items: Sequence[PlanItem], why: str) -> None:
         for item in items:
@@ -180,7 +222,7 @@ class Executor:
         try:
             self.stats.requests += 1
             send = lambda: self._send(spec, attempt, request)  # noqa: E731
-            created = await retry.call(send, self.create_limiter)
+            created = await retry.call(send, self.create_limiter, sleep=self._sleep, paced=True)
         except UnknownOutcomeError as exc:
             self.stats.unknown += 1
             self.emit(Event(EventKind.UNKNOWN, spec.id, exc.message))
@@ -200,6 +242,7 @@ class Executor:
         n = len(created.ids)
         queued: list[int] = [JobStatus.QUEUED] * n
         self.tracked[fp] = Tracked(spec, list(created.ids), queued, [None] * n, slot=True)
+        self.schedule.add(fp, self._now())
         self.emit(Event(EventKind.SUBMITTED, spec.id, f"{n} video(s)", created.credits or 0))
         self._wake.set()
 
@@ -232,7 +275,6 @@ class Executor:
 
     # ------------------------------------------------------------------ polling
     async def _poll_loop(self) -> None:
-        rng = random.Random()
         while True:
             if not self.tracked:
                 if not self._submitting and not self._creating:
@@ -240,36 +282,61 @@ class Executor:
                 self._wake = anyio.Event()
                 await self._wake.wait()
                 continue
-            await anyio.sleep(self.limits.poll_interval * rng.uniform(0.9, 1.1))
+            now = self._now()
+            earliest = self.schedule.earliest()
+            at = max(earliest if earliest is not None else now, self._last_poll + self._gap())
+            if at > now:
+                # capped: a job tracked meanwhile (resumed, or the estimate shrank) is seen
+                await self._sleep(min(at - now, self.limits.poll_interval))
+                continue
             await self._poll_once()
 
+    def _gap(self) -> float:
+        """Seconds between polls: none while due jobs wait for a batch, longer while creates
+        still compete for the account's budget (polls then only feed downloads)."""
+        if self._more_due:
+            return 0.0
+        gap = self.schedule.min_gap
+        return 2 * gap if self._submitting else gap / 2
+
     async def _poll_once(self) -> None:
+        now = self._now()
+        self._last_poll = now
+        sizes = {fp: len(t.ids) for fp, t in self.tracked.items()}
+        picked, self._more_due = self.schedule.pick(now, self.limits.poll_batch, sizes)
         where: dict[str, tuple[str, int]] = {}
-        for fp, t in self.tracked.items():
+        for fp in picked:
+            t = self.tracked[fp]
             for i, rid in enumerate(t.ids):
                 if t.status[i] not in TERMINAL_STATUSES or t.urls[i] is None:
                     where[rid] = (fp, i)
-        ids = list(where)
+        if not where:
+            return
+        try:
+            self.stats.requests += 1
+            call = self._results_of(list(where))
+            results = await retry.call(call, self.request_limiter, sleep=self._sleep)
+        except FatalProviderError as exc:
+            self.stats.fatal = self.stats.fatal or exc
+            self.emit(Event(EventKind.FATAL, "", exc.message))
+            for fp in self.tracked:
+                self.schedule.forget(fp)
+            self.tracked.clear()  # they stay `submitted` in the lock: the next run resumes
+            return
+        except ProviderError as exc:
+            self.emit(Event(EventKind.THROTTLED, "", f"polling: {exc.message}"))
+            return
         seen: set[str] = set()
-        for start in range(0, len(ids), self.limits.poll_batch):
-            chunk = ids[start : start + self.limits.poll_batch]
-            try:
-                self.stats.requests += 1
-                results = await retry.call(self._results_of(chunk), self.request_limiter)
-            except FatalProviderError as exc:
-                self.stats.fatal = self.stats.fatal or exc
-                self.emit(Event(EventKind.FATAL, "", exc.message))
-                self.tracked.clear()  # they stay `submitted` in the lock: the next run resumes
-                return
-            except ProviderError as exc:
-                self.emit(Event(EventKind.THROTTLED, "", f"polling: {exc.message}"))
-                return
-            for r in results:
-                if r.id in where:
-                    seen.add(r.id)
-                    self._observe(*where[r.id], r)
-        self._check_missing(set(ids) - seen)
+        for r in results:
+            if r.id in where:
+                seen.add(r.id)
+                self._observe(*where[r.id], r)
+        self._check_missing(set(where) - seen)
         self._finish_ready()
+        now = self._now()
+        for fp in picked:
+            if fp in self.tracked:
+                self.schedule.unfinished(fp, now)
 
     def _results_of(self, ids: list[str]) -> Callable[[], Awaitable[list[Result]]]:
         return lambda: self.provider.results(ids)
@@ -280,7 +347,7 @@ class Executor:
             return
         t.missing = 0
         if r.status == JobStatus.PROCESSING and t.processing_since is None:
-            t.processing_since = anyio.current_time()
+            t.processing_since = self._now()
         if r.status != t.status[i] or (r.video_url and r.video_url != t.urls[i]):
             rec = journal_record("status", fp, i=i, status=int(r.status))
             if r.video_url:
@@ -298,22 +365,25 @@ class Executor:
                     lost.append(fp)
         for fp in lost:
             t = self.tracked.pop(fp)
+            self.schedule.forget(fp)
             gone = "the API no longer knows this video (deleted or another account)"
             self.record(journal_record("failed", fp, code=None, message=gone))
             self._done_tracking(t, EventKind.FAILED, "lost remotely")
 
     def _finish_ready(self) -> None:
-        now = anyio.current_time()
+        now = self._now()
         for fp, t in list(self.tracked.items()):
             if all(s in TERMINAL_STATUSES for s in t.status):
                 if all(s == JobStatus.SUCCEEDED for s in t.status):
                     if all(t.urls):
                         self.tracked.pop(fp)
+                        self.schedule.finished(fp, now)
                         self._release(t)
                         assert self._tg is not None
                         self._tg.start_soon(self._download, t)
                 else:
                     self.tracked.pop(fp)
+                    self.schedule.finished(fp, now)
                     failed = f"the API reported status {JobStatus.FAILED.value} (failed)"
                     self._done_tracking(t, EventKind.FAILED, failed)
             elif (
@@ -321,6 +391,7 @@ class Executor:
                 and now - t.processing_since > self.limits.job_timeout
             ):
                 self.tracked.pop(fp)
+                self.schedule.forget(fp)
                 self.stats.timed_out += 1
                 self._done_tracking(
                     t,

@@ -6,14 +6,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import anyio
 
 from ..errors import ThrottledError, TransientError
-from .pacing import RateLimiter, backoff
+from .pacing import Sleep, backoff
 
 T = TypeVar("T")
+
+
+class Pacer(Protocol):
+    """What retry.call needs of a limiter (a RateLimiter, or a Lane on a shared budget)."""
+
+    async def acquire(self) -> None: ...
+    def throttled(self, retry_after: float | None = None) -> None: ...
+    def succeeded(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -25,15 +33,19 @@ class RetryPolicy:
 
 async def call(
     fn: Callable[[], Awaitable[T]],
-    limiter: RateLimiter,
+    limiter: Pacer,
     policy: RetryPolicy = RetryPolicy(),
     on_retry: Callable[[TransientError, float], None] | None = None,
+    sleep: Sleep | None = None,
+    paced: bool = False,
 ) -> T:
     """Pace with limiter, call fn, retry transient failures with full-jitter backoff; a throttle
     also slows the limiter and honours Retry-After. fn runs after every wait: what must be on
-    disk just before a request leaves (a create's intent) is written inside fn."""
+    disk just before a request leaves (a create's intent) is written inside fn. paced: the
+    caller already took the first attempt's slot."""
     for attempt in range(policy.attempts):
-        await limiter.acquire()
+        if attempt or not paced:
+            await limiter.acquire()
         try:
             result = await fn()
         except ThrottledError as exc:
@@ -50,5 +62,5 @@ async def call(
         else:
             limiter.succeeded()
             return result
-        await anyio.sleep(delay)
+        await (sleep or anyio.sleep)(delay)
     raise AssertionError("unreachable")  # pragma: no cover

@@ -21,7 +21,7 @@ from . import retry
 from .delivery import Delivery, Requery
 from .download import Policy, is_local_host
 from .executor import Executor
-from .pacing import RateLimiter
+from .pacing import Lane, RateLimiter, lanes
 from .providers.akool import AkoolProvider, Auth, auth_from_env
 from .providers.base import CreateRequest, Provider
 from .recorder import Recorder
@@ -63,7 +63,7 @@ def credentials(campaign: Campaign, env: Mapping[str, str] | None = None) -> Aut
     )
 
 
-def requery_with(provider: Provider, limiter: RateLimiter) -> Requery:
+def requery_with(provider: Provider, limiter: RateLimiter | Lane) -> Requery:
     """Delivery's way to a fresh result URL: one paced, retried results query."""
 
     async def requery(rid: str) -> str | None:
@@ -143,14 +143,16 @@ class RunSession:
         assert self._stop is not None
         campaign, limits = self.campaign, self.campaign.limits
         emulator = campaign.provider.is_emulator
-        request_limiter = RateLimiter(limits.request_rps)
+        create_lane, request_lane = lanes(
+            limits.create_rps, limits.request_rps, limits.shared_budget, None, None
+        )
         delivery = Delivery(
             session=session,
             base_dir=campaign.manifest.base_dir,
             prefix=self.prefix,
             entries=recorder.entries,
             record=recorder.record,
-            requery=requery_with(provider, request_limiter),
+            requery=requery_with(provider, request_lane),
             concurrent=limits.downloads,
             policy=download_policy(campaign, self.base_url, emulator=emulator),
         )
@@ -168,7 +170,7 @@ class RunSession:
             request_for=request_for,
             on_event=self.on_event,
             max_credits=self.max_credits,
-            create_limiter=RateLimiter(limits.create_rps),
-            request_limiter=request_limiter,
+            create_limiter=create_lane,
+            request_limiter=request_lane,
             stop=self._stop,
         )

@@ -43,7 +43,8 @@ class Limits:
 
     create_rps: float = 2.0
     request_rps: float = 10.0
-    jobs_in_flight: int = 50
+    jobs_in_flight: int = 1000
+    """A safety cap, far above rate × job time for usual jobs; the run says when it binds."""
     downloads: int = 4
     poll_interval: float = 5.0
     poll_batch: int = 100
@@ -54,6 +55,9 @@ class Limits:
     """A result larger than this is abandoned: far above any video, it guards the disk."""
     download_stall_timeout: float = 60.0
     """Seconds without a byte before a download is abandoned (and retried)."""
+    shared_budget: bool = True
+    """The account limits all calls together: creates and polls draw on one budget of the
+    larger of create_rps and request_rps (creates also stay under create_rps)."""
 
     @classmethod
     def from_manifest(cls, data: dict[str, Any]) -> Limits:
