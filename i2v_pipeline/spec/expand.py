@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,10 @@ from .images import Hasher, Image, Loc, is_inside, resolve_images, url_ref
 from .manifest import Manifest
 from .prompts import Prompt, resolve_prompts
 from .templating import base_context, compile_template, is_template, render, slug
+
+MAX_JOBS = 1_000_000
+"""More jobs than this is a typo or an attack (8 matrix keys of 40 values is 6.5e12 jobs): refused
+before anything is built, instead of exhausting memory."""
 
 # manifest field name -> AKOOL request field name
 FIELDS: dict[str, str] = {
@@ -264,6 +269,19 @@ def _matrix(data: Mapping[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
     return keys, list(itertools.product(*(matrix[k] for k in keys)))
 
 
+def _check_size(m: Manifest, images: int, prompts: int) -> None:
+    """Refuse a manifest that would expand past MAX_JOBS, counting before building anything."""
+    combos = math.prod(len(v) for v in m.data.get("matrix", {}).values())
+    total = images * prompts * combos
+    if max(combos, total) > MAX_JOBS:
+        raise ManifestError(
+            f"the manifest expands to {max(combos, total):,} jobs ({images} image(s) x "
+            f"{prompts} prompt(s) x {combos:,} matrix combination(s)), more than {MAX_JOBS:,}",
+            where=m.locate(("matrix",)),
+            hint="split it into several manifests, or shorten the matrix lists",
+        )
+
+
 def _split(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Matrix/include values: request fields on one side, template variables on the other."""
     fields = {k: v for k, v in values.items() if k in FIELDS}
@@ -286,6 +304,7 @@ def _generate(
     x: _Expander, images: list[Image], prompts: list[Prompt]
 ) -> Iterator[tuple[JobSpec, Loc]]:
     data = x.m.data
+    _check_size(x.m, len(images), len(prompts))
     keys, combos = _matrix(data)
     varying = [k for k in keys if len(data["matrix"][k]) > 1]
     excludes = data.get("exclude", [])
