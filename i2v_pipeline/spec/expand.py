@@ -245,6 +245,10 @@ def confine(rendered: str, *, where: str, job_id: str) -> str:
     """A rendered output path, normalised, that cannot leave the output folder."""
     text = rendered.replace("\\", "/").strip()
     hint = "output paths are relative to output.dir and may not leave it"
+    if "\0" in text:  # a template can render one; no file name may hold it
+        raise ManifestError(
+            f"job {job_id}: output path {rendered!r} holds a NUL character", where=where, hint=hint
+        )
     if not text or text.endswith("/"):
         raise ManifestError(
             f"job {job_id}: output path {rendered!r} names no file", where=where, hint=hint

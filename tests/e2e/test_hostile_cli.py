@@ -202,6 +202,32 @@ def test_huge_matrix_is_refused_before_it_is_built(project: Path) -> None:
     assert "huge.yaml:" in result.output
 
 
+@pytest.mark.parametrize(
+    ("where", "value", "message"),
+    [
+        ("image", "images/\0.png", "a NUL character"),
+        ("output", "{{ 'a\\x00b' }}.mp4", "holds a NUL character"),
+    ],
+)
+def test_nul_in_a_path_is_a_clean_error(
+    project: Path, where: str, value: str, message: str
+) -> None:
+    """A NUL byte in an image path or a rendered output path is exit 2 with the place; it used
+    to escape as `ValueError: embedded null byte` with a traceback."""
+    doc: dict[str, Any] = json.loads(json.dumps(BASE))
+    if where == "image":
+        doc["images"] = [{"path": value}]
+    else:
+        doc["output"] = {"dir": "out", "path": value}
+    path = project / "nul.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    for command in (["validate"], ["plan", "--json"]):
+        result = CliRunner().invoke(cli, [command[0], str(path), *command[1:]])
+        check(result, time.monotonic(), rss_mb(), f"{command} {value!r}")
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "nul.yaml:" in result.output
+
+
 # ------------------------------------------------------------------ a hostile server
 
 RUN_MANIFEST = """\
