@@ -166,9 +166,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 @settings(
-    max_examples=600,
+    max_examples=1000,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(text=manifests(), command=st.sampled_from(["validate", "expand", "plan"]))
@@ -349,9 +350,10 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileProxy]:
 
 @pytest.mark.slow
 @settings(
-    max_examples=150,
+    max_examples=200,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(script=st.fixed_dictionaries({name: st.lists(answers, max_size=3) for name in ENDPOINTS}))
