@@ -20,7 +20,7 @@ import jinja2
 from ..errors import ManifestError, TemplateError
 from ..model import ImageRef, JobSpec
 from .fingerprint import fingerprint_of
-from .images import Hasher, Image, Loc, is_inside, resolve_images, url_ref
+from .images import Hasher, Image, Loc, is_file, is_inside, resolve_images, url_ref
 from .manifest import Manifest
 from .prompts import Prompt, resolve_prompts
 from .templating import base_context, compile_template, is_template, render, slug
@@ -151,7 +151,7 @@ class _Expander:
                         where=where,
                         hint="copy it into the manifest's folder, or give a URL",
                     )
-                if not path.is_file():
+                if not is_file(path):
                     raise ManifestError(f"last_frame image not found: {value}", where=where)
                 ref = ImageRef("path", str(path), value, self.hasher(path))
             self.last_frames[value] = ref
@@ -223,7 +223,23 @@ def output_folder(manifest: Manifest, raw: str) -> Path:
             where=manifest.locate(("output", "dir")),
             hint="use a relative folder without `..`, e.g. `out`",
         )
+    if "\0" in text or _too_long(text):
+        raise ManifestError(
+            f"output.dir {raw[:80]!r}... is not a usable folder name",
+            where=manifest.locate(("output", "dir")),
+            hint=f"no NUL, and at most {NAME_MAX - 16} bytes per folder name",
+        )
     return manifest.base_dir / text
+
+
+NAME_MAX = 255
+"""Bytes per file or folder name on common file systems (ext4, APFS, NTFS in characters)."""
+
+
+def _too_long(path: str) -> bool:
+    """A name in path longer than NAME_MAX (with room for the `.part` temp file's prefix and
+    suffix): refused up front, since the OS would refuse it only after the video was bought."""
+    return any(len(p.encode("utf-8", "surrogatepass")) > NAME_MAX - 16 for p in path.split("/"))
 
 
 def reserved_outputs(manifest: Manifest, output_dir: Path) -> dict[str, str]:
@@ -256,6 +272,13 @@ def confine(rendered: str, *, where: str, job_id: str) -> str:
     if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
         raise ManifestError(
             f"job {job_id}: output path {rendered!r} is absolute", where=where, hint=hint
+        )
+    if _too_long(text):
+        raise ManifestError(
+            f"job {job_id}: output path {rendered[:80]!r}... has a name longer than the file "
+            f"system allows",
+            where=where,
+            hint=f"keep every file and folder name under {NAME_MAX - 16} bytes",
         )
     parts = [p for p in text.split("/") if p not in ("", ".")]
     if ".." in parts:

@@ -208,18 +208,25 @@ def test_huge_matrix_is_refused_before_it_is_built(project: Path) -> None:
     [
         ("image", "images/\0.png", "a NUL character"),
         ("output", "{{ 'a\\x00b' }}.mp4", "holds a NUL character"),
+        ("image", "a" * 5000, "image not found"),
+        ("output", "c" * 300 + ".mp4", "longer than the file system allows"),
+        ("dir", "b" * 5000, "is not a usable folder name"),
     ],
+    ids=["nul-image", "nul-output", "long-image", "long-output", "long-dir"],
 )
-def test_nul_in_a_path_is_a_clean_error(
+def test_unusable_path_is_a_clean_error(
     project: Path, where: str, value: str, message: str
 ) -> None:
-    """A NUL byte in an image path or a rendered output path is exit 2 with the place; it used
-    to escape as `ValueError: embedded null byte` with a traceback."""
+    """A NUL byte in an image or output path, or a name too long for the OS, is exit 2 with the
+    place before anything is bought; they used to escape as ValueError/OSError tracebacks (an
+    over-long output name only after the video was paid for, at download)."""
     doc: dict[str, Any] = json.loads(json.dumps(BASE))
     if where == "image":
         doc["images"] = [{"path": value}]
-    else:
+    elif where == "output":
         doc["output"] = {"dir": "out", "path": value}
+    else:
+        doc["output"] = {"dir": value}
     path = project / "nul.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     for command in (["validate"], ["plan", "--json"]):
