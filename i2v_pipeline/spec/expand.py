@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,14 @@ import jinja2
 from ..errors import ManifestError, TemplateError
 from ..model import ImageRef, JobSpec
 from .fingerprint import fingerprint_of
-from .images import Hasher, Image, Loc, is_inside, resolve_images, url_ref
+from .images import Hasher, Image, Loc, is_file, is_inside, resolve_images, url_ref
 from .manifest import Manifest
 from .prompts import Prompt, resolve_prompts
 from .templating import base_context, compile_template, is_template, render, slug
+
+MAX_JOBS = 1_000_000
+"""More jobs than this is a typo or an attack (8 matrix keys of 40 values is 6.5e12 jobs): refused
+before anything is built, instead of exhausting memory."""
 
 # manifest field name -> AKOOL request field name
 FIELDS: dict[str, str] = {
@@ -148,7 +153,7 @@ class _Expander:
                         where=where,
                         hint="copy it into the manifest's folder, or give a URL",
                     )
-                if not path.is_file():
+                if not is_file(path):
                     raise ManifestError(f"last_frame image not found: {value}", where=where)
                 ref = ImageRef("path", str(path), value, self.hasher(path))
             self.last_frames[value] = ref
@@ -220,7 +225,23 @@ def output_folder(manifest: Manifest, raw: str) -> Path:
             where=manifest.locate(("output", "dir")),
             hint="use a relative folder without `..`, e.g. `out`",
         )
+    if "\0" in text or _too_long(text):
+        raise ManifestError(
+            f"output.dir {raw[:80]!r}... is not a usable folder name",
+            where=manifest.locate(("output", "dir")),
+            hint=f"no NUL, and at most {NAME_MAX - 16} bytes per folder name",
+        )
     return manifest.base_dir / text
+
+
+NAME_MAX = 255
+"""Bytes per file or folder name on common file systems (ext4, APFS, NTFS in characters)."""
+
+
+def _too_long(path: str) -> bool:
+    """A name in path longer than NAME_MAX (with room for the `.part` temp file's prefix and
+    suffix): refused up front, since the OS would refuse it only after the video was bought."""
+    return any(len(p.encode("utf-8", "surrogatepass")) > NAME_MAX - 16 for p in path.split("/"))
 
 
 def reserved_outputs(manifest: Manifest, output_dir: Path) -> dict[str, str]:
@@ -242,6 +263,10 @@ def confine(rendered: str, *, where: str, job_id: str) -> str:
     """A rendered output path, normalised, that cannot leave the output folder."""
     text = rendered.replace("\\", "/").strip()
     hint = "output paths are relative to output.dir and may not leave it"
+    if "\0" in text:  # a template can render one; no file name may hold it
+        raise ManifestError(
+            f"job {job_id}: output path {rendered!r} holds a NUL character", where=where, hint=hint
+        )
     if not text or text.endswith("/"):
         raise ManifestError(
             f"job {job_id}: output path {rendered!r} names no file", where=where, hint=hint
@@ -249,6 +274,13 @@ def confine(rendered: str, *, where: str, job_id: str) -> str:
     if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
         raise ManifestError(
             f"job {job_id}: output path {rendered!r} is absolute", where=where, hint=hint
+        )
+    if _too_long(text):
+        raise ManifestError(
+            f"job {job_id}: output path {rendered[:80]!r}... has a name longer than the file "
+            f"system allows",
+            where=where,
+            hint=f"keep every file and folder name under {NAME_MAX - 16} bytes",
         )
     parts = [p for p in text.split("/") if p not in ("", ".")]
     if ".." in parts:
@@ -264,6 +296,19 @@ def _matrix(data: Mapping[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
     matrix: dict[str, list[Any]] = data.get("matrix", {})
     keys = list(matrix)
     return keys, list(itertools.product(*(matrix[k] for k in keys)))
+
+
+def _check_size(m: Manifest, images: int, prompts: int) -> None:
+    """Refuse a manifest that would expand past MAX_JOBS, counting before building anything."""
+    combos = math.prod(len(v) for v in m.data.get("matrix", {}).values())
+    total = images * prompts * combos
+    if max(combos, total) > MAX_JOBS:
+        raise ManifestError(
+            f"the manifest expands to {max(combos, total):,} jobs ({images} image(s) x "
+            f"{prompts} prompt(s) x {combos:,} matrix combination(s)), more than {MAX_JOBS:,}",
+            where=m.locate(("matrix",)),
+            hint="split it into several manifests, or shorten the matrix lists",
+        )
 
 
 def _split(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -288,6 +333,7 @@ def _generate(
     x: _Expander, images: list[Image], prompts: list[Prompt]
 ) -> Iterator[tuple[JobSpec, Loc]]:
     data = x.m.data
+    _check_size(x.m, len(images), len(prompts))
     keys, combos = _matrix(data)
     varying = [k for k in keys if len(data["matrix"][k]) > 1]
     excludes = data.get("exclude", [])

@@ -57,13 +57,21 @@ def local_ref(
             where=manifest.locate(loc),
             hint=OUTSIDE_HINT,
         )
-    if not path.is_file():
+    if not is_file(path):
         raise ManifestError(
             f"{what} not found: {raw} (looked in {path})",
             where=manifest.locate(loc),
             hint="paths are relative to the manifest's folder",
         )
     return ImageRef("path", str(path), raw, hasher(path))
+
+
+def is_file(path: Path) -> bool:
+    """Path.is_file, but a name the OS cannot even look up (too long) is simply not a file."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def url_ref(url: str, pin: str | None) -> ImageRef:

@@ -114,11 +114,16 @@ class _Builder:
 
     def scalar(self, node: yaml.Node) -> Any:
         try:
-            return self.constructor.construct_object(node, deep=True)
+            value = self.constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             raise ManifestError(
                 f"cannot read this value: {exc.problem}", where=self.where(node)
             ) from None
+        if isinstance(value, str) and "\0" in value:  # no path may hold it: os calls raise
+            raise ManifestError(
+                "a NUL character (\\0) in a value", where=self.where(node), hint="remove it"
+            )
+        return value
 
     def key(self, node: yaml.Node) -> str:
         if not isinstance(node, yaml.ScalarNode):
