@@ -323,3 +323,15 @@ def test_damaged_created_leaves_an_unknown_and_words_the_warnings(tmp_path: Path
     assert "not a whole JSON record" in warned[0]
     assert "a `status` record of job ffffffffffff" in warned[1]
     assert "its `created` record is missing" in warned[1]
+
+
+def test_bad_entry_in_block_yaml_names_its_line(tmp_path: Path) -> None:
+    """A bad job in a lock rewritten as block YAML names its line, as the fast path does."""
+    lock = compacted_lock(tmp_path)
+    doc = yaml.safe_load(lock.read_text())
+    doc["jobs"][1]["state"] = "bogus"
+    lock.write_text(yaml.safe_dump(doc, sort_keys=False))
+    line = lock.read_text().splitlines().index("- id: b.job") + 1
+    with pytest.raises(LockError) as info:
+        read_lock(lock)
+    assert info.value.where == f"{lock}:{line}" and "fix the line named" in info.value.hint
