@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from i2v_pipeline.errors import LockError, RunLockedError
+from i2v_pipeline.model import LockEntry
 from i2v_pipeline.spec import validation as schemas
 from i2v_pipeline.state.journal import Journal, damaged_path, journal_path, replay
 from i2v_pipeline.state.lock import compact, load_state, read_lock, render_lock
@@ -225,3 +226,112 @@ def test_run_lock_refuses_second_holder(tmp_path: Path) -> None:
         assert "m.lock.yaml.run" in info.value.render()
     with RunLock(lock, "third"):  # released: free again
         pass
+
+
+def compacted_lock(tmp_path: Path) -> Path:
+    """A lock written by compact from the sample records (two jobs, one line each)."""
+    lock = tmp_path / "m.lock.yaml"
+    write_journal(journal_path(lock), records())
+    compact(lock, load_state(lock), manifest="m.yaml", command="c", endpoint="emulator")
+    return lock
+
+
+@pytest.mark.parametrize("bad", ["../victim.txt", "/tmp/pr/victim2.txt", "out/../../x", "C:\\x"])
+def test_lock_refuses_file_paths_outside_its_folder(tmp_path: Path, bad: str) -> None:
+    """A lock naming an absolute path or a `..` path is corrupt, and its line is named."""
+    lock = compacted_lock(tmp_path)
+    lock.write_text(lock.read_text().replace('"out/b-v1.mp4"', json.dumps(bad)))
+    with pytest.raises(LockError) as info:
+        read_lock(lock)
+    assert info.value.where == f"{lock}:8"  # b.job's line
+    assert "file path" in info.value.message
+    with pytest.raises(LockError):  # the schema (`i2v validate`, editors) says so too
+        schemas.validate("lock", yaml.safe_load(lock.read_text()), error_class=LockError)
+
+
+def test_lock_cut_anywhere_mid_line_is_corrupt(tmp_path: Path) -> None:
+    """A lock cut short inside a job line is never read as a shorter lock: line and byte named."""
+    lock = compacted_lock(tmp_path)
+    text = lock.read_bytes()
+    last = text.rindex(b"\n", 0, len(text) - 1) + 1  # the start of the last job line
+    for size in range(last + 3, len(text) - 1, 7):
+        lock.write_bytes(text[:size])
+        with pytest.raises(LockError) as info:
+            read_lock(lock)
+        rendered = info.value.render()
+        assert f"line 8 (byte {last})" in rendered and info.value.where == f"{lock}:8", size
+        assert "restore it from version control" in rendered and "do not delete" in rendered
+
+
+def test_garbage_line_in_a_lock_is_named(tmp_path: Path) -> None:
+    """A line of garbage among the job lines names where it is."""
+    lock = compacted_lock(tmp_path)
+    lines = lock.read_text().splitlines(keepends=True)
+    lock.write_text("".join([*lines[:7], "- {garbage\n", *lines[7:]]))
+    with pytest.raises(LockError) as info:
+        read_lock(lock)
+    assert info.value.where == f"{lock}:8"
+
+
+def test_created_whose_intent_is_damaged_still_resumes(tmp_path: Path) -> None:
+    """A `created` record alone (its intent damaged) yields the submitted entry, ids and all."""
+    jp = tmp_path / "j"
+    intent, created = records()[:2]
+    created = {**created, "id": intent["id"], "request": intent["request"]}
+    jp.write_text(json.dumps(intent)[:40] + "\x00garbage\n" + json.dumps(created) + "\n")
+    warned: list[str] = []
+    entries: dict[str, LockEntry] = {}
+    replay(jp, entries, warned.append)
+    e = entries[FP]
+    assert e.state == "submitted" and e.remote_ids == ("r1", "r2") and e.job_id == "b.job"
+    assert e.attempt == "a1" and e.request["count"] == 2
+    assert len(warned) == 1 and "Error" not in warned[0]
+
+
+def test_created_of_an_older_format_without_id_still_resumes(tmp_path: Path) -> None:
+    """A `created` written before it carried the job id still keeps its paid remote ids."""
+    jp = tmp_path / "j"
+    jp.write_text("garbage\n" + json.dumps(records()[1]) + "\n")
+    entries: dict[str, LockEntry] = {}
+    replay(jp, entries, lambda m: None)
+    assert entries[FP].state == "submitted" and entries[FP].remote_ids == ("r1", "r2")
+
+
+def test_created_of_a_new_attempt_whose_intent_is_lost(tmp_path: Path) -> None:
+    """A lock entry of attempt a1 and a `created` of a2 (its intent lost): a2's ids are kept."""
+    lock = compacted_lock(tmp_path)
+    again = {**records()[1], "attempt": "a9", "ids": ["r9"], "id": "b.job"}
+    journal_path(lock).write_text("garbage\n" + json.dumps(again) + "\n")
+    e = load_state(lock, lambda m: None)[FP]
+    assert e.attempt == "a9" and e.remote_ids == ("r9",) and e.state == "submitted"
+
+
+def test_damaged_created_leaves_an_unknown_and_words_the_warnings(tmp_path: Path) -> None:
+    """Intent kept, `created` damaged: the job is unknown; later records skipped in words."""
+    jp = tmp_path / "j"
+    recs = records()[:5]
+    lines = [json.dumps(r) for r in recs]
+    lines[1] = lines[1][:30] + "\x07\x00" + lines[1][30:]
+    jp.write_text("\n".join(lines) + "\n")
+    warned: list[str] = []
+    entries: dict[str, LockEntry] = {}
+    replay(jp, entries, warned.append)
+    assert entries[FP].state == "unknown" and entries[FP].remote_ids == ()
+    assert len(warned) == 4
+    for message in warned:
+        assert "Error" not in message and "index" not in message, message
+    assert "not a whole JSON record" in warned[0]
+    assert "a `status` record of job ffffffffffff" in warned[1]
+    assert "its `created` record is missing" in warned[1]
+
+
+def test_bad_entry_in_block_yaml_names_its_line(tmp_path: Path) -> None:
+    """A bad job in a lock rewritten as block YAML names its line, as the fast path does."""
+    lock = compacted_lock(tmp_path)
+    doc = yaml.safe_load(lock.read_text())
+    doc["jobs"][1]["state"] = "bogus"
+    lock.write_text(yaml.safe_dump(doc, sort_keys=False))
+    line = lock.read_text().splitlines().index("- id: b.job") + 1
+    with pytest.raises(LockError) as info:
+        read_lock(lock)
+    assert info.value.where == f"{lock}:{line}" and "fix the line named" in info.value.hint

@@ -83,8 +83,8 @@ def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
             "credits": e.credits,
             "files": [f.path if f else None for f in e.files],
             "mismatch": [f.mismatch if f else None for f in e.files],
-            # bought but not (yet) held: a download failed or the run stopped first
-            "downloaded": e.state != "succeeded" or (bool(e.files) and all(e.files)),
+            # true only when every video is held: an unknown or running job has none yet
+            "downloaded": bool(e.files) and all(e.files),
             "error": e.error.message if e.error else None,
             **({"remote_now": [remote.get(rid) for rid in e.remote_ids]} if refresh else {}),
         }
@@ -98,7 +98,9 @@ def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
         err = f"  ({r['error']})" if r["error"] else ""
         differs = "; ".join(m for m in r["mismatch"] if m)
         err += f"  (kept, but {differs})" if differs else ""
-        err += "" if r["downloaded"] else "  (not downloaded: `i2v run` fetches it)"
+        # finished but not held: a download failed or the run stopped first
+        fetch = r["state"] == "succeeded" and not r["downloaded"]
+        err += "  (not downloaded: `i2v run` fetches it)" if fetch else ""
         now = ""
         if refresh:
             now = "  remote: " + ",".join(STATUS_NAMES.get(s, "gone") for s in r["remote_now"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import anyio
 import click
 
 from ..errors import UsageError
-from ..model import Action, LockEntry
+from ..model import Action, FileRecord, LockEntry
+from ..run.download import holds
 from ..state.journal import Journal, journal_path, record
+from ..state.lock import owned_file
 from ..state.plan import PlanOptions
 from ..state.runlock import RunLock
 from .common import Planned, Selection, command_line, compact_lock, plan_campaign, print_json
@@ -80,7 +83,7 @@ def _forget(
     planned: Planned, orphans: list[LockEntry], refused: dict[str, str], keep_files: bool
 ) -> list[str]:
     """Journal a `forget` for each orphan whose remote videos are gone; delete its files unless
-    a live job writes the same path."""
+    a live job writes the same path, or the file is not provably the one bought (_deletable)."""
     base = planned.campaign.manifest.base_dir
     prefix = planned.prefix
     live = {
@@ -101,7 +104,23 @@ def _forget(
                 continue
             for f in e.files:
                 if f is not None and f.path not in live:
-                    Path(base / f.path).unlink(missing_ok=True)
+                    _delete_owned(base / prefix, base, f)
     finally:
         journal.close()
     return pruned
+
+
+def _delete_owned(output_dir: Path, base: Path, f: FileRecord) -> None:
+    """Delete the file only if it is a regular file inside the output folder holding what the
+    lock records: a lock is data (from a pull request, say) and must not aim prune elsewhere."""
+    path = base / f.path
+    if not os.path.lexists(path):
+        return
+    if owned_file(output_dir, base, f.path) is None:
+        why = "it is not a regular file inside the output folder"
+    elif not holds(path, f.bytes, f.sha256):
+        why = "its content is not the video the lock records"
+    else:
+        path.unlink(missing_ok=True)
+        return
+    click.echo(f"kept {f.path}: {why}", err=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
+from typing import NamedTuple
 
 import click
 
@@ -10,7 +12,7 @@ from ..errors import Interrupted
 from ..model import Action, RunStats
 from ..run import preflight
 from ..spec.campaign import check_reachable_images
-from ..state.plan import PlanOptions
+from ..state.plan import PlanOptions, disk_check, make_plan
 from ..state.runlock import RunLock
 from .common import (
     Planned,
@@ -108,12 +110,19 @@ def _finish(
     unknown = stats.unknown + sum(i.action is Action.UNKNOWN for i in planned.items)
     manifest = str(planned.campaign.manifest.path)
     outcome = _outcome(stats, interrupted, unknown)
+    left = Left(stats.skipped, 0, 0, unknown)
+    if outcome in ("fatal", "interrupted"):  # the counters only know what was started
+        left = _left(planned)
+        unknown = left.unknown
+    resume = f"i2v run {manifest}" if left.not_sent or left.running or left.to_fetch else None
     summary = {
         "outcome": outcome,
         "done": stats.done,
         "failed": stats.failed,
         "unknown": unknown,
-        "skipped": stats.skipped,
+        "skipped": left.not_sent,
+        "running": left.running,
+        "to_download": left.to_fetch,
         "timed_out": stats.timed_out,
         "fresh": fresh,
         "created": stats.created,
@@ -122,24 +131,15 @@ def _finish(
         "seconds": round(seconds, 2),
         "interrupted": interrupted,
         "fatal": stats.fatal.message if stats.fatal else None,
-        "next": unknown_advice(unknown, manifest) if unknown else None,
+        "next": (resume if outcome in ("fatal", "interrupted") else None)
+        or (unknown_advice(unknown, manifest) if unknown else None),
         "lock": str(planned.campaign.lock_path),
         "problems": problems,
     }
     if as_json:
         print_json(summary)
     elif not quiet:
-        lock = planned.campaign.lock_path
-        if outcome == "nothing to do":
-            click.echo(f"Nothing to do: {fresh} jobs fresh. ({lock})", err=True)
-        else:
-            head = "Stopped" if outcome in ("fatal", "interrupted") else "Finished"
-            click.echo(
-                f"{head}: {stats.done} done, {stats.failed} failed, {unknown} unknown, "
-                f"{stats.skipped} not sent, {fresh} already fresh; {stats.credits} credits; "
-                f"{seconds:.1f} s. Lock: {lock}",
-                err=True,
-            )
+        _print_summary(planned, stats, left, fresh, seconds, outcome)
         if unknown:
             click.echo(unknown_advice(unknown, manifest), err=True)
     if interrupted:
@@ -151,6 +151,56 @@ def _finish(
         raise stats.fatal
     if stats.failed or unknown or stats.timed_out:
         raise click.exceptions.Exit(1)
+
+
+class Left(NamedTuple):
+    """What a stopped run leaves to do: creates not sent, jobs still running remotely,
+    finished videos not yet held, and creates with no answer recorded."""
+
+    not_sent: int
+    running: int
+    to_fetch: int
+    unknown: int
+
+
+def _left(planned: Planned) -> Left:
+    """Plan the selected jobs again against the entries the run kept current: what `plan`
+    would show now, so the summary and the next plan agree."""
+    base = planned.campaign.manifest.base_dir
+    items = make_plan(
+        [i.spec for i in planned.items if i.spec is not None],
+        planned.entries,
+        prefix=planned.prefix,
+        check=disk_check(base),
+        now=time.time(),
+    )
+    count = Counter(i.action for i in items)
+    return Left(
+        count[Action.CREATE] + count[Action.RETRY],
+        count[Action.RESUME],
+        count[Action.DOWNLOAD] + count[Action.RELOCATE],
+        count[Action.UNKNOWN],
+    )
+
+
+def _print_summary(
+    planned: Planned, stats: RunStats, left: Left, fresh: int, seconds: float, outcome: str
+) -> None:
+    lock = planned.campaign.lock_path
+    if outcome == "nothing to do":
+        click.echo(f"Nothing to do: {fresh} jobs fresh. ({lock})", err=True)
+        return
+    head = "Stopped" if outcome in ("fatal", "interrupted") else "Finished"
+    running = f"{left.running} still running remotely, " if left.running else ""
+    fetch = f"{left.to_fetch} to download, " if left.to_fetch else ""
+    click.echo(
+        f"{head}: {stats.done} done, {stats.failed} failed, {left.unknown} unknown, "
+        f"{left.not_sent} not sent, {running}{fetch}{fresh} already fresh; "
+        f"{stats.credits} credits; {seconds:.1f} s. Lock: {lock}",
+        err=True,
+    )
+    if head == "Stopped" and (left.not_sent or left.running or left.to_fetch):
+        click.echo(f"Continue with: i2v run {planned.campaign.manifest.path}", err=True)
 
 
 def _outcome(stats: RunStats, interrupted: bool, unknown: int) -> str:

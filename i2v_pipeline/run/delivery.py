@@ -20,6 +20,7 @@ from ..errors import DownloadError, ExpiredResultError, TransientDownloadError
 from ..model import JobSpec
 from ..state.journal import Entries
 from ..state.journal import record as journal_record
+from ..state.lock import owned_file
 from .download import Downloaded, Policy, copy_into_place, fetch, holds
 from .pacing import backoff
 
@@ -109,14 +110,24 @@ class Delivery:
         raise DownloadError(f"no usable download in {ATTEMPTS} attempts (the URL expired)")
 
     async def relocate(self, spec: JobSpec) -> None:
-        """Copy (never move: the old path may be another job's) to the new output path."""
+        """Copy (never move: the old path may be another job's) to the new output path. Only
+        from a regular file really inside the output folder with the recorded content: the
+        lock naming it may come from a pull request. OSError if it cannot be had so."""
         fp = spec.fingerprint
         for i, rel in enumerate(self.rel_paths(spec)):
             held = self.entries[fp].files
             rec = held[i] if i < len(held) else None
             if rec is None or rec.path == rel:
                 continue
-            got = await anyio.to_thread.run_sync(
-                copy_into_place, self.base_dir / rec.path, self.base_dir / rel
-            )
+            source = owned_file(self.base_dir / self.prefix, self.base_dir, rec.path)
+            if source is None:
+                raise PermissionError(
+                    f"the recorded file {rec.path!r} is not a regular file inside the output "
+                    "folder; it is not copied"
+                )
+            target = self.base_dir / rel
+            got = await anyio.to_thread.run_sync(copy_into_place, source, target)
+            if got.sha256 != rec.sha256:
+                target.unlink(missing_ok=True)
+                raise OSError(f"{rec.path!r} no longer holds the recorded video; not copied")
             self._downloaded(fp, i, rel, dataclasses.replace(got, mismatch=rec.mismatch))

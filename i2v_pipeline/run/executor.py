@@ -269,7 +269,9 @@ class Executor:
                 # it now, so an interrupted backoff before the next attempt leaves no unknown
                 await self.record_durably(journal_record("forget", fp))
                 raise
-            answer = {"attempt": attempt, "ids": list(created.ids), "credits": created.credits}
+            # with the intent's id and request: if the intent's line is damaged, this alone
+            # still resumes the job (journal.apply) instead of buying it again
+            answer = {**intent, "ids": list(created.ids), "credits": created.credits}
             await self.record_durably(journal_record("created", fp, **answer))
         return created
 

@@ -64,11 +64,11 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
         entries.pop(fp, None)
         return
     e = entries.get(fp)
-    if e is None:
-        return
     if kind == "created":
-        if rec.get("attempt") != e.attempt:
-            return
+        if e is None or rec.get("attempt") != e.attempt:
+            # its intent was lost (a damaged line): `created` is written after its own intent
+            # and before any later one, so it is the newest attempt and holds paid remote ids
+            e = _from_created(fp, rec, e)
         n = len(rec["ids"])
         entries[fp] = dataclasses.replace(
             e,
@@ -80,6 +80,13 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
             credits=rec.get("credits"),
             submitted_at=rec["at"],
             error=None,
+        )
+        return
+    if e is None:
+        return
+    if kind in ("status", "downloaded") and not 0 <= rec["i"] < len(e.remote_ids):
+        raise RecordError(
+            f"job {e.job_id} has no remote video #{rec['i']} (its `created` record is missing)"
         )
     elif kind == "status":
         entries[fp] = _with_status(e, rec)
@@ -100,6 +107,25 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
         entries[fp] = dataclasses.replace(e, job_id=rec["id"])
     else:
         raise ValueError(f"unknown journal record {kind!r}")
+
+
+class RecordError(ValueError):
+    """A journal record that cannot apply to the state before it; the message says why."""
+
+
+def _from_created(fp: str, rec: Mapping[str, Any], e: LockEntry | None) -> LockEntry:
+    """The entry a lost intent would have made, from its `created` record (which carries the
+    job id and request since 2026-11; older ones fall back on the entry or the fingerprint)."""
+    fallback = e.request_json if e else "{}"
+    request = request_text(rec["request"]) if "request" in rec else fallback
+    return LockEntry(
+        job_id=str(rec.get("id") or (e.job_id if e else fp[:12])),
+        fingerprint=fp,
+        state="unknown",
+        attempt=str(rec["attempt"]),
+        request_json=request,
+        intent_at=rec["at"],
+    )
 
 
 def _with_status(e: LockEntry, rec: Mapping[str, Any]) -> LockEntry:
@@ -192,8 +218,30 @@ def _salvage(path: Path, n: int, raw: bytes, exc: Exception, entries: Entries, w
         else:
             warn(f"{where}: a torn record was skipped, the record after it kept{kept}")
             return 1
-    warn(f"{where}: damaged record skipped ({type(exc).__name__}: {exc}){kept}")
+    warn(f"{where}: damaged record skipped: {_what(raw)}{_why(exc)}{kept}")
     return 0
+
+
+def _what(raw: bytes) -> str:
+    """The record's kind and job, if the line is readable enough to say."""
+    try:
+        rec = json.loads(raw)
+        return f"a `{rec['t']}` record of job {str(rec['fp'])[:12]}, "
+    except (ValueError, KeyError, TypeError, IndexError):
+        return ""
+
+
+def _why(exc: Exception) -> str:
+    """An exception from reading or applying a record, in words (no Python error names)."""
+    if isinstance(exc, RecordError):
+        return str(exc)
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        return "the line is not a whole JSON record (torn or overwritten bytes)"
+    if isinstance(exc, KeyError):
+        return f"the record has no `{exc.args[0]}` field"
+    if isinstance(exc, ValueError) and "unknown journal record" in str(exc):
+        return str(exc)
+    return "a field of the record has the wrong type or value"
 
 
 def _keep_damaged(path: Path, n: int, raw: bytes) -> str:

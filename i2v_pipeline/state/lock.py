@@ -17,6 +17,7 @@ took 35 s). Hand-edited block YAML is still accepted, through the slow path.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -120,6 +121,7 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
         raise ValueError("fingerprint must be 64 hex characters")
     if request_json is None:
         request_json = request_text(d.get("request") or {})
+    files_ = tuple(_file_record(f) if f else None for f in files)
     return LockEntry(
         job_id=str(d["id"]),
         fingerprint=fp,
@@ -131,7 +133,7 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
         # result URLs are not kept in the lock: they expire and may carry tokens
         video_urls=(None,) * n,
         credits=d.get("credits"),
-        files=tuple(FileRecord(**f) if f else None for f in files),
+        files=files_,
         intent_at=_shared(d.get("intent_at")),
         submitted_at=_shared(d.get("submitted_at")),
         finished_at=_shared(d.get("finished_at")),
@@ -140,18 +142,54 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
     )
 
 
+def _file_record(f: Mapping[str, Any]) -> FileRecord:
+    record = FileRecord(**f)
+    check_relative(record.path)
+    return record
+
+
+def check_relative(path: object) -> None:
+    """A recorded file path stays under the manifest's folder: a lock (or journal) is data that
+    may come from a pull request, and prune deletes, run copies, what it names."""
+    if not isinstance(path, str) or not path:
+        raise ValueError("a file path must be a non-empty string")
+    if path.startswith(("/", "\\")) or path[1:2] == ":":  # `C:` is a Windows drive
+        raise ValueError(f"file path {path!r} is absolute: paths are relative to the manifest")
+    if ".." in path and ".." in re.split(r"[/\\]", path):  # the cheap test first: 100k lines
+        raise ValueError(f"file path {path!r} leaves the manifest's folder (`..`)")
+
+
+def owned_file(output_dir: Path, base_dir: Path, rel: str) -> Path | None:
+    """base_dir/rel if it is a regular file (not a link) really inside output_dir, else None:
+    what prune may delete and relocation may copy from."""
+    try:
+        check_relative(rel)
+    except ValueError:
+        return None
+    path = base_dir / rel
+    try:
+        if path.is_symlink() or not path.is_file():
+            return None
+        real, root = path.resolve(strict=True), output_dir.resolve(strict=True)
+    except OSError:
+        return None
+    return path if real.is_relative_to(root) and real != root else None
+
+
 # ---------------------------------------------------------------- the lockfile
 
 
-def _corrupt(path: Path, why: str, line: int | None = None) -> LockError:
-    where = f"{path}:{line}" if line else str(path)
+def _corrupt(path: Path, why: str, line: int | str | None = None) -> LockError:
+    """line: a line number, or a ready `path:line:column`."""
+    where = line if isinstance(line, str) else f"{path}:{line}" if line else str(path)
     return LockError(
         f"the lockfile is corrupt or not an i2v lock: {why}",
         where=where,
         hint=(
             f"inspect this file: {path}. If it is an i2v lock, restore it from version control "
-            "(e.g. `git checkout -- FILE`) or fix the line named; do not delete it: it is the "
-            "record of the videos bought. If it is not one, move it away"
+            f"(e.g. `git checkout -- FILE`){' or fix the line named' if where != str(path) else ''}"
+            "; do not delete it: it is the record of the videos bought. If it is not one, move "
+            "it away"
         ),
     )
 
@@ -160,9 +198,18 @@ Rows = list[tuple[int, dict[str, Any], str | None]]
 """(line number, entry without its request, the request's JSON text or None)"""
 
 
+class _TornLine(Exception):
+    """A job line of our own layout that does not parse: cut short or damaged."""
+
+    def __init__(self, line: int, why: str) -> None:
+        super().__init__(why)
+        self.line, self.why = line, why
+
+
 def _parse_fast(f: IO[str]) -> tuple[dict[str, Any], Rows] | None:
     """Our own layout, read line by line: YAML header, `jobs:`, one `- {json}` per line.
-    None if the file is laid out otherwise (then the YAML parser reads it)."""
+    None if the file is laid out otherwise (then the YAML parser reads it); _TornLine for a
+    `- {` line that is not whole JSON (a lock cut short is never read as a shorter lock)."""
     head: list[str] = []
     for line in f:
         if line.startswith("jobs:"):
@@ -180,17 +227,37 @@ def _parse_fast(f: IO[str]) -> tuple[dict[str, Any], Rows] | None:
             continue
         if jobs_line == "jobs: []" or not line.startswith("- {"):
             return None
-        body = line[2:].rstrip()
-        cut = body.find(REQUEST_KEY)
-        try:
-            if cut < 0:
-                rows.append((n, orjson.loads(body), None))
-            else:
-                request = body[cut + len(REQUEST_KEY) : -1]
-                rows.append((n, orjson.loads(body[:cut] + "}"), request))
-        except orjson.JSONDecodeError:
-            return None
+        rows.append((n, *_split_line(n, line)))
     return header, rows
+
+
+def _split_line(n: int, line: str) -> tuple[dict[str, Any], str | None]:
+    """(the entry without its request, the request's JSON text); _TornLine if either is not
+    whole JSON. The request is parsed only to check it (~2 µs), and kept as text."""
+    body = line[2:].rstrip()
+    cut = body.find(REQUEST_KEY)
+    try:
+        if cut < 0:
+            head, request = orjson.loads(body), None
+        else:
+            request = body[cut + len(REQUEST_KEY) : -1]
+            head = orjson.loads(body[:cut] + "}")
+            if not body.endswith("}") or not isinstance(orjson.loads(request), dict):
+                raise _TornLine(n, "the line's request is not a JSON object")
+    except orjson.JSONDecodeError as exc:
+        raise _TornLine(n, f"the line is cut short or damaged ({exc})") from None
+    if not isinstance(head, dict):
+        raise _TornLine(n, "the line is not a JSON object")
+    return head, request
+
+
+def _byte_offset(path: Path, line: int) -> int:
+    """Where line (1-based) starts in the file, in bytes: for the error message."""
+    offset = 0
+    with open(path, "rb") as f:
+        for _ in range(line - 1):
+            offset += len(f.readline())
+    return offset
 
 
 def read_lock(path: Path) -> Entries:
@@ -202,7 +269,10 @@ def read_lock(path: Path) -> Entries:
 def _read_lock(path: Path) -> Entries:
     try:
         with open(path, encoding="utf-8") as f:
-            parsed = _parse_fast(f)
+            try:
+                parsed = _parse_fast(f)
+            except _TornLine as torn:
+                parsed = _parse_torn(path, torn)
         if parsed is None:
             parsed = _parse_slow(path, path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -225,16 +295,27 @@ def _read_lock(path: Path) -> Entries:
     return entries
 
 
+def _parse_torn(path: Path, torn: _TornLine) -> tuple[dict[str, Any], Rows]:
+    """A `- {` line that is not JSON may still be a hand-edited YAML flow mapping; a line cut
+    short never is (its closing brace is gone): then the error names the line and byte."""
+    try:
+        return _parse_slow(path, path.read_text(encoding="utf-8"))
+    except LockError:
+        where = f"line {torn.line} (byte {_byte_offset(path, torn.line)})"
+        raise _corrupt(path, f"{where}: {torn.why}", torn.line) from None
+
+
 def _parse_slow(path: Path, text: str) -> tuple[dict[str, Any], Rows]:
     """Any YAML layout, through the manifest loader: safe, and bounded against alias bombs."""
     try:
-        doc, _ = parse_yaml(text, str(path))
-    except ManifestError as exc:
-        raise _corrupt(path, f"not a readable YAML document ({exc.message})") from None
+        doc, marks = parse_yaml(text, str(path))
+    except ManifestError as exc:  # its `where` is path:line:column
+        raise _corrupt(path, f"not a readable YAML document ({exc.message})", exc.where) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), list):
         raise _corrupt(path, "no `jobs:` list")
     header = {k: v for k, v in doc.items() if k != "jobs"}
-    return header, [(0, j, None) for j in doc["jobs"]]
+    # each job's line, so an error in one names it as the fast path does
+    return header, [(marks.get(("jobs", i), (0, 0))[0], j, None) for i, j in enumerate(doc["jobs"])]
 
 
 def render_lock(entries: Iterable[LockEntry], *, manifest: str, command: str, endpoint: str) -> str:
