@@ -180,6 +180,9 @@ async def test_hostile_results_answer_is_transient(
             await client.results([ID1])
 
 
+QUEUED = (1, None, None, None, None)
+NOT_HTTP = "the API gave a result URL that is not http(s): "
+NO_URL = "the API reported the video done but gave no result URL"
 ROWS = {
     "status-7": ({"_id": ID1, "status": 7}, None),
     "status-string": ({"_id": ID1, "status": "3"}, None),
@@ -193,23 +196,23 @@ ROWS = {
                    (3, None, None, None, "the API gave a result URL that is not a string (int)")),
     "url-javascript": ({"_id": ID1, "status": 3, "video_url": "javascript:x"},
                        (3, None, None, None,
-                        "the API gave a result URL that is not http(s): javascript:…")),
+                        NOT_HTTP + "javascript:…")),
     "url-with-newline": ({"_id": ID1, "status": 3, "video_url": "https://a/\nb"},
                          (3, None, None, None, "the API gave a malformed http(s) result URL "
                           "(spaces, control characters or no host)")),
     "url-file": ({"_id": ID1, "status": 3, "video_url": "file:///etc/passwd?sig=s3cret"},
-                 (3, None, None, None, "the API gave a result URL that is not http(s): file:…")),
+                 (3, None, None, None, NOT_HTTP + "file:…")),
     "url-gopher": ({"_id": ID1, "status": 3, "video_url": "gopher://h:70/_x"},
-                   (3, None, None, None, "the API gave a result URL that is not http(s): gopher:…")),
+                   (3, None, None, None, NOT_HTTP + "gopher:…")),
     "url-missing": ({"_id": ID1, "status": 3},
-                    (3, None, None, None, "the API reported the video done but gave no result URL")),
+                    (3, None, None, None, NO_URL)),
     "url-on-processing": ({"_id": ID1, "status": 2, "video_url": "file:///x"},
                           (2, None, None, None, None)),
-    "credit-negative": ({"_id": ID1, "status": 1, "deduction_credit": -5}, (1, None, None, None, None)),
-    "credit-huge": ({"_id": ID1, "status": 1, "deduction_credit": 10**30}, (1, None, None, None, None)),
-    "credit-string": ({"_id": ID1, "status": 1, "deduction_credit": "5"}, (1, None, None, None, None)),
-    "duration-negative": ({"_id": ID1, "status": 1, "video_duration": -1}, (1, None, None, None, None)),
-    "duration-string": ({"_id": ID1, "status": 1, "video_duration": "5s"}, (1, None, None, None, None)),
+    "credit-negative": ({"_id": ID1, "status": 1, "deduction_credit": -5}, QUEUED),
+    "credit-huge": ({"_id": ID1, "status": 1, "deduction_credit": 10**30}, QUEUED),
+    "credit-string": ({"_id": ID1, "status": 1, "deduction_credit": "5"}, QUEUED),
+    "duration-negative": ({"_id": ID1, "status": 1, "video_duration": -1}, QUEUED),
+    "duration-string": ({"_id": ID1, "status": 1, "video_duration": "5s"}, QUEUED),
     "good": (
         {"_id": ID1, "status": 3, "video_url": "https://cdn/x.mp4", "deduction_credit": 5,
          "video_duration": 5.1},
