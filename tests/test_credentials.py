@@ -17,8 +17,15 @@ from aioresponses import aioresponses
 from click.testing import CliRunner
 
 from i2v_pipeline.cli import cli
-from i2v_pipeline.errors import ConfigError, FatalProviderError, ManifestError, TransientError
+from i2v_pipeline.errors import (
+    ConfigError,
+    FatalProviderError,
+    ManifestError,
+    TransientError,
+    UnknownOutcomeError,
+)
 from i2v_pipeline.run.providers.akool import AkoolProvider, ApiKeyAuth, TokenAuth
+from i2v_pipeline.run.providers.base import CreateRequest
 from i2v_pipeline.run.session import credentials
 from i2v_pipeline.run.trust import TRUST_VAR, check_credentials_may_go
 from i2v_pipeline.spec.campaign import load_campaign
@@ -29,6 +36,7 @@ from .conftest import WriteManifest
 BASE = "https://openapi.akool.com"
 RESULTS = f"{BASE}/api/open/v4/image2Video/resultsByIds"
 TOKEN = f"{BASE}/api/open/v3/getToken"
+BATCH = f"{BASE}/api/open/v4/image2Video/createBySourcePrompt/batch"
 MANIFEST = """\
 version: 1
 name: t
@@ -175,6 +183,22 @@ async def test_timeout_says_who_did_not_answer() -> None:
             with pytest.raises(TransientError) as info:
                 await client.results(["a"])
     assert "no answer from openapi.akool.com within 7 s" in info.value.message
+
+
+@pytest.mark.anyio
+async def test_connect_timeout_on_a_create_is_transient() -> None:
+    """A create whose connection never opened was not sent: retryable, never an unknown."""
+    async with aiohttp.ClientSession() as s:
+        client = AkoolProvider(s, BASE, ApiKeyAuth("k"), timeout=30)
+        with aioresponses() as m:
+            m.post(BATCH, exception=aiohttp.ConnectionTimeoutError())
+            with pytest.raises(
+                TransientError, match=r"cannot connect to openapi\.akool\.com within 10 s"
+            ):
+                await client.create(CreateRequest({"prompt": "p"}, "https://x/a.png"))
+            m.post(BATCH, exception=TimeoutError())  # sent, then silence: may exist
+            with pytest.raises(UnknownOutcomeError, match=r"no answer from openapi\.akool\.com"):
+                await client.create(CreateRequest({"prompt": "p"}, "https://x/a.png"))
 
 
 @contextlib.asynccontextmanager

@@ -160,7 +160,7 @@ class AkoolProvider:
         self.base_url = base_url.rstrip("/")
         self.auth = auth
         self.auth_hint = auth_hint(auth.source) if auth is not None else AUTH_HINT
-        self.seconds = timeout
+        self.host, self.seconds = urlsplit(self.base_url).hostname or self.base_url, timeout
         self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(10.0, timeout))
 
     @asynccontextmanager
@@ -173,12 +173,10 @@ class AkoolProvider:
         except aiohttp.ClientConnectorError as exc:  # refused, DNS, TLS: nothing was sent
             raise TransientError(f"cannot connect to {self.base_url}: {exc.os_error}") from None
         except aiohttp.ConnectionTimeoutError:  # no connection: the request was never sent
-            host = urlsplit(self.base_url).hostname or self.base_url
             connect = self.timeout.sock_connect
-            raise TransientError(f"cannot connect to {host} within {connect:g} s") from None
+            raise TransientError(f"cannot connect to {self.host} within {connect:g} s") from None
         except TimeoutError:  # aiohttp's timeouts are TimeoutErrors too (and say nothing)
-            host = urlsplit(self.base_url).hostname or self.base_url
-            silent = f"no answer from {host} within {self.seconds:g} s"
+            silent = f"no answer from {self.host} within {self.seconds:g} s"
             if idempotent:
                 raise TransientError(f"{silent} (limits.request_timeout)") from None
             raise UnknownOutcomeError(f"{silent} to a create; it may have been created") from None
