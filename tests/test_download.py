@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -268,6 +269,36 @@ async def test_stalled_download_times_out_quickly(tmp_path: Path, video: bytes) 
         with pytest.raises(TransientDownloadError, match=r"stalled: no data for 0\.3 s"):
             await get(url, tmp_path / "a.mp4", Policy(stall=0.3, connect=60, allow_local=True))
         assert time.monotonic() - started < 5
+        release.set()
+    assert leftovers(tmp_path) == []
+
+
+async def test_dripping_download_hits_the_whole_download_deadline(
+    tmp_path: Path, video: bytes
+) -> None:
+    """A byte now and then resets the stall timer but not the whole-download deadline."""
+    release = asyncio.Event()
+
+    async def drip(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.content_length = len(video)
+        await resp.prepare(request)
+        for byte in video:
+            await resp.write(bytes([byte]))
+            with contextlib.suppress(TimeoutError):  # a byte every 0.05 s, or stop when released
+                await asyncio.wait_for(release.wait(), 0.05)
+            if release.is_set():
+                break
+        return resp
+
+    policy = Policy(stall=0.5, deadline=1.0, connect=60, allow_local=True)
+    async with serve(drip) as url:
+        started = time.monotonic()
+        with pytest.raises(DownloadError, match=r"not finished within 1 s") as info:
+            with anyio.fail_after(10):  # without the deadline: the length of the drip
+                await get(url, tmp_path / "a.mp4", policy)
+        assert time.monotonic() - started < 5
+        assert not isinstance(info.value, TransientDownloadError)  # not retried in this run
         release.set()
     assert leftovers(tmp_path) == []
 

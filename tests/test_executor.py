@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from i2v_pipeline.errors import FatalProviderError, TransientError
-from i2v_pipeline.model import Action, Event, EventKind, ImageRef, JobSpec, PlanItem
+from i2v_pipeline.model import Action, Event, EventKind, ImageRef, JobSpec, JobStatus, PlanItem
 from i2v_pipeline.run.delivery import Delivery
 from i2v_pipeline.run.download import Policy
 from i2v_pipeline.run.executor import Executor
@@ -204,6 +204,26 @@ async def test_processing_timeout_leaves_job_to_resume(tmp_path: Path) -> None:
     assert "rerun resumes it" in events[-1].detail
     (entry,) = load_state(tmp_path / "m.lock.yaml").values()
     assert entry.state == "submitted" and entry.remote_ids == ("r1",)
+
+
+class UnusableUrlProvider(FakeProvider):
+    """Every video ends done (status 3) with a result URL the provider refused."""
+
+    async def results(self, ids: Sequence[str]) -> list[Result]:
+        why = "the API gave a result URL that is not http(s): file:…"
+        return [Result(rid, JobStatus.SUCCEEDED, None, url_problem=why) for rid in ids]
+
+
+async def test_done_with_unusable_url_fails_the_job(tmp_path: Path) -> None:
+    """Done with a refused URL fails the job at once, with the reason, in the lock; no timeout."""
+    with anyio.fail_after(10):  # before the fix such a job was polled forever
+        ex, events = await run(tmp_path, UnusableUrlProvider([3]), 1, job_timeout=0.05)
+    assert ex.stats.timed_out == 0 and ex.stats.failed == 1
+    assert [e.kind for e in events] == [EventKind.SUBMITTED, EventKind.FAILED]
+    assert events[-1].detail == "the API gave a result URL that is not http(s): file:…"
+    (entry,) = load_state(tmp_path / "m.lock.yaml").values()
+    assert entry.state == "failed" and entry.remote_status == (3,)
+    assert entry.error is not None and "not http(s): file:…" in entry.error.message
 
 
 async def test_queue_time_does_not_count(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ async def provider_for(campaign: Campaign) -> AsyncIterator[AkoolProvider]:
         endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth),
         aiohttp.ClientSession() as session,
     ):
-        yield AkoolProvider(session, base_url, auth)
+        yield AkoolProvider(session, base_url, auth, timeout=campaign.limits.request_timeout)
 
 
 @asynccontextmanager

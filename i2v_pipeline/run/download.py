@@ -30,6 +30,9 @@ CHUNK = 1 << 16
 GIB = 1 << 30
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)
+DOWNLOAD_DEADLINE = 600.0
+"""A whole download's time limit: 10 minutes is ~3 MB/s for a 2 GB file, far more than a
+video of this API needs on any working link."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class Policy:
     max_bytes: int = 2 * GIB
     stall: float = 60.0
     """Seconds without a single byte before a download is abandoned (and retried)."""
+    deadline: float = DOWNLOAD_DEADLINE
+    """Seconds for the whole download, redirects included: the stall timer alone restarts on
+    every byte, so a server dripping one byte a second would hold the run forever."""
     connect: float = 60.0
     allow_local: bool = False
     """Result URLs may point at loopback or private addresses: true when the endpoint itself is
@@ -138,7 +144,16 @@ async def fetch(
 async def _stream(
     session: aiohttp.ClientSession, url: str, part: Path, policy: Policy
 ) -> tuple[str, int]:
-    # no total timeout: a big file on a slow link is fine as long as bytes keep coming
+    with anyio.move_on_after(policy.deadline):
+        return await _hops(session, url, part, policy)
+    # Not retried in this run (another try would wait as long again); a rerun tries again.
+    raise DownloadError(f"download too slow: not finished within {policy.deadline:g} s")
+
+
+async def _hops(
+    session: aiohttp.ClientSession, url: str, part: Path, policy: Policy
+) -> tuple[str, int]:
+    # The stall timer is per read; the whole-download deadline is _stream's.
     timeout = aiohttp.ClientTimeout(sock_connect=policy.connect, sock_read=policy.stall)
     for _ in range(MAX_REDIRECTS + 1):
         await check_url(url, allow_local=policy.allow_local)  # every hop: a redirect may go local

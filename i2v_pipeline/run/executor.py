@@ -357,6 +357,10 @@ class Executor:
                 rec["expires_at"] = utc_iso(time.time() + EXPIRY_SECONDS)
             self.record(rec)
             t.status[i], t.urls[i] = r.status, r.video_url or t.urls[i]
+        if r.url_problem is not None:  # done, but nothing we may download: the job has failed
+            self.tracked.pop(fp)
+            self.record(journal_record("failed", fp, code=None, message=r.url_problem))
+            self._done_tracking(t, EventKind.FAILED, r.url_problem)
 
     def _check_missing(self, missing: set[str]) -> None:
         lost = []

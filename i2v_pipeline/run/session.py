@@ -25,6 +25,7 @@ from .pacing import Lane, RateLimiter, lanes
 from .providers.akool import AkoolProvider, Auth, auth_from_env
 from .providers.base import CreateRequest, Provider
 from .recorder import Recorder
+from .trust import check_credentials_may_go
 
 
 def image_url_for(campaign: Campaign, *, emulator: bool) -> Callable[[ImageRef], str]:
@@ -56,11 +57,12 @@ def download_policy(campaign: Campaign, base_url: str, *, emulator: bool) -> Pol
 
 
 def credentials(campaign: Campaign, env: Mapping[str, str] | None = None) -> Auth:
-    """The campaign's AKOOL credentials from env (default: the process environment)."""
-    p = campaign.provider
-    return auth_from_env(
-        os.environ if env is None else env, p.api_key_env, p.client_id_env, p.client_secret_env
-    )
+    """The campaign's AKOOL credentials from env (default: the process environment), for its
+    real endpoint; ConfigError when that endpoint may not receive them (see trust.py)."""
+    p, env = campaign.provider, os.environ if env is None else env
+    auth = auth_from_env(env, p.api_key_env, p.client_id_env, p.client_secret_env)
+    check_credentials_may_go(p.endpoint, env, auth.source)
+    return auth
 
 
 def requery_with(provider: Provider, limiter: RateLimiter | Lane) -> Requery:

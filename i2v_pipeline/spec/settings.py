@@ -6,10 +6,28 @@ manifest.py; compiling the jobs themselves is campaign.py's business.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
 from typing import Any
 
+from ..errors import ManifestError
+
 AKOOL_URL = "https://openapi.akool.com"
+ENV_PREFIXES = ("AKOOL_", "I2V_")
+"""Credentials come only from variables with these prefixes: a manifest arrives in pull requests,
+and naming GITHUB_TOKEN as its `api_key_env` would otherwise send that secret to its endpoint."""
+_ENV_NAME = re.compile(r"(AKOOL|I2V)_[A-Z0-9_]+")
+
+
+def env_name_problem(name: object) -> str | None:
+    """Why name may not hold a credential (None when it may). Shared with the schema's message."""
+    if isinstance(name, str) and _ENV_NAME.fullmatch(name):
+        return None
+    return (
+        f"{name!r} cannot hold credentials: their variables must be named AKOOL_... or I2V_... "
+        "(upper case), so that a manifest cannot pick which of the environment's secrets is "
+        "sent; set e.g. I2V_API_KEY and name that"
+    )
 
 
 @dataclass(frozen=True)
@@ -23,6 +41,12 @@ class ProviderSettings:
     client_secret_env: str = "AKOOL_CLIENT_SECRET"
     webhook_url: str | None = None
     image_base_url: str | None = None
+
+    def __post_init__(self) -> None:
+        # The schema refuses such names with file:line:col; this guards every other way in.
+        for f in fields(self):
+            if f.name.endswith("_env") and (problem := env_name_problem(getattr(self, f.name))):
+                raise ManifestError(f"provider.{f.name}: {problem}")
 
     @classmethod
     def from_manifest(cls, data: dict[str, Any]) -> ProviderSettings:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # jsonschema is only imported when there is an error to descr
     from jsonschema.exceptions import ValidationError
 
 from ..errors import I2VError, ManifestError
+from .settings import env_name_problem
 
 SCHEMA_NAMES = ("manifest", "job", "lock")
 MAX_REPORTED = 5
@@ -112,6 +113,8 @@ def describe(error: ValidationError) -> tuple[list[str | int], str]:
             return path, f"give exactly one of: {', '.join(options)}"
     if error.validator == "required":
         return path, error.message.replace("is a required property", "is required")
+    if error.validator == "pattern" and path and str(path[-1]).endswith("_env"):
+        return path, env_name_problem(error.instance) or error.message
     if error.validator == "pattern" and path and path[-1] in ("id", "name"):
         return path, (
             f"{error.instance!r} is not a valid id: use letters, digits, '.', '_' or '-', "

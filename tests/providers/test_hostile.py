@@ -180,6 +180,9 @@ async def test_hostile_results_answer_is_transient(
             await client.results([ID1])
 
 
+QUEUED = (1, None, None, None, None)
+NOT_HTTP = "the API gave a result URL that is not http(s): "
+NO_URL = "the API reported the video done but gave no result URL"
 ROWS = {
     "status-7": ({"_id": ID1, "status": 7}, None),
     "status-string": ({"_id": ID1, "status": "3"}, None),
@@ -189,20 +192,31 @@ ROWS = {
     "id-number": ({"_id": 12345678, "status": 1}, None),
     "id-not-hex": ({"_id": "zzzzzzzzzz", "status": 1}, None),
     "not-an-object": ("row", None),
-    "url-number": ({"_id": ID1, "status": 3, "video_url": 42}, (2, None, None, None)),
-    "url-javascript": ({"_id": ID1, "status": 3, "video_url": "javascript:x"}, (2, None, None,
-                                                                                None)),
-    "url-with-newline": ({"_id": ID1, "status": 3, "video_url": "https://a/\nb"}, (2, None, None,
-                                                                                   None)),
-    "credit-negative": ({"_id": ID1, "status": 1, "deduction_credit": -5}, (1, None, None, None)),
-    "credit-huge": ({"_id": ID1, "status": 1, "deduction_credit": 10**30}, (1, None, None, None)),
-    "credit-string": ({"_id": ID1, "status": 1, "deduction_credit": "5"}, (1, None, None, None)),
-    "duration-negative": ({"_id": ID1, "status": 1, "video_duration": -1}, (1, None, None, None)),
-    "duration-string": ({"_id": ID1, "status": 1, "video_duration": "5s"}, (1, None, None, None)),
+    "url-number": ({"_id": ID1, "status": 3, "video_url": 42},
+                   (3, None, None, None, "the API gave a result URL that is not a string (int)")),
+    "url-javascript": ({"_id": ID1, "status": 3, "video_url": "javascript:x"},
+                       (3, None, None, None,
+                        NOT_HTTP + "javascript:…")),
+    "url-with-newline": ({"_id": ID1, "status": 3, "video_url": "https://a/\nb"},
+                         (3, None, None, None, "the API gave a malformed http(s) result URL "
+                          "(spaces, control characters or no host)")),
+    "url-file": ({"_id": ID1, "status": 3, "video_url": "file:///etc/passwd?sig=s3cret"},
+                 (3, None, None, None, NOT_HTTP + "file:…")),
+    "url-gopher": ({"_id": ID1, "status": 3, "video_url": "gopher://h:70/_x"},
+                   (3, None, None, None, NOT_HTTP + "gopher:…")),
+    "url-missing": ({"_id": ID1, "status": 3},
+                    (3, None, None, None, NO_URL)),
+    "url-on-processing": ({"_id": ID1, "status": 2, "video_url": "file:///x"},
+                          (2, None, None, None, None)),
+    "credit-negative": ({"_id": ID1, "status": 1, "deduction_credit": -5}, QUEUED),
+    "credit-huge": ({"_id": ID1, "status": 1, "deduction_credit": 10**30}, QUEUED),
+    "credit-string": ({"_id": ID1, "status": 1, "deduction_credit": "5"}, QUEUED),
+    "duration-negative": ({"_id": ID1, "status": 1, "video_duration": -1}, QUEUED),
+    "duration-string": ({"_id": ID1, "status": 1, "video_duration": "5s"}, QUEUED),
     "good": (
         {"_id": ID1, "status": 3, "video_url": "https://cdn/x.mp4", "deduction_credit": 5,
          "video_duration": 5.1},
-        (3, "https://cdn/x.mp4", 5, 5.1),
+        (3, "https://cdn/x.mp4", 5, 5.1, None),
     ),
 }  # fmt: skip
 
@@ -212,11 +226,11 @@ async def test_results_rows_are_sanitized(
     client: AkoolProvider, row: object, expected: tuple[Any, ...] | None
 ) -> None:
     """A row with a bad id or status is dropped (counted as missing); bad optional fields become
-    None; `done` without a usable URL reads as still processing."""
+    None; `done` without a usable URL stays done, with the reason it cannot be used."""
     with aioresponses() as m:
         m.post(RESULTS, body=ok({"result": [row]}))
         rows = await client.results([ID1])
-    got = [(r.status, r.video_url, r.credits, r.duration) for r in rows]
+    got = [(r.status, r.video_url, r.credits, r.duration, r.url_problem) for r in rows]
     assert got == ([] if expected is None else [expected])
 
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -56,10 +57,16 @@ log = logging.getLogger("i2v.api")
 """One DEBUG record per API exchange: method, path, HTTP status, AKOOL code, latency, ids.
 Never a key, a token or a URL's query (the CLI's -v decides whether it is shown)."""
 
-AUTH_HINT = (
-    "check the API key in AKOOL_API_KEY (or AKOOL_CLIENT_ID/AKOOL_CLIENT_SECRET), or use "
-    "`endpoint: emulator` to try it offline"
-)
+DEFAULT_SOURCE = "AKOOL_API_KEY (or AKOOL_CLIENT_ID/AKOOL_CLIENT_SECRET)"
+
+
+def auth_hint(source: str = DEFAULT_SOURCE) -> str:
+    """What to check after an auth failure; source names the variables the credentials came
+    from (the manifest may name others than the defaults)."""
+    return f"check the credentials in {source}, or use `endpoint: emulator` to try it offline"
+
+
+AUTH_HINT = auth_hint()
 CREDIT_HINT = "top up credits in the AKOOL dashboard, then rerun: finished jobs are kept"
 
 
@@ -78,23 +85,28 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, min(seconds, MAX_RETRY_AFTER))
 
 
-def classify(code: int, msg: object, *, http_status: int = 200) -> ProviderError:
-    """The one place an AKOOL envelope code becomes an error class."""
+def classify(
+    code: int, msg: object, *, http_status: int = 200, auth: str = AUTH_HINT
+) -> ProviderError:
+    """The one place an AKOOL envelope code becomes an error class (auth: the hint for auth
+    codes)."""
     text = f"AKOOL code {code}: {answers.text(msg)}"
     if code in THROTTLE_CODES:
         return ThrottledError(text, code=code, http_status=http_status)
     if code in RETRY_CODES or http_status >= 500:
         return TransientError(text, code=code, http_status=http_status)
     if code in AUTH_CODES:
-        return FatalProviderError(text, code=code, http_status=http_status, hint=AUTH_HINT)
+        return FatalProviderError(text, code=code, http_status=http_status, hint=auth)
     if code in CREDIT_CODES:
         return FatalProviderError(text, code=code, http_status=http_status, hint=CREDIT_HINT)
     return JobRejectedError(text, code=code, http_status=http_status)
 
 
 class ApiKeyAuth:
-    def __init__(self, api_key: str) -> None:
+    def __init__(self, api_key: str, source: str = "AKOOL_API_KEY") -> None:
         self._key = api_key
+        self.source = source
+        """The variable the key came from, for hints (never the key)."""
         register_secret(api_key)
 
     async def headers(self, client: AkoolProvider) -> dict[str, str]:
@@ -107,8 +119,14 @@ class ApiKeyAuth:
 class TokenAuth:
     """The legacy flow: getToken once per run (tokens last about a year), then Bearer."""
 
-    def __init__(self, client_id: str, client_secret: str) -> None:
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        source: str = "AKOOL_CLIENT_ID/AKOOL_CLIENT_SECRET",
+    ) -> None:
         self._id, self._secret = client_id, client_secret
+        self.source = source
         register_secret(client_secret)
         self._token: str | None = None
         self._lock = asyncio.Lock()
@@ -141,6 +159,8 @@ class AkoolProvider:
         self.session = session
         self.base_url = base_url.rstrip("/")
         self.auth = auth
+        self.auth_hint = auth_hint(auth.source) if auth is not None else AUTH_HINT
+        self.host, self.seconds = urlsplit(self.base_url).hostname or self.base_url, timeout
         self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(10.0, timeout))
 
     @asynccontextmanager
@@ -152,7 +172,15 @@ class AkoolProvider:
             raise
         except aiohttp.ClientConnectorError as exc:  # refused, DNS, TLS: nothing was sent
             raise TransientError(f"cannot connect to {self.base_url}: {exc.os_error}") from None
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except aiohttp.ConnectionTimeoutError:  # no connection: the request was never sent
+            connect = self.timeout.sock_connect
+            raise TransientError(f"cannot connect to {self.host} within {connect:g} s") from None
+        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors too (and say nothing)
+            silent = f"no answer from {self.host} within {self.seconds:g} s"
+            if idempotent:
+                raise TransientError(f"{silent} (limits.request_timeout)") from None
+            raise UnknownOutcomeError(f"{silent} to a create; it may have been created") from None
+        except (aiohttp.ClientError, OSError) as exc:
             what = type(exc).__name__
             if idempotent:
                 raise TransientError(f"request failed: {what}: {exc}") from None
@@ -208,14 +236,14 @@ class AkoolProvider:
             what = "an answer over 4 MB" if raw is None else "no AKOOL envelope"
             text = f"HTTP {resp.status} with {what}"
             if resp.status in (401, 403):
-                raise FatalProviderError(text, http_status=resp.status, hint=AUTH_HINT)
+                raise FatalProviderError(text, http_status=resp.status, hint=self.auth_hint)
             if 400 <= resp.status < 500:  # the request itself was refused, by a proxy maybe
                 raise JobRejectedError(text, http_status=resp.status)
             if not idempotent:  # a 2xx or 5xx: the server may have acted on it
                 raise UnknownOutcomeError(text + "; the create may have reached the API")
             raise TransientError(text, http_status=resp.status)
         if code != OK:
-            err = classify(code, doc.get("msg", ""), http_status=resp.status)
+            err = classify(code, doc.get("msg", ""), http_status=resp.status, auth=self.auth_hint)
             if isinstance(err, ThrottledError):
                 err.retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             raise err
@@ -256,7 +284,9 @@ class AkoolProvider:
         )
         token = answers.token(doc)
         if token is None:
-            raise FatalProviderError("getToken answered without a usable token", hint=AUTH_HINT)
+            raise FatalProviderError(
+                "getToken answered without a usable token", hint=self.auth_hint
+            )
         register_secret(token)
         return token
 
@@ -362,9 +392,9 @@ async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None
 def auth_from_env(env: Mapping[str, str], key_var: str, id_var: str, secret_var: str) -> Auth:
     """x-api-key if set, else the token flow; ConfigError naming the variables otherwise."""
     if env.get(key_var):
-        return ApiKeyAuth(env[key_var])
+        return ApiKeyAuth(env[key_var], key_var)
     if env.get(id_var) and env.get(secret_var):
-        return TokenAuth(env[id_var], env[secret_var])
+        return TokenAuth(env[id_var], env[secret_var], f"{id_var}/{secret_var}")
     raise ConfigError(
         f"no AKOOL credentials: set {key_var} (or {id_var} and {secret_var})",
         hint="or add `endpoint: emulator` under provider: to try it offline",

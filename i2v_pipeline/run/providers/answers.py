@@ -26,7 +26,9 @@ MAX_CREDITS = 1_000_000  # per video: more is garbage, not a price
 MAX_SECONDS = 24 * 3600.0
 ID = re.compile(r"[0-9a-fA-F]{8,64}")  # Mongo ObjectIds; never a comma (ids are comma-joined)
 TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")  # printable, no spaces: it goes into a header
+MAX_URL = 8192 + len("https://")
 URL = re.compile(r"https?://[\x21-\x7e]{1,8192}", re.IGNORECASE)
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,30}):")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
 STATUSES: dict[int, JobStatus] = {
     STATUS_QUEUED: JobStatus.QUEUED,
@@ -133,17 +135,36 @@ def result(row: object) -> Result | None:
     rid, status = remote_id(row.get("_id")), row.get("status")
     if rid is None or not is_int(status) or status not in STATUSES:
         return None
-    url = video_url(row.get("video_url"))
     ours = STATUSES[status]
-    if ours is JobStatus.SUCCEEDED and url is None:
-        ours = JobStatus.PROCESSING  # done without a usable URL is not done: timeout applies
+    raw_url = row.get("video_url")
+    url = video_url(raw_url)
+    # Done without a usable URL is done, not processing: calling it processing would leave the
+    # job polled until its timeout and then "left running remotely" when it never will finish.
+    problem = url_problem(raw_url) if ours is JobStatus.SUCCEEDED and url is None else None
     return Result(
         id=rid,
         status=ours,
         video_url=url,
         credits=credits(row.get("deduction_credit")),
         duration=seconds(row.get("video_duration")),
+        url_problem=problem,
     )
+
+
+def url_problem(value: object) -> str:
+    """Why a done video's result URL cannot be used, naming at most its scheme (a query string
+    may carry a signature, a path anything at all)."""
+    if value is None or value == "":
+        return "the API reported the video done but gave no result URL"
+    if not isinstance(value, str):
+        return f"the API gave a result URL that is not a string ({type(value).__name__})"
+    scheme = _SCHEME.match(value)
+    if scheme is None or scheme.group(1).lower() not in ("http", "https"):
+        shown = text(scheme.group(1), 20) + ":…" if scheme else "no scheme"
+        return f"the API gave a result URL that is not http(s): {shown}"
+    if len(value) > MAX_URL:
+        return f"the API gave a result URL over {MAX_URL:,} characters"
+    return "the API gave a malformed http(s) result URL (spaces, control characters or no host)"
 
 
 def rows(data: object, key: str = "result") -> list[Any]:

@@ -50,6 +50,9 @@ class Result:
     video_url: str | None = None
     credits: int | None = None
     duration: float | None = None
+    url_problem: str | None = None
+    """Set when the API says the video is done (SUCCEEDED) but its result URL cannot be used:
+    the job has failed, for this reason (never a URL's query string)."""
 
 
 class Provider(Protocol):
