@@ -27,6 +27,7 @@ from .logs import output_options, warn
 
 PHRASES = {
     Action.CREATE: "to create",
+    Action.REPLACE: "to replace",
     Action.RETRY: "to retry",
     Action.RESUME: "to resume",
     Action.DOWNLOAD: "to download",
@@ -38,6 +39,7 @@ PHRASES = {
 }
 COLORS = {
     Action.CREATE: "green",
+    Action.REPLACE: "yellow",
     Action.RETRY: "yellow",
     Action.RESUME: "cyan",
     Action.DOWNLOAD: "cyan",
@@ -65,7 +67,7 @@ def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
         if item.action is Action.FRESH and not verbose and not mismatches(item.entry):
             continue  # a fresh job kept despite a mismatch is still worth a line
         cost = f"  ≈{item.credits} credits" if item.credits else ""
-        head = f"{item.action.value} {item.action.label:<8} {item.job_id:<{width}}"
+        head = f"{item.action.value:>3} {item.action.label:<8} {item.job_id:<{width}}"
         line = f"{head}  {item.reason}{cost}"
         kept = item.action is Action.FRESH and mismatches(item.entry)
         click.secho(line, fg="yellow" if kept else COLORS[item.action])

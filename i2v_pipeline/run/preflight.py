@@ -30,7 +30,14 @@ BYTES_PER_PIXEL_SECOND = 1.0
 """Generous on purpose, ~7 Mbit/s at 720p 16:9: better to refuse a run that would have fit than
 to buy videos that then cannot be written."""
 
-WRITES = (Action.CREATE, Action.RETRY, Action.RESUME, Action.DOWNLOAD, Action.RELOCATE)
+WRITES = (
+    Action.CREATE,
+    Action.REPLACE,
+    Action.RETRY,
+    Action.RESUME,
+    Action.DOWNLOAD,
+    Action.RELOCATE,
+)
 
 
 def disk_free(path: Path) -> int:

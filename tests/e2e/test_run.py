@@ -96,7 +96,18 @@ def test_changes_cost_only_what_changed(
 
     write_manifest(text.replace("Pan across", "Slow pan across"))
     code, summary, _ = run("plan", str(path), "--json")
-    assert summary is not None and summary["summary"]["create"] == 3  # the pan prompt: 3 images
+    assert summary is not None and summary["summary"]["replace"] == 3  # the pan prompt: 3 images
+    assert summary["summary"]["orphan"] == 0 and summary["summary"]["create"] == 0
+    result = CliRunner().invoke(cli, ["plan", str(path)])
+    assert result.stdout.splitlines()[0] == (
+        '-/+ replace  garden.pan     prompt: "Pan across garden" → "Slow pan across garden"'
+        "  ≈20 credits"
+    )
+    assert result.stdout.endswith("Plan: 3 to replace, 3 fresh. ≈ 60 credits\n")
+    (job,) = [j for j in summary["jobs"] if j["id"] == "garden.pan"]  # type: ignore[attr-defined]
+    assert job["changes"] == [
+        {"field": "prompt", "old": "Pan across garden", "new": "Slow pan across garden"}
+    ]
     write_manifest(
         text.replace('template: "Pan across', 'template: "Pan across').replace(
             "{{ prompt.id }}.mp4", "{{ prompt.id }}-v2.mp4"
