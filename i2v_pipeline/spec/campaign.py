@@ -19,6 +19,7 @@ from .catalog import Catalog
 from .expand import expand
 from .fingerprint import FileHasher
 from .manifest import Manifest
+from .provenance import field_loc
 from .settings import Limits, ProviderSettings
 
 
@@ -109,8 +110,10 @@ def _compile(man: Manifest, catalog: Catalog) -> Campaign:
             schemas.validate("job", spec.to_json(), what=where, error_class=CatalogError)
         problem = catalog.problem(spec.request, spec.last_frame is not None)
         if problem:
-            where = f"{man.locate(expansion.origins[spec.id])} (job {spec.id})"
-            raise CatalogError(problem, where=where)
+            # the line that set the wrong value, not the prompt the job came from
+            loc = field_loc(man, expansion, spec, problem.field) or expansion.origins[spec.id]
+            where = f"{man.locate(loc)} (job {spec.id})"
+            raise CatalogError(problem.message, where=where, hint=problem.hint)
     return Campaign(
         manifest=man,
         specs=expansion.specs,

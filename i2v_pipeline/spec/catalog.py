@@ -48,6 +48,16 @@ def cache_path() -> Path:
 
 
 @dataclass(frozen=True)
+class Problem:
+    """A request the catalog rules out: the manifest field at fault and what is wrong."""
+
+    field: str
+    """The manifest's name for it (`duration`, `variants`, ...), to find the line that set it."""
+    message: str
+    hint: str = "`i2v models` lists each model's resolutions, durations and variant limits"
+
+
+@dataclass(frozen=True)
 class Model:
     """One model's limits as the catalog states them, normalised from AKOOL's answer."""
 
@@ -83,7 +93,7 @@ class Catalog:
         self.source = source
         ordered = sorted(models, key=lambda m: -int(m.get("sort", 0)))
         self.models = {m.value: m for m in map(Model.from_api, ordered)}
-        self._checked: dict[tuple[Any, ...], str | None] = {}
+        self._checked: dict[tuple[Any, ...], Problem | None] = {}
 
     @classmethod
     def bundled(cls) -> Catalog:
@@ -120,8 +130,9 @@ class Catalog:
             return {k: v for k, v in request.items() if k != "resolution"}
         return request
 
-    def problem(self, request: Mapping[str, Any], has_last_frame: bool) -> str | None:
-        """What is wrong with this request for its model, or None. Cached per field combination."""
+    def problem(self, request: Mapping[str, Any], has_last_frame: bool) -> Problem | None:
+        """What is wrong with this request for its model, and the manifest field that set the
+        wrong value, or None. Cached per field combination."""
         key = (
             request.get("model_name"),
             request.get("resolution"),
@@ -136,29 +147,53 @@ class Catalog:
             self._checked[key] = self._problem(request, has_last_frame)
         return self._checked[key]
 
-    def _problem(self, request: Mapping[str, Any], has_last_frame: bool) -> str | None:
+    def _problem(self, request: Mapping[str, Any], has_last_frame: bool) -> Problem | None:
         name = str(request.get("model_name"))
         model = self.models.get(name)
         if model is None:
             close = difflib.get_close_matches(name, list(self.models), n=1)
             also = f"; did you mean `{close[0]}`?" if close else ""
-            return f"unknown model `{name}`{also}"
+            return Problem(
+                "model", f"unknown model `{name}`{also}", "`i2v models` lists the model names"
+            )
         res = request.get("resolution")
         if model.resolutions and res not in model.resolutions:
-            return f"model {name} offers resolutions {', '.join(model.resolutions)}, not {res!r}"
+            offered = ", ".join(model.resolutions)
+            return Problem("resolution", f"model {name} offers resolutions {offered}, not {res!r}")
         seconds = request.get("video_length")
         if model.durations and seconds not in model.durations:
             offered = ", ".join(map(str, model.durations))
-            return f"model {name} offers durations {offered} (seconds), not {seconds!r}"
+            return Problem(
+                "duration", f"model {name} offers durations {offered} (seconds), not {seconds!r}"
+            )
         count = int(request.get("count", 1))
         if count > model.max_count:
-            return f"model {name} makes at most {model.max_count} variants per job, not {count}"
+            return Problem(
+                "variants",
+                f"model {name} makes at most {model.max_count} variants per job, not {count}",
+            )
         if has_last_frame and not model.last_frame:
-            return f"model {name} does not support last_frame"
+            return Problem(
+                "last_frame",
+                f"model {name} does not support last_frame",
+                "`i2v models` marks the models that take a last frame; or drop last_frame",
+            )
         if request.get("generate_audio") and not model.audio:
-            return f"model {name} cannot generate audio (generate_audio: true)"
+            return Problem(
+                "generate_audio",
+                f"model {name} cannot generate audio (generate_audio: true)",
+                "`i2v models` marks the models with audio; or drop generate_audio",
+            )
         if request.get("audio_type") == 2 and "audio_url" not in request:
-            return "audio: custom needs an audio_url"
+            return Problem(
+                "audio",
+                "audio: custom needs an audio_url",
+                "add `audio_url: https://…` (your audio file), or use `audio: ai`",
+            )
         if "audio_url" in request and request.get("audio_type") != 2:
-            return "audio_url is only used with audio: custom"
+            return Problem(
+                "audio_url",
+                "audio_url is only used with audio: custom",
+                "add `audio: custom`, or remove audio_url",
+            )
         return None

@@ -120,6 +120,15 @@ def describe(error: ValidationError) -> tuple[list[str | int], str]:
     return path, error.message
 
 
+def _hint(error: ValidationError) -> str | None:
+    """A hint for this error when there is a better one than the error class's default."""
+    if error.validator == "additionalProperties":
+        allowed = _allowed_keys(error)
+        if allowed:
+            return f"keys allowed here: {', '.join(allowed)}"
+    return None
+
+
 def validate(
     name: str,
     instance: Any,
@@ -136,7 +145,7 @@ def validate(
     if len(errors) == 1:
         path, message = described[0]
         where = (locate(path) if locate else None) or what or None
-        raise error_class(f"{json_path(path)}: {message}", where=where)
+        raise error_class(f"{json_path(path)}: {message}", where=where, hint=_hint(errors[0]))
     lines = []
     for path, message in described:
         where = (locate(path) if locate else None) or what

@@ -26,7 +26,7 @@ import orjson
 import yaml
 
 from ..canonical import canonical_json
-from ..errors import LockError, ManifestError
+from ..errors import LockError, ManifestError, utf8_damage
 from ..model import ErrorRecord, FileRecord, JobSpec, LockEntry, LockState
 from ..perf import gc_paused
 from ..spec import validation as schemas
@@ -143,17 +143,24 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
 # ---------------------------------------------------------------- the lockfile
 
 
-def _corrupt(path: Path, why: str, line: int | None = None) -> LockError:
+def _corrupt(path: Path, why: str, line: int | str | None = None) -> LockError:
+    """line: a line number, or `line:col` as the YAML parser gives it."""
     where = f"{path}:{line}" if line else str(path)
+    fix = "fix the line named" if line else "fix it"
     return LockError(
         f"the lockfile is corrupt or not an i2v lock: {why}",
         where=where,
         hint=(
             f"inspect this file: {path}. If it is an i2v lock, restore it from version control "
-            "(e.g. `git checkout -- FILE`) or fix the line named; do not delete it: it is the "
+            f"(e.g. `git checkout -- FILE`) or {fix}; do not delete it: it is the "
             "record of the videos bought. If it is not one, move it away"
         ),
     )
+
+
+def _not_utf8(path: Path) -> LockError:
+    offset, line, col = utf8_damage(path.read_bytes()) or (0, 1, 1)
+    return _corrupt(path, f"not UTF-8 text (byte offset {offset})", f"{line}:{col}")
 
 
 Rows = list[tuple[int, dict[str, Any], str | None]]
@@ -207,7 +214,9 @@ def _read_lock(path: Path) -> Entries:
             parsed = _parse_slow(path, path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except OSError as exc:
         raise _corrupt(path, str(exc)) from None
     header, rows = parsed
     if header.get("version") != LOCK_VERSION:
@@ -230,7 +239,12 @@ def _parse_slow(path: Path, text: str) -> tuple[dict[str, Any], Rows]:
     try:
         doc, _ = parse_yaml(text, str(path))
     except ManifestError as exc:
-        raise _corrupt(path, f"not a readable YAML document ({exc.message})") from None
+        # parse_yaml says `path:line:col` when it knows where the damage is
+        spot = (exc.where or "")[len(str(path)) + 1 :] or None
+        why = f"not a readable YAML document ({exc.message})"
+        if "\njobs:" in text and text.rsplit("\n", 1)[-1].startswith("- {"):  # our layout, cut
+            why = f"the file ends mid-line, as a cut-off copy or write does ({exc.message})"
+        raise _corrupt(path, why, spot) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), list):
         raise _corrupt(path, "no `jobs:` list")
     header = {k: v for k, v in doc.items() if k != "jobs"}
