@@ -12,9 +12,10 @@ from ..errors import I2VError, LockError
 from ..model import Action, PlanItem
 from ..spec import manifest as manifest_mod
 from ..spec import validation as schemas
-from ..spec.campaign import load_campaign
+from ..spec.campaign import check_images_reachable, load_campaign
 from ..state.lock import load_state, read_lock
 from ..state.plan import PlanOptions, mismatches, plan_to_json, summarize
+from ..text import plural
 from .common import (
     Selection,
     plan_campaign,
@@ -141,10 +142,11 @@ def _validate_one(path: Path) -> str:
         entries = read_lock(path)
         doc, _ = manifest_mod.parse_yaml(path.read_text(encoding="utf-8"), str(path))
         schemas.validate("lock", doc, what=str(path), error_class=LockError)
-        return f"lockfile, {len(entries)} jobs"
+        return f"lockfile, {plural(len(entries), 'job')}"
     campaign = load_campaign(path)
+    check_images_reachable(campaign, campaign.specs)  # what run would refuse, said now
     load_state(campaign.lock_path, warn)
-    return f"{len(campaign.specs)} jobs"
+    return plural(len(campaign.specs), "job")
 
 
 @click.command("expand")

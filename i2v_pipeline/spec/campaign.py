@@ -133,14 +133,24 @@ def check_reachable_images(
     campaign: Campaign, items: Sequence[PlanItem], *, emulator: bool
 ) -> None:
     """Refuse before buying when a real API would be sent a local image it cannot read."""
-    if emulator or campaign.provider.image_base_url:
+    if not emulator:
+        check_images_reachable(campaign, [i.spec for i in items if i.action.submits and i.spec])
+
+
+def check_images_reachable(campaign: Campaign, specs: Sequence[JobSpec]) -> None:
+    """A remote API cannot read local files: a non-emulator endpoint needs image_base_url (or
+    `url:` images). `validate` checks every job, `run` the ones it would buy."""
+    if campaign.provider.is_emulator or campaign.provider.image_base_url:
         return
-    local = next(
-        (i.spec for i in items if i.action.submits and i.spec and i.spec.image.kind == "path"), None
-    )
+    local = next((s for s in specs if s.image.kind == "path"), None)
     if local is not None:
+        man = campaign.manifest
         raise ConfigError(
-            f"job {local.id} uses the local image {local.image.display}, "
-            "which a remote API cannot read",
-            hint="publish the images and set provider.image_base_url, or use `url:` images",
+            f"job {local.id} uses the local image {local.image.display}, which the endpoint "
+            f"{campaign.provider.endpoint} cannot read",
+            where=man.locate(("provider", "endpoint")),
+            hint=(
+                "publish the images and set provider.image_base_url to their base URL, use "
+                '`url:` images, or, for a local emulator, `image_base_url: "file://"`'
+            ),
         )

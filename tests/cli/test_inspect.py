@@ -192,7 +192,7 @@ def test_validate_checks_lockfiles(workdir: Path) -> None:
     )
     compact(lock, {entry.fingerprint: entry}, manifest="m.yaml", command="t", endpoint="emulator")
     code, out, _ = run("validate", str(lock))
-    assert code == 0 and "lockfile, 1 jobs" in out
+    assert code == 0 and "lockfile, 1 job" in out
     lock.write_text(lock.read_text().replace('"unknown"', '"lost"'))
     code, _, err = run("validate", str(lock))
     assert code == 2 and "inspect this file" in err and "do not delete it" in err
