@@ -11,7 +11,8 @@ from ..model import JobStatus
 from ..spec.campaign import Campaign, load_campaign
 from ..spec.catalog import Catalog
 from ..state.lock import load_state
-from .common import print_json
+from ..text import plural
+from .common import json_option, print_json
 from .embedded import provider_for
 from .logs import note, output_options, warn
 
@@ -24,14 +25,14 @@ async def _ask(manifest: str, what: str) -> Any:
 @click.command("models")
 @click.option("--refresh", is_flag=True, help="Fetch the list from the API and cache it.")
 @click.option("--manifest", default=None, help="Whose provider to ask (default: the emulator).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option("Print the models as AKOOL lists them, as a JSON array.")
 @output_options()
 def models_cmd(refresh: bool, manifest: str | None, as_json: bool) -> None:
     """The model catalog used for validation: value, resolutions, durations, max variants."""
     if refresh:
         models = anyio.run(_ask, manifest or _default_manifest(), "models")
         path = Catalog.save_cache(models)
-        note(f"cached {len(models)} models in {path}")
+        note(f"cached {plural(len(models), 'model')} in {path}")
     catalog = Catalog.load()
     if as_json:
         print_json([dict(m.raw) for m in catalog.models.values()])
@@ -49,7 +50,7 @@ def models_cmd(refresh: bool, manifest: str | None, as_json: bool) -> None:
 
 @click.command("effects")
 @click.option("--manifest", default=None, help="Whose provider to ask (default: the emulator).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option("Print the effects as a JSON array.")
 @output_options()
 def effects_cmd(manifest: str | None, as_json: bool) -> None:
     """Effect codes for `effect:` in a manifest."""
@@ -64,7 +65,10 @@ def effects_cmd(manifest: str | None, as_json: bool) -> None:
 @click.command("status")
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--refresh", is_flag=True, help="Also ask the API for each video's status now.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option(
+    "Print a JSON array, one object per job: id, state, remote_ids, credits, files, mismatch, "
+    "downloaded, error (and remote_now with --refresh)."
+)
 @output_options()
 def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
     """What the lock records for each job (with any unfinished journal replayed). Read-only:
@@ -103,7 +107,7 @@ def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
         if refresh:
             now = "  remote: " + ",".join(STATUS_NAMES.get(s, "gone") for s in r["remote_now"])
         click.echo(f"{r['state']:<9} {r['id']}  {files}{err}{now}")
-    click.echo(f"{len(rows)} jobs in {campaign.lock_path}")
+    click.echo(f"{plural(len(rows), 'job')} in {campaign.lock_path}")
 
 
 STATUS_NAMES = {

@@ -18,6 +18,7 @@ from ..state.plan import PlanOptions, mismatches, plan_to_json, summarize
 from ..text import plural
 from .common import (
     Selection,
+    json_option,
     plan_campaign,
     print_json,
     render_error,
@@ -77,12 +78,28 @@ def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
 
 @click.command("plan")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
-@click.option("--check", is_flag=True, help="Exit 1 if anything would run or is unknown (for CI).")
-@click.option("--retry-failed", is_flag=True, help="Plan failed jobs to be created again.")
+@json_option("Print the plan as JSON on stdout.")
+@click.option(
+    "--check",
+    is_flag=True,
+    envvar="I2V_CHECK",
+    show_envvar=True,
+    help="Exit 1 if anything would run or is unknown (for CI).",
+)
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    envvar="I2V_RETRY_FAILED",
+    show_envvar=True,
+    help="Plan failed jobs to be created again.",
+)
 @click.option("--resubmit-unknown", is_flag=True, help="Plan unknown creates to be sent again.")
 @click.option(
-    "--verify", is_flag=True, help="Hash every held file instead of trusting size and mtime."
+    "--verify",
+    is_flag=True,
+    envvar="I2V_VERIFY",
+    show_envvar=True,
+    help="Hash every held file instead of trusting size and mtime.",
 )
 @selection_options
 @output_options("Also list fresh jobs; show debug records on stderr (as I2V_LOG=debug).")
@@ -151,7 +168,7 @@ def _validate_one(path: Path) -> str:
 
 @click.command("expand")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print job specs as a JSON array.")
+@json_option("Print job specs as a JSON array.")
 @output_options()
 def expand_cmd(manifest: str, as_json: bool) -> None:
     """Print every job the manifest expands to, fully rendered."""
