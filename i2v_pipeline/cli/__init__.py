@@ -14,6 +14,7 @@ from .. import __version__
 from .common import I2VGroup
 
 COMMANDS = {
+    "init": "init_cmd:init_cmd",
     "plan": "inspect:plan_cmd",
     "validate": "inspect:validate_cmd",
     "expand": "inspect:expand_cmd",
