@@ -42,7 +42,7 @@ class Campaign:
 
 def compile_manifest(man: Manifest, catalog: Catalog | None = None) -> Campaign:
     """A loaded manifest to a Campaign; raises the first user error, with its location."""
-    catalog = catalog or Catalog.load()
+    catalog = catalog or Catalog.load(ProviderSettings.from_manifest(man.data).endpoint)
     with gc_paused():
         return _compile(man, catalog)
 

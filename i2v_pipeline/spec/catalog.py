@@ -1,7 +1,8 @@
 """The model catalog: which resolutions, durations and counts each model accepts, and prices.
 
-A snapshot of AKOOL's model list ships with the package so validation works offline;
-`i2v models --refresh` writes a fresher copy to the user's cache, which wins when present.
+A snapshot of AKOOL's model list ships with the package so validation works offline (and the
+emulator serves it); `i2v models --refresh` writes a fresher copy of an endpoint's list to the
+user's cache, which wins for manifests on that endpoint.
 """
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from ..text import plural
 
 # Credits per video, from the documented price table (akool-api.md §12). The real formula is
 # unknown, so this is an estimate; deduction_credit in responses is the truth.
@@ -41,10 +46,29 @@ def estimate_credits(request: Mapping[str, Any]) -> int:
     return per_video * int(request.get("count", 1))
 
 
-def cache_path() -> Path:
-    """Where `i2v models --refresh` caches the model list (XDG cache)."""
+def cache_dir() -> Path:
+    """Where `i2v models --refresh` caches model lists, one file per endpoint (XDG cache)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "i2v" / "models.json"
+    return Path(base) / "i2v" / "models"
+
+
+def cache_path(endpoint: str) -> Path:
+    """The cache file for one endpoint's model list: `https://openapi.akool.com` ->
+    `openapi.akool.com.json`, `http://127.0.0.1:8787` -> `127.0.0.1-8787.json`. One per
+    endpoint, so a refresh against one never changes what another validates against."""
+    host = endpoint.split("://", 1)[-1].rstrip("/")
+    return cache_dir() / (re.sub(r"[^A-Za-z0-9.]+", "-", host).strip("-.") + ".json")
+
+
+def _age(seconds: float) -> str:
+    """`just now`, `5 minutes ago`, `3 hours ago`, `2 days ago`."""
+    if seconds < 90:
+        return "just now"
+    if seconds < 90 * 60:
+        return f"{plural(round(seconds / 60), 'minute')} ago"
+    if seconds < 36 * 3600:
+        return f"{plural(round(seconds / 3600), 'hour')} ago"
+    return f"{plural(round(seconds / 86400), 'day')} ago"
 
 
 @dataclass(frozen=True)
@@ -99,26 +123,34 @@ class Catalog:
     def bundled(cls) -> Catalog:
         """The snapshot shipped in the package (what the emulator serves)."""
         text = (resources.files("i2v_pipeline") / "data" / "models.json").read_text("utf-8")
-        return cls(json.loads(text)["models"], "bundled snapshot")
+        doc = json.loads(text)
+        return cls(doc["models"], f"bundled snapshot ({doc.get('snapshot', 'no date')})")
 
     @classmethod
-    def load(cls) -> Catalog:
-        """The cached copy from `i2v models --refresh` if there is one, else the snapshot."""
-        path = cache_path()
-        if path.is_file():
-            try:
-                return cls(json.loads(path.read_text("utf-8"))["models"], f"cache {path}")
-            except (OSError, ValueError, KeyError, TypeError):
-                pass  # a broken cache is not worth failing over: the snapshot still works
+    def load(cls, endpoint: str = "emulator", *, now: float | None = None) -> Catalog:
+        """What a manifest on endpoint validates against: the emulator serves the bundled
+        snapshot, so it always gets that; another endpoint gets its own cached copy from
+        `i2v models --refresh` if there is one, else the snapshot."""
+        if endpoint == "emulator":
+            return cls.bundled()
+        path = cache_path(endpoint)
+        try:
+            doc = json.loads(path.read_text("utf-8"))
+            age = _age((time.time() if now is None else now) - path.stat().st_mtime)
+            return cls(doc["models"], f"cache {path}, fetched from {endpoint} {age}")
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a broken cache is not worth failing over: the snapshot still works
         return cls.bundled()
 
     @staticmethod
-    def save_cache(models: list[Mapping[str, Any]]) -> Path:
-        """Write a fetched model list to the cache atomically; returns its path."""
-        path = cache_path()
+    def save_cache(endpoint: str, models: list[Mapping[str, Any]]) -> Path:
+        """Write endpoint's fetched model list to its cache file atomically; returns its path."""
+        path = cache_path(endpoint)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"models": models}, indent=1), "utf-8")
+        tmp.write_text(json.dumps({"endpoint": endpoint, "models": models}, indent=1), "utf-8")
         tmp.replace(path)
         return path
 
