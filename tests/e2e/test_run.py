@@ -310,9 +310,28 @@ def test_prune_needs_yes_off_a_terminal(
     text = MANIFEST.format(url=emulator.base_url)
     path = write_manifest(text)
     assert run("run", str(path), "--yes", "-q", "--select", "garden.*")[0] == 0
-    write_manifest(text.replace("Pan across", "Slow pan across"))
+    pan = '  - id: pan\n    template: "Pan across {{ image.id }}"\n'
+    assert pan in text
+    write_manifest(text.replace(pan, ""))  # garden.pan is no longer in the manifest
     code, _, err = run("prune", str(path))
     assert code == 2 and "--yes" in err
+
+
+def test_replaced_job_is_pruned_only_after_its_replacement_runs(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest
+) -> None:
+    """A changed job's old entry is not an orphan while the replace is pending; after the run
+    it is, and prune can remove it."""
+    text = MANIFEST.format(url=emulator.base_url)
+    path = write_manifest(text)
+    assert run("run", str(path), "--yes", "-q", "--select", "garden.*")[0] == 0
+    write_manifest(text.replace("Pan across", "Slow pan across"))
+    _, plan, _ = run("plan", str(path), "--json", "--select", "garden.*")
+    assert plan is not None and plan["summary"]["orphan"] == 0
+    assert plan["summary"]["replace"] == 1
+    assert run("run", str(path), "--yes", "-q", "--select", "garden.*")[0] == 0
+    _, plan, _ = run("plan", str(path), "--json", "--select", "garden.*")
+    assert plan is not None and plan["summary"]["orphan"] == 1
 
 
 def test_status_refresh_asks_the_api(
