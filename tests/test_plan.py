@@ -113,6 +113,14 @@ def test_changed_job_is_one_replace_with_old_and_new_values() -> None:
     assert item.replaces == done(old) and item.entry is None
 
 
+def test_replace_of_an_entry_without_its_request_names_the_old_fingerprint() -> None:
+    """An old lock line without `request` gives no made-up diff, just the superseded entry."""
+    old = dataclasses.replace(done(spec()), request_json="{}")
+    (item,) = plan([spec(prompt="q")], [old])
+    assert item.action is Action.REPLACE and item.changes == ()
+    assert item.reason == f"request changed (was {'0' * 12})"
+
+
 def test_long_prompt_change_shows_the_differing_words() -> None:
     """A long prompt is shown around its difference only, quoted, with … where it is cut."""
     base = "A slow cinematic {} across the garden at golden hour, soft light, 4k detail"

@@ -74,9 +74,9 @@ def output_prefix(base_dir: Path, output_dir: Path) -> str:
 
 def _replace(spec: JobSpec, old: LockEntry, cost: int) -> PlanItem:
     """Same job id, new fingerprint: one `-/+` item naming what changed, old and new."""
-    delta = changes(old.request, lock_request(spec))
-    # An old lock without the attributes that changed (or a fingerprint-only change) still
-    # says which entry it supersedes.
+    # A lock entry without its request (written before requests were recorded) cannot say
+    # what changed, only which entry is superseded.
+    delta = changes(old.request, lock_request(spec)) if old.request else ()
     reason = describe(delta) if delta else f"request changed (was {old.fingerprint[:12]})"
     if old.state in ("unknown", "submitted"):
         reason += f"; the old job ({old.state}) may still exist remotely"
