@@ -110,6 +110,8 @@ def describe(error: ValidationError) -> tuple[list[str | int], str]:
         options = [o for o in options if o]
         if options:
             return path, f"give exactly one of: {', '.join(options)}"
+    if error.validator == "maxLength" and isinstance(error.instance, str):
+        return path, f"is too long ({len(error.instance):,} characters)"
     if error.validator == "required":
         return path, error.message.replace("is a required property", "is required")
     if error.validator == "pattern" and path and path[-1] in ("id", "name"):
@@ -126,6 +128,13 @@ def _hint(error: ValidationError) -> str | None:
         allowed = _allowed_keys(error)
         if allowed:
             return f"keys allowed here: {', '.join(allowed)}"
+    if error.validator == "maxLength":
+        return f"shorten it to at most {error.validator_value:,} characters"
+    if error.validator == "enum":
+        return f"use one of: {', '.join(map(str, error.validator_value))}"
+    if error.validator in ("minimum", "maximum"):
+        side = "at least" if error.validator == "minimum" else "at most"
+        return f"use a value {side} {error.validator_value}"
     return None
 
 

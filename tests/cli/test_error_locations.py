@@ -141,3 +141,32 @@ def test_non_utf8_lock_names_line_and_byte(write_manifest: WriteManifest) -> Non
         f"✗ {lock}\n{lock}:6:130: the lockfile is corrupt or not an i2v lock: not UTF-8 text "
         "(byte offset 211)\n"
     ), err
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            "verify: loud\n",
+            ":8:9: verify: 'loud' is not one of ['strict', 'warn', 'off']\n"
+            "  hint: use one of: strict, warn, off\n",
+        ),
+        (
+            "vars: {n: 6000}\n",
+            ":7:15 (job garden.a): request.prompt: is too long (6,000 characters)\n"
+            "  hint: shorten it to at most 5,000 characters\n",
+        ),
+    ],
+    ids=["enum", "too-long"],
+)
+def test_schema_hints_are_about_the_error(
+    write_manifest: WriteManifest, extra: str, expected: str
+) -> None:
+    """A bad enum value hints the choices; an over-long prompt says its length and the limit."""
+    text = HEAD + extra
+    if "vars" in extra:
+        text = text.replace('"A calm scene"', "\"{{ 'x' * n }}\"")
+    path = write_manifest(text)
+    code, err = validate(path)
+    assert code == 2
+    assert err == f"✗ {path}\n{path}{expected}"
