@@ -51,6 +51,18 @@ def redact(text: str, extra: Iterable[str] = (), *, urls: bool = True) -> str:
     return _URL_QUERY.sub(r"\1?…", text) if urls else text
 
 
+def utf8_damage(data: bytes) -> tuple[int, int, int] | None:
+    """Where data stops being UTF-8: (byte offset, line, column), 1-based line and column in
+    characters; None if it all decodes. For messages that point at the damaged spot."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        col = len(data[start : exc.start].decode("utf-8", "replace")) + 1
+        return exc.start, data.count(b"\n", 0, exc.start) + 1, col
+    return None
+
+
 class I2VError(Exception):
     """Base of every error i2v raises on purpose."""
 

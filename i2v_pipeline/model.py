@@ -182,6 +182,8 @@ class Action(enum.Enum):
     """What a plan does with a job; the value is the symbol printed in the plan."""
 
     CREATE = "+"
+    REPLACE = "-/+"
+    """A job whose request changed: its old lock entry is superseded by a new create."""
     RETRY = "!"
     RESUME = "~"
     DOWNLOAD = "↓"
@@ -198,12 +200,22 @@ class Action(enum.Enum):
     @property
     def submits(self) -> bool:
         """True when this action sends a create request (and costs credits)."""
-        return self in (Action.CREATE, Action.RETRY)
+        return self in (Action.CREATE, Action.REPLACE, Action.RETRY)
 
     @property
     def is_work(self) -> bool:
         """True when a run would do anything for this item."""
         return self not in (Action.FRESH, Action.FAILED, Action.UNKNOWN, Action.ORPHAN)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One request attribute a replaced job changes: the lock's old value, the spec's new one
+    (None where the attribute is absent on that side)."""
+
+    field: str
+    old: Any
+    new: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +230,10 @@ class PlanItem:
     entry: LockEntry | None = None
     credits: int = 0
     """Estimated credits this item will spend (creates only)."""
+    changes: tuple[Change, ...] = ()
+    """For a replace: what differs from the superseded lock entry's request."""
+    replaces: LockEntry | None = None
+    """For a replace: the lock entry (same job id, old fingerprint) it supersedes."""
 
 
 class EventKind(enum.Enum):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -12,6 +14,27 @@ import pytest
 import i2v_pipeline
 
 from .conftest import REPO
+
+DOC_LINK = re.compile(r"docs/[A-Za-z0-9_-]+\.md")
+
+
+def cited_docs() -> set[str]:
+    """Every `docs/X.md` the package cites (help texts, error hints, schemas)."""
+    found: set[str] = set()
+    for path in [*(REPO / "i2v_pipeline").rglob("*.py"), *(REPO / "schemas").glob("*.json")]:
+        found.update(DOC_LINK.findall(path.read_text(encoding="utf-8")))
+    return found
+
+
+def test_cited_docs_exist_and_ship_in_the_wheel() -> None:
+    """Each doc the package cites is a file in the repo, and pyproject ships docs/ in the wheel
+    where the slow wheel test looks for it."""
+    assert {"docs/manifest.md", "docs/emulator.md"} <= cited_docs()
+    for doc in cited_docs():
+        assert (REPO / doc).is_file(), doc
+    with open(REPO / "pyproject.toml", "rb") as f:
+        include = tomllib.load(f)["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert include["docs"] == "i2v_pipeline/data/docs"
 
 
 @pytest.mark.slow
@@ -40,6 +63,7 @@ def test_wheel_ships_schemas_and_finds_them(tmp_path: Path) -> None:
         "i2v_pipeline/data/schemas/lock.schema.json",
         "i2v_pipeline/data/models.json",
         "i2v_pipeline/py.typed",
+        *(f"i2v_pipeline/data/{doc}" for doc in cited_docs()),
     } <= set(names)
     target = tmp_path / "site"
     subprocess.run(

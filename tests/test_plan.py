@@ -97,13 +97,52 @@ def test_local_file_problems(files: dict[str, int], action: Action) -> None:
     assert item.action is action and item.credits == 0
 
 
-def test_changed_prompt_names_the_field() -> None:
-    """Same id, other fingerprint: create, reason names what changed; old entry is an orphan."""
+def test_changed_job_is_one_replace_with_old_and_new_values() -> None:
+    """Same id, other fingerprint: one -/+ replace naming each changed value; no orphan line."""
     old = spec()
+    new = dataclasses.replace(
+        spec(prompt="q"), request={**spec().request, "prompt": "q", "resolution": "1080p"}
+    )
+    (item,) = plan([new], [done(old)])
+    assert item.action is Action.REPLACE and item.credits == 25  # 1080p costs more
+    assert item.reason == "prompt: p → q; resolution: 720p → 1080p"
+    assert [(c.field, c.old, c.new) for c in item.changes] == [
+        ("prompt", "p", "q"),
+        ("resolution", "720p", "1080p"),
+    ]
+    assert item.replaces == done(old) and item.entry is None
+
+
+def test_replace_of_an_entry_without_its_request_names_the_old_fingerprint() -> None:
+    """An old lock line without `request` gives no made-up diff, just the superseded entry."""
+    old = dataclasses.replace(done(spec()), request_json="{}")
+    (item,) = plan([spec(prompt="q")], [old])
+    assert item.action is Action.REPLACE and item.changes == ()
+    assert item.reason == f"request changed (was {'0' * 12})"
+
+
+def test_long_prompt_change_shows_the_differing_words() -> None:
+    """A long prompt is shown around its difference only, quoted, with … where it is cut."""
+    base = "A slow cinematic {} across the garden at golden hour, soft light, 4k detail"
+    old = spec(prompt=base.format("pan"))
+    old = dataclasses.replace(old, fingerprint="1" * 64)
+    new = spec(prompt=base.format("orbit"))
+    (item,) = plan([new], [done(old)])
+    assert (
+        item.reason == 'prompt: "…slow cinematic pan across the garden…" → '
+        '"…slow cinematic orbit across the garden…"'
+    )
+
+
+def test_replace_of_an_unanswered_create_warns_and_older_entries_stay_orphans() -> None:
+    """Replacing an unknown entry says it may exist remotely; a second stale entry is an orphan."""
+    old = spec()
+    older = dataclasses.replace(done(old), fingerprint="2" * 64)
     new = spec(prompt="q")
-    items = plan([new], [done(old)])
-    assert items[0].action is Action.CREATE and "changed: prompt" in items[0].reason
-    assert items[1].action is Action.ORPHAN and "superseded" in items[1].reason
+    items = plan([new], [older, entry(old, "unknown")])
+    assert [i.action for i in items] == [Action.REPLACE, Action.ORPHAN]
+    assert items[0].reason == "prompt: p → q; the old job (unknown) may still exist remotely"
+    assert items[1].fingerprint == "2" * 64 and "superseded" in items[1].reason
 
 
 def test_unknown_is_not_resubmitted_by_default() -> None:

@@ -14,6 +14,7 @@ from .. import __version__
 from .common import I2VGroup
 
 COMMANDS = {
+    "init": "init_cmd:init_cmd",
     "plan": "inspect:plan_cmd",
     "validate": "inspect:validate_cmd",
     "expand": "inspect:expand_cmd",
@@ -43,7 +44,19 @@ class LazyGroup(I2VGroup):
         return command
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+EPILOG = """\b
+Environment: AKOOL_API_KEY (or AKOOL_CLIENT_ID + AKOOL_CLIENT_SECRET) for a real endpoint;
+I2V_JSON=1, I2V_MAX_CREDITS=N, I2V_YES=1, I2V_CHECK=1, I2V_VERIFY=1, I2V_RETRY_FAILED=1 set
+the flags of the same name (each command's --help shows which it takes); I2V_LOG=debug;
+NO_COLOR=1 (or --no-color) for plain output.
+
+\b
+Shell completion (bash; zsh and fish alike with zsh_source / fish_source):
+  eval "$(_I2V_COMPLETE=bash_source i2v)"
+"""
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.version_option(__version__, prog_name="i2v")
 def cli() -> None:
     """Image-to-video renders on AKOOL from YAML manifests, reproducibly and without paying twice.

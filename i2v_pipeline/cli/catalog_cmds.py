@@ -8,10 +8,13 @@ import anyio
 import click
 
 from ..model import JobStatus
+from ..spec import manifest as manifest_mod
 from ..spec.campaign import Campaign, load_campaign
 from ..spec.catalog import Catalog
+from ..spec.settings import ProviderSettings
 from ..state.lock import load_state
-from .common import print_json
+from ..text import plural
+from .common import json_option, print_json
 from .embedded import provider_for
 from .logs import note, output_options, warn
 
@@ -22,21 +25,32 @@ async def _ask(manifest: str, what: str) -> Any:
 
 
 @click.command("models")
-@click.option("--refresh", is_flag=True, help="Fetch the list from the API and cache it.")
-@click.option("--manifest", default=None, help="Whose provider to ask (default: the emulator).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--refresh", is_flag=True, help="Fetch the endpoint's list and cache it.")
+@click.option(
+    "--manifest",
+    default=None,
+    help="Whose endpoint's catalog to show or refresh (default: the emulator's).",
+)
+@json_option("Print the models as AKOOL lists them, as a JSON array.")
 @output_options()
 def models_cmd(refresh: bool, manifest: str | None, as_json: bool) -> None:
-    """The model catalog used for validation: value, resolutions, durations, max variants."""
+    """The model catalog a manifest validates against: value, resolutions, durations, max
+    variants. One per endpoint: the emulator's is the bundled snapshot; another endpoint's is
+    its cached list from `--refresh` (else the snapshot). The first line says which and its age."""
+    source = manifest or _default_manifest()
+    endpoint = ProviderSettings.from_manifest(manifest_mod.load(source).data).endpoint
     if refresh:
-        models = anyio.run(_ask, manifest or _default_manifest(), "models")
-        path = Catalog.save_cache(models)
-        note(f"cached {len(models)} models in {path}")
-    catalog = Catalog.load()
+        models = anyio.run(_ask, source, "models")
+        if endpoint == "emulator":
+            note(f"the emulator serves the bundled snapshot ({plural(len(models), 'model')})")
+        else:
+            path = Catalog.save_cache(endpoint, models)
+            note(f"cached {plural(len(models), 'model')} from {endpoint} in {path}")
+    catalog = Catalog.load(endpoint)
     if as_json:
         print_json([dict(m.raw) for m in catalog.models.values()])
         return
-    click.echo(f"# source: {catalog.source}")
+    click.echo(f"# catalog for {endpoint}: {catalog.source}")
     for m in catalog.models.values():
         res = ", ".join(m.resolutions) or "-"
         durs = ", ".join(map(str, m.durations))
@@ -49,7 +63,7 @@ def models_cmd(refresh: bool, manifest: str | None, as_json: bool) -> None:
 
 @click.command("effects")
 @click.option("--manifest", default=None, help="Whose provider to ask (default: the emulator).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option("Print the effects as a JSON array.")
 @output_options()
 def effects_cmd(manifest: str | None, as_json: bool) -> None:
     """Effect codes for `effect:` in a manifest."""
@@ -64,7 +78,10 @@ def effects_cmd(manifest: str | None, as_json: bool) -> None:
 @click.command("status")
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--refresh", is_flag=True, help="Also ask the API for each video's status now.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option(
+    "Print a JSON array, one object per job: id, state, remote_ids, credits, files, mismatch, "
+    "downloaded, error (and remote_now with --refresh)."
+)
 @output_options()
 def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
     """What the lock records for each job (with any unfinished journal replayed). Read-only:
@@ -105,7 +122,7 @@ def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
         if refresh:
             now = "  remote: " + ",".join(STATUS_NAMES.get(s, "gone") for s in r["remote_now"])
         click.echo(f"{r['state']:<9} {r['id']}  {files}{err}{now}")
-    click.echo(f"{len(rows)} jobs in {campaign.lock_path}")
+    click.echo(f"{plural(len(rows), 'job')} in {campaign.lock_path}")
 
 
 STATUS_NAMES = {

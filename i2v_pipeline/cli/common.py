@@ -20,6 +20,7 @@ from ..spec.campaign import Campaign
 from ..state.journal import Entries
 from ..state.lock import compact, load_state
 from ..state.plan import PlanOptions, disk_check, make_plan, output_prefix, parse_shard, select
+from ..text import plural
 from .logs import warn
 
 log = logging.getLogger("i2v.cli")
@@ -40,10 +41,18 @@ class I2VGroup(click.Group):
             ctx.exit(130)
 
 
+def json_option(help: str) -> Callable[[Any], Any]:
+    """`--json`, also set by I2V_JSON=1 (a CI job sets it once for every step)."""
+    return click.option(
+        "--json", "as_json", is_flag=True, envvar="I2V_JSON", show_envvar=True, help=help
+    )
+
+
 def unknown_advice(n: int, manifest: str) -> str:
     """What to do about creates sent with no answer recorded: they are unfinished work."""
     return (
-        f"{n} unknown create(s): sent, no answer recorded; each may exist (and be charged). "
+        f"{plural(n, 'unknown create')}: sent, no answer recorded; each may exist (and be "
+        "charged). "
         f"`i2v plan {manifest} --only unknown` lists them with the time sent: check the AKOOL "
         f"dashboard, then `i2v run {manifest} --only unknown --resubmit-unknown` creates them "
         "again"

@@ -14,6 +14,20 @@ from ..errors import UsageError
 from .logs import output_options
 
 
+def banner(base_url: str, api_key: str) -> str:
+    """What serve prints on stderr: where it listens, and a manifest snippet that works as is
+    (image_base_url "file://": this emulator reads local images from disk, as none remote can)."""
+    return (
+        f"AKOOL emulator on {base_url}\n"
+        f"  api key: {api_key}  (x-api-key header)\n"
+        "  in a manifest:\n"
+        "    provider:\n"
+        f'      endpoint: "{base_url}"\n'
+        '      image_base_url: "file://"\n'
+        f"  then: AKOOL_API_KEY={api_key} i2v run MANIFEST"
+    )
+
+
 @click.group("emulator")
 def emulator_group() -> None:
     """The local AKOOL emulator."""
@@ -99,9 +113,7 @@ def serve_cmd(
         # SIGTERM is a clean shutdown too: the state is compacted on the way out.
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with Emulator(config, host=host, port=port) as emu:
-                click.echo(f"AKOOL emulator on {emu.base_url}", err=True)
-                click.echo(f"  api key: {config.api_key}  (x-api-key header)", err=True)
-                click.echo(f"  in a manifest: provider: {{endpoint: {emu.base_url}}}", err=True)
+                click.echo(banner(emu.base_url, config.api_key), err=True)
                 click.echo(emu.base_url, nl=True)  # stdout: the URL alone, for scripts
                 async for _ in signals:
                     break

@@ -12,11 +12,13 @@ from ..errors import I2VError, LockError
 from ..model import Action, PlanItem
 from ..spec import manifest as manifest_mod
 from ..spec import validation as schemas
-from ..spec.campaign import load_campaign
+from ..spec.campaign import check_images_reachable, load_campaign
 from ..state.lock import load_state, read_lock
 from ..state.plan import PlanOptions, mismatches, plan_to_json, summarize
+from ..text import plural
 from .common import (
     Selection,
+    json_option,
     plan_campaign,
     print_json,
     render_error,
@@ -27,6 +29,7 @@ from .logs import output_options, warn
 
 PHRASES = {
     Action.CREATE: "to create",
+    Action.REPLACE: "to replace",
     Action.RETRY: "to retry",
     Action.RESUME: "to resume",
     Action.DOWNLOAD: "to download",
@@ -38,6 +41,7 @@ PHRASES = {
 }
 COLORS = {
     Action.CREATE: "green",
+    Action.REPLACE: "yellow",
     Action.RETRY: "yellow",
     Action.RESUME: "cyan",
     Action.DOWNLOAD: "cyan",
@@ -65,7 +69,7 @@ def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
         if item.action is Action.FRESH and not verbose and not mismatches(item.entry):
             continue  # a fresh job kept despite a mismatch is still worth a line
         cost = f"  ≈{item.credits} credits" if item.credits else ""
-        head = f"{item.action.value} {item.action.label:<8} {item.job_id:<{width}}"
+        head = f"{item.action.value:>3} {item.action.label:<8} {item.job_id:<{width}}"
         line = f"{head}  {item.reason}{cost}"
         kept = item.action is Action.FRESH and mismatches(item.entry)
         click.secho(line, fg="yellow" if kept else COLORS[item.action])
@@ -74,12 +78,28 @@ def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
 
 @click.command("plan")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
-@click.option("--check", is_flag=True, help="Exit 1 if anything would run or is unknown (for CI).")
-@click.option("--retry-failed", is_flag=True, help="Plan failed jobs to be created again.")
+@json_option("Print the plan as JSON on stdout.")
+@click.option(
+    "--check",
+    is_flag=True,
+    envvar="I2V_CHECK",
+    show_envvar=True,
+    help="Exit 1 if anything would run or is unknown (for CI).",
+)
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    envvar="I2V_RETRY_FAILED",
+    show_envvar=True,
+    help="Plan failed jobs to be created again.",
+)
 @click.option("--resubmit-unknown", is_flag=True, help="Plan unknown creates to be sent again.")
 @click.option(
-    "--verify", is_flag=True, help="Hash every held file instead of trusting size and mtime."
+    "--verify",
+    is_flag=True,
+    envvar="I2V_VERIFY",
+    show_envvar=True,
+    help="Hash every held file instead of trusting size and mtime.",
 )
 @selection_options
 @output_options("Also list fresh jobs; show debug records on stderr (as I2V_LOG=debug).")
@@ -139,15 +159,16 @@ def _validate_one(path: Path) -> str:
         entries = read_lock(path)
         doc, _ = manifest_mod.parse_yaml(path.read_text(encoding="utf-8"), str(path))
         schemas.validate("lock", doc, what=str(path), error_class=LockError)
-        return f"lockfile, {len(entries)} jobs"
+        return f"lockfile, {plural(len(entries), 'job')}"
     campaign = load_campaign(path)
+    check_images_reachable(campaign, campaign.specs)  # what run would refuse, said now
     load_state(campaign.lock_path, warn)
-    return f"{len(campaign.specs)} jobs"
+    return plural(len(campaign.specs), "job")
 
 
 @click.command("expand")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print job specs as a JSON array.")
+@json_option("Print job specs as a JSON array.")
 @output_options()
 def expand_cmd(manifest: str, as_json: bool) -> None:
     """Print every job the manifest expands to, fully rendered."""

@@ -16,7 +16,16 @@ from ..state.journal import Journal, journal_path, record
 from ..state.lock import owned_file
 from ..state.plan import PlanOptions
 from ..state.runlock import RunLock
-from .common import Planned, Selection, command_line, compact_lock, plan_campaign, print_json
+from ..text import plural
+from .common import (
+    Planned,
+    Selection,
+    command_line,
+    compact_lock,
+    json_option,
+    plan_campaign,
+    print_json,
+)
 from .embedded import provider_for
 from .logs import note, output_options
 
@@ -26,7 +35,7 @@ from .logs import note, output_options
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--keep-remote", is_flag=True, help="Only forget and delete local files.")
 @click.option("--keep-files", is_flag=True, help="Leave local files in place.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option("Print {pruned: [ids], refused: {id: why}} on stdout.")
 @output_options()
 def prune_cmd(manifest: str, yes: bool, keep_remote: bool, keep_files: bool, as_json: bool) -> None:
     """Delete orphans: lock entries no longer in the manifest, their remote videos (delbyids)
@@ -44,14 +53,15 @@ def prune_cmd(manifest: str, yes: bool, keep_remote: bool, keep_files: bool, as_
             return
         for e in orphans:
             click.echo(
-                f"- {e.job_id} ({e.fingerprint[:12]}): {len(e.remote_ids)} remote video(s), "
-                f"{sum(1 for f in e.files if f)} file(s)",
+                f"- {e.job_id} ({e.fingerprint[:12]}): "
+                f"{plural(len(e.remote_ids), 'remote video')}, "
+                f"{plural(sum(1 for f in e.files if f), 'file')}",
                 err=True,
             )
         if not yes:
             if not sys.stdin.isatty():
                 raise UsageError("prune deletes videos: confirm with --yes when not on a terminal")
-            click.confirm(f"Delete {len(orphans)} orphaned job(s)?", abort=True, err=True)
+            click.confirm(f"Delete {plural(len(orphans), 'orphaned job')}?", abort=True, err=True)
         refused = {} if keep_remote else anyio.run(_delete_remote, planned, orphans)
         pruned = _forget(planned, orphans, refused, keep_files)
         compact_lock(planned)
@@ -59,8 +69,8 @@ def prune_cmd(manifest: str, yes: bool, keep_remote: bool, keep_files: bool, as_
         print_json({"pruned": pruned, "refused": refused})
     else:
         note(
-            f"Pruned {len(pruned)} job(s)."
-            + (f" {len(refused)} remote video(s) refused: rerun later." if refused else "")
+            f"Pruned {plural(len(pruned), 'job')}."
+            + (f" {plural(len(refused), 'remote video')} refused: rerun later." if refused else "")
         )
     if refused:
         raise click.exceptions.Exit(1)

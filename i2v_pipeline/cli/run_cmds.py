@@ -14,11 +14,13 @@ from ..run import preflight
 from ..spec.campaign import check_reachable_images
 from ..state.plan import PlanOptions, disk_check, make_plan
 from ..state.runlock import RunLock
+from ..text import plural
 from .common import (
     Planned,
     Selection,
     command_line,
     compact_lock,
+    json_option,
     plan_campaign,
     print_json,
     selection_options,
@@ -32,17 +34,40 @@ from .progress import Progress
 
 @click.command("run")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("--retry-failed", is_flag=True, help="Create failed jobs again.")
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    envvar="I2V_RETRY_FAILED",
+    show_envvar=True,
+    help="Create failed jobs again.",
+)
 @click.option(
     "--resubmit-unknown",
     is_flag=True,
     help="Send creates whose earlier answer was lost (may pay twice).",
 )
-@click.option("--max-credits", type=click.IntRange(min=0), help="Stop submitting before N credits.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-@click.option("-y", "--yes", is_flag=True, help="Buy without asking (a real endpoint asks).")
 @click.option(
-    "--verify", is_flag=True, help="Hash every held file instead of trusting size and mtime."
+    "--max-credits",
+    type=click.IntRange(min=0),
+    envvar="I2V_MAX_CREDITS",
+    show_envvar=True,
+    help="Stop submitting before N credits.",
+)
+@json_option("Print a JSON summary on stdout.")
+@click.option(
+    "-y",
+    "--yes",
+    is_flag=True,
+    envvar="I2V_YES",
+    show_envvar=True,
+    help="Buy without asking (a real endpoint asks).",
+)
+@click.option(
+    "--verify",
+    is_flag=True,
+    envvar="I2V_VERIFY",
+    show_envvar=True,
+    help="Hash every held file instead of trusting size and mtime.",
 )
 @selection_options
 @output_options()
@@ -188,7 +213,7 @@ def _print_summary(
 ) -> None:
     lock = planned.campaign.lock_path
     if outcome == "nothing to do":
-        click.echo(f"Nothing to do: {fresh} jobs fresh. ({lock})", err=True)
+        click.echo(f"Nothing to do: {plural(fresh, 'job')} fresh. ({lock})", err=True)
         return
     head = "Stopped" if outcome in ("fatal", "interrupted") else "Finished"
     running = f"{left.running} still running remotely, " if left.running else ""

@@ -21,6 +21,7 @@ from ..model import JobSpec
 from ..state.journal import Entries
 from ..state.journal import record as journal_record
 from ..state.lock import owned_file
+from ..text import plural
 from .download import Downloaded, Policy, copy_into_place, fetch, holds
 from .pacing import backoff
 
@@ -78,7 +79,8 @@ class Delivery:
                     continue
                 if i >= min(len(ids), len(urls)):  # a create that answered fewer ids than asked
                     raise DownloadError(
-                        f"the API returned {len(ids)} video id(s) for {spec.variants} variant(s)"
+                        f"the API returned {plural(len(ids), 'video id')} for "
+                        f"{plural(spec.variants, 'variant')}"
                     )
                 got = await self._fetch(spec, ids[i], urls[i], target)
                 self._downloaded(fp, i, rel, got)

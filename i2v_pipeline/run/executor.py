@@ -40,6 +40,7 @@ from ..spec.settings import Limits
 from ..state.journal import record as journal_record
 from ..state.journal import utc_iso
 from ..state.lock import lock_request
+from ..text import plural
 from . import retry
 from .delivery import Delivery
 from .pacing import Lane, Now, RateLimiter, Sleep, lanes
@@ -243,7 +244,7 @@ class Executor:
         queued: list[int] = [JobStatus.QUEUED] * n
         self.tracked[fp] = Tracked(spec, list(created.ids), queued, [None] * n, slot=True)
         self.schedule.add(fp, self._now())
-        self.emit(Event(EventKind.SUBMITTED, spec.id, f"{n} video(s)", created.credits or 0))
+        self.emit(Event(EventKind.SUBMITTED, spec.id, plural(n, "video"), created.credits or 0))
         self._wake.set()
 
     async def _send(self, spec: JobSpec, attempt: str, request: CreateRequest) -> Created:
@@ -426,7 +427,7 @@ class Executor:
             self.emit(Event(EventKind.FAILED, t.spec.id, exc.message))
             return
         self.stats.done += 1
-        self.emit(Event(EventKind.DONE, t.spec.id, f"{t.spec.variants} file(s)"))
+        self.emit(Event(EventKind.DONE, t.spec.id, plural(t.spec.variants, "file")))
 
     async def _relocate(self, spec: JobSpec) -> None:
         try:

@@ -21,6 +21,7 @@ from ..model import Action, PlanItem
 from ..perf import gc_paused
 from ..spec.campaign import Campaign
 from ..state.lock import read_lock
+from ..text import plural
 
 MAX_SHOWN = 20
 """Problems listed in the message; a broken template can produce one per job."""
@@ -30,7 +31,14 @@ BYTES_PER_PIXEL_SECOND = 1.0
 """Generous on purpose, ~7 Mbit/s at 720p 16:9: better to refuse a run that would have fit than
 to buy videos that then cannot be written."""
 
-WRITES = (Action.CREATE, Action.RETRY, Action.RESUME, Action.DOWNLOAD, Action.RELOCATE)
+WRITES = (
+    Action.CREATE,
+    Action.REPLACE,
+    Action.RETRY,
+    Action.RESUME,
+    Action.DOWNLOAD,
+    Action.RELOCATE,
+)
 
 
 def disk_free(path: Path) -> int:
@@ -91,7 +99,7 @@ def require(campaign: Campaign, items: Sequence[PlanItem], prefix: str) -> None:
     if len(found) > MAX_SHOWN:
         shown.append(f"  … and {len(found) - MAX_SHOWN} more")
     raise InputError(
-        f"pre-flight found {len(found)} problem(s); nothing was sent:\n" + "\n".join(shown),
+        f"pre-flight found {plural(len(found), 'problem')}; nothing was sent:\n" + "\n".join(shown),
         where=str(campaign.manifest.path),
         hint="fix these (output.dir, output.path, free space), then run again",
     )
@@ -304,7 +312,7 @@ def confirm_spend(
     if budget is not None and budget >= credits:
         return
     where = endpoint_label(campaign.provider.endpoint)
-    what = f"buy {videos} video(s) for ~{credits} credits on {where}"
+    what = f"buy {plural(videos, 'video')} for ~{plural(credits, 'credit')} on {where}"
     if ask is None:
         over = f" (max_credits {budget} does not cover it)" if budget is not None else ""
         raise UsageError(

@@ -19,6 +19,7 @@ from .catalog import Catalog
 from .expand import expand
 from .fingerprint import FileHasher
 from .manifest import Manifest
+from .provenance import field_loc
 from .settings import Limits, ProviderSettings
 
 
@@ -41,7 +42,7 @@ class Campaign:
 
 def compile_manifest(man: Manifest, catalog: Catalog | None = None) -> Campaign:
     """A loaded manifest to a Campaign; raises the first user error, with its location."""
-    catalog = catalog or Catalog.load()
+    catalog = catalog or Catalog.load(ProviderSettings.from_manifest(man.data).endpoint)
     with gc_paused():
         return _compile(man, catalog)
 
@@ -109,8 +110,10 @@ def _compile(man: Manifest, catalog: Catalog) -> Campaign:
             schemas.validate("job", spec.to_json(), what=where, error_class=CatalogError)
         problem = catalog.problem(spec.request, spec.last_frame is not None)
         if problem:
-            where = f"{man.locate(expansion.origins[spec.id])} (job {spec.id})"
-            raise CatalogError(problem, where=where)
+            # the line that set the wrong value, not the prompt the job came from
+            loc = field_loc(man, expansion, spec, problem.field) or expansion.origins[spec.id]
+            where = f"{man.locate(loc)} (job {spec.id})"
+            raise CatalogError(problem.message, where=where, hint=problem.hint)
     return Campaign(
         manifest=man,
         specs=expansion.specs,
@@ -130,14 +133,24 @@ def check_reachable_images(
     campaign: Campaign, items: Sequence[PlanItem], *, emulator: bool
 ) -> None:
     """Refuse before buying when a real API would be sent a local image it cannot read."""
-    if emulator or campaign.provider.image_base_url:
+    if not emulator:
+        check_images_reachable(campaign, [i.spec for i in items if i.action.submits and i.spec])
+
+
+def check_images_reachable(campaign: Campaign, specs: Sequence[JobSpec]) -> None:
+    """A remote API cannot read local files: a non-emulator endpoint needs image_base_url (or
+    `url:` images). `validate` checks every job, `run` the ones it would buy."""
+    if campaign.provider.is_emulator or campaign.provider.image_base_url:
         return
-    local = next(
-        (i.spec for i in items if i.action.submits and i.spec and i.spec.image.kind == "path"), None
-    )
+    local = next((s for s in specs if s.image.kind == "path"), None)
     if local is not None:
+        man = campaign.manifest
         raise ConfigError(
-            f"job {local.id} uses the local image {local.image.display}, "
-            "which a remote API cannot read",
-            hint="publish the images and set provider.image_base_url, or use `url:` images",
+            f"job {local.id} uses the local image {local.image.display}, which the endpoint "
+            f"{campaign.provider.endpoint} cannot read",
+            where=man.locate(("provider", "endpoint")),
+            hint=(
+                "publish the images and set provider.image_base_url to their base URL, use "
+                '`url:` images, or, for a local emulator, `image_base_url: "file://"`'
+            ),
         )

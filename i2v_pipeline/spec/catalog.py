@@ -1,7 +1,8 @@
 """The model catalog: which resolutions, durations and counts each model accepts, and prices.
 
-A snapshot of AKOOL's model list ships with the package so validation works offline;
-`i2v models --refresh` writes a fresher copy to the user's cache, which wins when present.
+A snapshot of AKOOL's model list ships with the package so validation works offline (and the
+emulator serves it); `i2v models --refresh` writes a fresher copy of an endpoint's list to the
+user's cache, which wins for manifests on that endpoint.
 """
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from ..text import plural
 
 # Credits per video, from the documented price table (akool-api.md §12). The real formula is
 # unknown, so this is an estimate; deduction_credit in responses is the truth.
@@ -41,10 +46,39 @@ def estimate_credits(request: Mapping[str, Any]) -> int:
     return per_video * int(request.get("count", 1))
 
 
-def cache_path() -> Path:
-    """Where `i2v models --refresh` caches the model list (XDG cache)."""
+def cache_dir() -> Path:
+    """Where `i2v models --refresh` caches model lists, one file per endpoint (XDG cache)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "i2v" / "models.json"
+    return Path(base) / "i2v" / "models"
+
+
+def cache_path(endpoint: str) -> Path:
+    """The cache file for one endpoint's model list: `https://openapi.akool.com` ->
+    `openapi.akool.com.json`, `http://127.0.0.1:8787` -> `127.0.0.1-8787.json`. One per
+    endpoint, so a refresh against one never changes what another validates against."""
+    host = endpoint.split("://", 1)[-1].rstrip("/")
+    return cache_dir() / (re.sub(r"[^A-Za-z0-9.]+", "-", host).strip("-.") + ".json")
+
+
+def _age(seconds: float) -> str:
+    """`just now`, `5 minutes ago`, `3 hours ago`, `2 days ago`."""
+    if seconds < 90:
+        return "just now"
+    if seconds < 90 * 60:
+        return f"{plural(round(seconds / 60), 'minute')} ago"
+    if seconds < 36 * 3600:
+        return f"{plural(round(seconds / 3600), 'hour')} ago"
+    return f"{plural(round(seconds / 86400), 'day')} ago"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A request the catalog rules out: the manifest field at fault and what is wrong."""
+
+    field: str
+    """The manifest's name for it (`duration`, `variants`, ...), to find the line that set it."""
+    message: str
+    hint: str = "`i2v models` lists each model's resolutions, durations and variant limits"
 
 
 @dataclass(frozen=True)
@@ -83,32 +117,40 @@ class Catalog:
         self.source = source
         ordered = sorted(models, key=lambda m: -int(m.get("sort", 0)))
         self.models = {m.value: m for m in map(Model.from_api, ordered)}
-        self._checked: dict[tuple[Any, ...], str | None] = {}
+        self._checked: dict[tuple[Any, ...], Problem | None] = {}
 
     @classmethod
     def bundled(cls) -> Catalog:
         """The snapshot shipped in the package (what the emulator serves)."""
         text = (resources.files("i2v_pipeline") / "data" / "models.json").read_text("utf-8")
-        return cls(json.loads(text)["models"], "bundled snapshot")
+        doc = json.loads(text)
+        return cls(doc["models"], f"bundled snapshot ({doc.get('snapshot', 'no date')})")
 
     @classmethod
-    def load(cls) -> Catalog:
-        """The cached copy from `i2v models --refresh` if there is one, else the snapshot."""
-        path = cache_path()
-        if path.is_file():
-            try:
-                return cls(json.loads(path.read_text("utf-8"))["models"], f"cache {path}")
-            except (OSError, ValueError, KeyError, TypeError):
-                pass  # a broken cache is not worth failing over: the snapshot still works
+    def load(cls, endpoint: str = "emulator", *, now: float | None = None) -> Catalog:
+        """What a manifest on endpoint validates against: the emulator serves the bundled
+        snapshot, so it always gets that; another endpoint gets its own cached copy from
+        `i2v models --refresh` if there is one, else the snapshot."""
+        if endpoint == "emulator":
+            return cls.bundled()
+        path = cache_path(endpoint)
+        try:
+            doc = json.loads(path.read_text("utf-8"))
+            age = _age((time.time() if now is None else now) - path.stat().st_mtime)
+            return cls(doc["models"], f"cache {path}, fetched from {endpoint} {age}")
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a broken cache is not worth failing over: the snapshot still works
         return cls.bundled()
 
     @staticmethod
-    def save_cache(models: list[Mapping[str, Any]]) -> Path:
-        """Write a fetched model list to the cache atomically; returns its path."""
-        path = cache_path()
+    def save_cache(endpoint: str, models: list[Mapping[str, Any]]) -> Path:
+        """Write endpoint's fetched model list to its cache file atomically; returns its path."""
+        path = cache_path(endpoint)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"models": models}, indent=1), "utf-8")
+        tmp.write_text(json.dumps({"endpoint": endpoint, "models": models}, indent=1), "utf-8")
         tmp.replace(path)
         return path
 
@@ -120,8 +162,9 @@ class Catalog:
             return {k: v for k, v in request.items() if k != "resolution"}
         return request
 
-    def problem(self, request: Mapping[str, Any], has_last_frame: bool) -> str | None:
-        """What is wrong with this request for its model, or None. Cached per field combination."""
+    def problem(self, request: Mapping[str, Any], has_last_frame: bool) -> Problem | None:
+        """What is wrong with this request for its model, and the manifest field that set the
+        wrong value, or None. Cached per field combination."""
         key = (
             request.get("model_name"),
             request.get("resolution"),
@@ -136,29 +179,53 @@ class Catalog:
             self._checked[key] = self._problem(request, has_last_frame)
         return self._checked[key]
 
-    def _problem(self, request: Mapping[str, Any], has_last_frame: bool) -> str | None:
+    def _problem(self, request: Mapping[str, Any], has_last_frame: bool) -> Problem | None:
         name = str(request.get("model_name"))
         model = self.models.get(name)
         if model is None:
             close = difflib.get_close_matches(name, list(self.models), n=1)
             also = f"; did you mean `{close[0]}`?" if close else ""
-            return f"unknown model `{name}`{also}"
+            return Problem(
+                "model", f"unknown model `{name}`{also}", "`i2v models` lists the model names"
+            )
         res = request.get("resolution")
         if model.resolutions and res not in model.resolutions:
-            return f"model {name} offers resolutions {', '.join(model.resolutions)}, not {res!r}"
+            offered = ", ".join(model.resolutions)
+            return Problem("resolution", f"model {name} offers resolutions {offered}, not {res!r}")
         seconds = request.get("video_length")
         if model.durations and seconds not in model.durations:
             offered = ", ".join(map(str, model.durations))
-            return f"model {name} offers durations {offered} (seconds), not {seconds!r}"
+            return Problem(
+                "duration", f"model {name} offers durations {offered} (seconds), not {seconds!r}"
+            )
         count = int(request.get("count", 1))
         if count > model.max_count:
-            return f"model {name} makes at most {model.max_count} variants per job, not {count}"
+            return Problem(
+                "variants",
+                f"model {name} makes at most {model.max_count} variants per job, not {count}",
+            )
         if has_last_frame and not model.last_frame:
-            return f"model {name} does not support last_frame"
+            return Problem(
+                "last_frame",
+                f"model {name} does not support last_frame",
+                "`i2v models` marks the models that take a last frame; or drop last_frame",
+            )
         if request.get("generate_audio") and not model.audio:
-            return f"model {name} cannot generate audio (generate_audio: true)"
+            return Problem(
+                "generate_audio",
+                f"model {name} cannot generate audio (generate_audio: true)",
+                "`i2v models` marks the models with audio; or drop generate_audio",
+            )
         if request.get("audio_type") == 2 and "audio_url" not in request:
-            return "audio: custom needs an audio_url"
+            return Problem(
+                "audio",
+                "audio: custom needs an audio_url",
+                "add `audio_url: https://…` (your audio file), or use `audio: ai`",
+            )
         if "audio_url" in request and request.get("audio_type") != 2:
-            return "audio_url is only used with audio: custom"
+            return Problem(
+                "audio_url",
+                "audio_url is only used with audio: custom",
+                "add `audio: custom`, or remove audio_url",
+            )
         return None

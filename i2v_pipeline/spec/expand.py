@@ -64,6 +64,9 @@ class Expansion:
     output_dir: Path
     origins: dict[str, Loc]
     """Where in the manifest each job comes from, for later error messages."""
+    images: Sequence[Image] = ()
+    prompts: Sequence[Prompt] = ()
+    """The resolved images and prompts, to find which line set a field (spec/provenance.py)."""
 
 
 def _matches(
@@ -479,4 +482,4 @@ def expand(
                 )
             outputs[key] = spec.id
         specs.append(spec)
-    return Expansion(specs, x.output_dir, origins)
+    return Expansion(specs, x.output_dir, origins, images, prompts)

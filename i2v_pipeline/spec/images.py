@@ -27,6 +27,8 @@ class Image:
     tags: tuple[str, ...]
     vars: Mapping[str, Any]
     fields: Mapping[str, Any]
+    loc: Loc = ()
+    """Its `images:` entry, so an error about one of its fields can point there."""
 
 
 OUTSIDE_HINT = (
@@ -120,7 +122,7 @@ def resolve_images(manifest: Manifest, hasher: Hasher) -> list[Image]:
                     hint="give one of them an `id:`",
                 )
             seen[image_id] = loc
-            out.append(Image(image_id, ref, tags, vars_, fields))
+            out.append(Image(image_id, ref, tags, vars_, fields, loc))
     return out
 
 

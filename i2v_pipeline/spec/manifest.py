@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import ManifestError
+from ..errors import ManifestError, utf8_damage
 from . import validation as schemas
 
 try:  # the C composer is ~10x faster on large manifests
@@ -178,7 +178,15 @@ class _Builder:
         out: dict[str, Any] = {}
         for key in keys:
             if key not in out:
-                out[key] = self.build(pairs[winner[key]][1], (*path, key))
+                knode, vnode = pairs[winner[key]]
+                if isinstance(vnode, yaml.MappingNode | yaml.SequenceNode):
+                    # a block starts on the next line; errors about it (an unknown key, a
+                    # missing one) belong on the key's own line
+                    self.marks[(*path, key)] = (
+                        knode.start_mark.line + 1,
+                        knode.start_mark.column + 1,
+                    )
+                out[key] = self.build(vnode, (*path, key))
         return out
 
 
@@ -222,9 +230,22 @@ def load(path: str | Path) -> Manifest:
         raise ManifestError(
             "manifest not found", where=str(p), hint="check the path; `ls manifests/`"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise _not_utf8(p) from None
+    except OSError as exc:
         raise ManifestError(f"cannot read the manifest: {exc}", where=str(p)) from None
     return loads(text, p)
+
+
+def _not_utf8(p: Path) -> ManifestError:
+    data = p.read_bytes()
+    offset, line, col = utf8_damage(data) or (0, 1, 1)
+    return ManifestError(
+        f"the manifest is not UTF-8 text: byte 0x{data[offset]:02x} at byte offset {offset} "
+        "cannot be decoded",
+        where=f"{p}:{line}:{col}",
+        hint="save the file as UTF-8 (an editor's 'encoding' setting; `iconv -f latin1 -t utf-8`)",
+    )
 
 
 def loads(text: str, path: Path) -> Manifest:

@@ -111,6 +111,8 @@ def describe(error: ValidationError) -> tuple[list[str | int], str]:
         options = [o for o in options if o]
         if options:
             return path, f"give exactly one of: {', '.join(options)}"
+    if error.validator == "maxLength" and isinstance(error.instance, str):
+        return path, f"is too long ({len(error.instance):,} characters)"
     if error.validator == "required":
         return path, error.message.replace("is a required property", "is required")
     if error.validator == "pattern" and path and str(path[-1]).endswith("_env"):
@@ -121,6 +123,22 @@ def describe(error: ValidationError) -> tuple[list[str | int], str]:
             "starting with a letter or digit"
         )
     return path, error.message
+
+
+def _hint(error: ValidationError) -> str | None:
+    """A hint for this error when there is a better one than the error class's default."""
+    if error.validator == "additionalProperties":
+        allowed = _allowed_keys(error)
+        if allowed:
+            return f"keys allowed here: {', '.join(allowed)}"
+    if error.validator == "maxLength":
+        return f"shorten it to at most {error.validator_value:,} characters"
+    if error.validator == "enum":
+        return f"use one of: {', '.join(map(str, error.validator_value))}"
+    if error.validator in ("minimum", "maximum"):
+        side = "at least" if error.validator == "minimum" else "at most"
+        return f"use a value {side} {error.validator_value}"
+    return None
 
 
 def validate(
@@ -139,7 +157,7 @@ def validate(
     if len(errors) == 1:
         path, message = described[0]
         where = (locate(path) if locate else None) or what or None
-        raise error_class(f"{json_path(path)}: {message}", where=where)
+        raise error_class(f"{json_path(path)}: {message}", where=where, hint=_hint(errors[0]))
     lines = []
     for path, message in described:
         where = (locate(path) if locate else None) or what

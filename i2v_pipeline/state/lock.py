@@ -27,7 +27,7 @@ import orjson
 import yaml
 
 from ..canonical import canonical_json
-from ..errors import LockError, ManifestError
+from ..errors import LockError, ManifestError, utf8_damage
 from ..model import ErrorRecord, FileRecord, JobSpec, LockEntry, LockState
 from ..perf import gc_paused
 from ..spec import validation as schemas
@@ -194,6 +194,11 @@ def _corrupt(path: Path, why: str, line: int | str | None = None) -> LockError:
     )
 
 
+def _not_utf8(path: Path) -> LockError:
+    offset, line, col = utf8_damage(path.read_bytes()) or (0, 1, 1)
+    return _corrupt(path, f"not UTF-8 text (byte offset {offset})", f"{path}:{line}:{col}")
+
+
 Rows = list[tuple[int, dict[str, Any], str | None]]
 """(line number, entry without its request, the request's JSON text or None)"""
 
@@ -277,7 +282,9 @@ def _read_lock(path: Path) -> Entries:
             parsed = _parse_slow(path, path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except OSError as exc:
         raise _corrupt(path, str(exc)) from None
     header, rows = parsed
     if header.get("version") != LOCK_VERSION:
@@ -310,7 +317,10 @@ def _parse_slow(path: Path, text: str) -> tuple[dict[str, Any], Rows]:
     try:
         doc, marks = parse_yaml(text, str(path))
     except ManifestError as exc:  # its `where` is path:line:column
-        raise _corrupt(path, f"not a readable YAML document ({exc.message})", exc.where) from None
+        why = f"not a readable YAML document ({exc.message})"
+        if "\njobs:" in text and text.rsplit("\n", 1)[-1].startswith("- {"):  # our layout, cut
+            why = f"the file ends mid-line, as a cut-off copy or write does ({exc.message})"
+        raise _corrupt(path, why, exc.where) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), list):
         raise _corrupt(path, "no `jobs:` list")
     header = {k: v for k, v in doc.items() if k != "jobs"}

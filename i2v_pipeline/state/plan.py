@@ -21,6 +21,7 @@ from ..model import TERMINAL_STATUSES, Action, FileRecord, JobSpec, LockEntry, P
 from ..perf import gc_paused
 from ..spec.catalog import estimate_credits
 from ..spec.fingerprint import hash_file
+from .diff import changes, describe
 from .lock import lock_request
 
 SizeProbe = Callable[[str], int | None]
@@ -71,9 +72,24 @@ def output_prefix(base_dir: Path, output_dir: Path) -> str:
     return Path(os.path.relpath(output_dir, base_dir)).as_posix()
 
 
-def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    keys = sorted(set(old) | set(new))
-    return [k for k in keys if old.get(k) != new.get(k)]
+def _replace(spec: JobSpec, old: LockEntry, cost: int) -> PlanItem:
+    """Same job id, new fingerprint: one `-/+` item naming what changed, old and new."""
+    # A lock entry without its request (written before requests were recorded) cannot say
+    # what changed, only which entry is superseded.
+    delta = changes(old.request, lock_request(spec)) if old.request else ()
+    reason = describe(delta) if delta else f"request changed (was {old.fingerprint[:12]})"
+    if old.state in ("unknown", "submitted"):
+        reason += f"; the old job ({old.state}) may still exist remotely"
+    return PlanItem(
+        Action.REPLACE,
+        spec.id,
+        spec.fingerprint,
+        reason,
+        spec,
+        credits=cost,
+        changes=delta,
+        replaces=old,
+    )
 
 
 def mismatches(e: LockEntry | None) -> list[str]:
@@ -129,9 +145,7 @@ def _item(
         cost = estimate_credits(spec.request)
         if old is None:
             return PlanItem(Action.CREATE, spec.id, fp, "new job", spec, credits=cost)
-        changed = _changed_fields(old.request, lock_request(spec)) or ["request"]
-        reason = f"changed: {', '.join(changed)} (was {old.fingerprint[:12]})"
-        return PlanItem(Action.CREATE, spec.id, fp, reason, spec, credits=cost)
+        return _replace(spec, old, cost)
     if e.state == "unknown":
         if opts.resubmit_unknown:
             reason = f"create sent {e.intent_at} with no answer; resubmitting (--resubmit-unknown)"
@@ -196,6 +210,7 @@ def _make_plan(
         _item(s, entries.get(s.fingerprint), by_id, options, prefix, probe, now) for s in specs
     ]
     live = {s.fingerprint for s in specs}
+    live.update(i.replaces.fingerprint for i in items if i.replaces is not None)
     ids = {s.id for s in specs}
     for e in sorted(entries.values(), key=lambda e: (e.job_id, e.fingerprint)):
         if e.fingerprint in live:
@@ -228,6 +243,7 @@ def select(
             continue
         if only == "missing" and item.action not in (
             Action.CREATE,
+            Action.REPLACE,
             Action.DOWNLOAD,
             Action.RELOCATE,
         ):
@@ -285,7 +301,16 @@ def plan_to_json(items: Sequence[PlanItem], manifest: str) -> dict[str, Any]:
                 "reason": i.reason,
                 "credits": i.credits,
                 **({"mismatch": m} if (m := mismatches(i.entry)) else {}),
+                **(_replace_json(i) if i.replaces is not None else {}),
             }
             for i in items
         ],
+    }
+
+
+def _replace_json(item: PlanItem) -> dict[str, Any]:
+    assert item.replaces is not None
+    return {
+        "replaces": item.replaces.fingerprint,
+        "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in item.changes],
     }

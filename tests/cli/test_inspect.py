@@ -192,7 +192,7 @@ def test_validate_checks_lockfiles(workdir: Path) -> None:
     )
     compact(lock, {entry.fingerprint: entry}, manifest="m.yaml", command="t", endpoint="emulator")
     code, out, _ = run("validate", str(lock))
-    assert code == 0 and "lockfile, 1 jobs" in out
+    assert code == 0 and "lockfile, 1 job" in out
     lock.write_text(lock.read_text().replace('"unknown"', '"lost"'))
     code, _, err = run("validate", str(lock))
     assert code == 2 and "inspect this file" in err and "do not delete it" in err
@@ -201,15 +201,17 @@ def test_validate_checks_lockfiles(workdir: Path) -> None:
 def test_models_refresh_effects_and_status(
     write_manifest: WriteManifest, tmp_path: Path, monkeypatch: object
 ) -> None:
-    """models --refresh caches the API's list (from the embedded emulator), effects lists
-    codes, status reads the lock."""
+    """models --refresh on the embedded emulator says it serves the bundled snapshot (nothing
+    cached), effects lists codes, status reads the lock."""
     import pytest
 
     assert isinstance(monkeypatch, pytest.MonkeyPatch)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     code, out, err = run("models", "--refresh")
-    assert code == 0 and "cached 4 models" in err
-    assert "# source: cache" in out and "kwaivgi/kling-v3.0-pro/image-to-video" in out
+    assert code == 0 and "the emulator serves the bundled snapshot (4 models)" in err
+    assert out.startswith("# catalog for emulator: bundled snapshot (akool-api.md §8")
+    assert "kwaivgi/kling-v3.0-pro/image-to-video" in out
+    assert not (tmp_path / "cache" / "i2v" / "models").exists()
     code, out, _ = run("effects")
     assert code == 0 and "squish_89244231312  Squish" in out
     code, out, _ = run("status", str(write_manifest()))

@@ -77,7 +77,7 @@ def test_quiet_silences_run_progress(
     assert quiet.exit_code == 0, quiet.stderr
     assert quiet.stderr == ""
     again = invoke("run", path, "--yes")
-    assert again.exit_code == 0 and "Nothing to do: 1 jobs fresh" in again.stderr
+    assert again.exit_code == 0 and "Nothing to do: 1 job fresh" in again.stderr
 
 
 def test_log_records_never_show_secrets(

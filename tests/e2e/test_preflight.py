@@ -137,7 +137,7 @@ def test_disk_space_and_every_problem_listed(
     (workdir / "out").mkdir()
     (workdir / "out" / "tower").write_text("a file where a folder goes")
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
-    refused(emulator, path, "2 problem(s)", "tower is a file", "has 1 MB free")
+    refused(emulator, path, "found 2 problems", "tower is a file", "has 1 MB free")
 
 
 def test_consent_needed_off_a_terminal(
@@ -148,7 +148,7 @@ def test_consent_needed_off_a_terminal(
     url = emulator.base_url.replace("http://", "http://user:hunter2@")
     path = write_manifest(MANIFEST.format(url=url))
     code, err = invoke("run", str(path))
-    assert code == 2 and "buy 6 video(s) for ~120 credits" in err and "--yes" in err
+    assert code == 2 and "buy 6 videos for ~120 credits" in err and "--yes" in err
     assert "hunter2" not in err
     code, err = invoke("run", str(path), "--max-credits", "100")
     assert code == 2 and "max_credits 100 does not cover it" in err
@@ -175,7 +175,7 @@ def test_terminal_asks_and_no_buys_nothing(
     monkeypatch.setattr(common, "on_terminal", lambda: True)
     path = write_manifest(MANIFEST.format(url=emulator.base_url))
     code, err = invoke("run", str(path), "--select", "garden.dolly", answer="no\n")
-    assert code == 1 and "Type yes to buy 1 video(s) for ~20 credits" in err
+    assert code == 1 and "Type yes to buy 1 video for ~20 credits" in err
     assert "not confirmed: nothing was bought" in err and emulator.requests() == 0
     code, err = invoke("run", str(path), "-q", "--select", "garden.dolly", answer="yes\n")
     assert code == 0 and emulator.creates() == 1, err

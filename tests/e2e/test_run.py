@@ -96,7 +96,18 @@ def test_changes_cost_only_what_changed(
 
     write_manifest(text.replace("Pan across", "Slow pan across"))
     code, summary, _ = run("plan", str(path), "--json")
-    assert summary is not None and summary["summary"]["create"] == 3  # the pan prompt: 3 images
+    assert summary is not None and summary["summary"]["replace"] == 3  # the pan prompt: 3 images
+    assert summary["summary"]["orphan"] == 0 and summary["summary"]["create"] == 0
+    result = CliRunner().invoke(cli, ["plan", str(path)])
+    assert result.stdout.splitlines()[0] == (
+        '-/+ replace  garden.pan     prompt: "Pan across garden" → "Slow pan across garden"'
+        "  ≈20 credits"
+    )
+    assert result.stdout.endswith("Plan: 3 to replace, 3 fresh. ≈ 60 credits\n")
+    (job,) = [j for j in summary["jobs"] if j["id"] == "garden.pan"]  # type: ignore[attr-defined]
+    assert job["changes"] == [
+        {"field": "prompt", "old": "Pan across garden", "new": "Slow pan across garden"}
+    ]
     write_manifest(
         text.replace('template: "Pan across', 'template: "Pan across').replace(
             "{{ prompt.id }}.mp4", "{{ prompt.id }}-v2.mp4"
@@ -299,9 +310,28 @@ def test_prune_needs_yes_off_a_terminal(
     text = MANIFEST.format(url=emulator.base_url)
     path = write_manifest(text)
     assert run("run", str(path), "--yes", "-q", "--select", "garden.*")[0] == 0
-    write_manifest(text.replace("Pan across", "Slow pan across"))
+    pan = '  - id: pan\n    template: "Pan across {{ image.id }}"\n'
+    assert pan in text
+    write_manifest(text.replace(pan, ""))  # garden.pan is no longer in the manifest
     code, _, err = run("prune", str(path))
     assert code == 2 and "--yes" in err
+
+
+def test_replaced_job_is_pruned_only_after_its_replacement_runs(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest
+) -> None:
+    """A changed job's old entry is not an orphan while the replace is pending; after the run
+    it is, and prune can remove it."""
+    text = MANIFEST.format(url=emulator.base_url)
+    path = write_manifest(text)
+    assert run("run", str(path), "--yes", "-q", "--select", "garden.*")[0] == 0
+    write_manifest(text.replace("Pan across", "Slow pan across"))
+    _, plan, _ = run("plan", str(path), "--json", "--select", "garden.*")
+    assert plan is not None and plan["summary"]["orphan"] == 0
+    assert plan["summary"]["replace"] == 1
+    assert run("run", str(path), "--yes", "-q", "--select", "garden.*")[0] == 0
+    _, plan, _ = run("plan", str(path), "--json", "--select", "garden.*")
+    assert plan is not None and plan["summary"]["orphan"] == 1
 
 
 def test_status_refresh_asks_the_api(

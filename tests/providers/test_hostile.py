@@ -492,7 +492,7 @@ async def test_fewer_ids_than_variants_fails_the_job_cleanly(tmp_path: Path) -> 
             concurrent=1,
             policy=Policy(stall=5),
         )
-        with pytest.raises(DownloadError, match="0 video id\\(s\\) for 2 variant"):
+        with pytest.raises(DownloadError, match="0 video ids for 2 variants"):
             await delivery.download(spec, [], [])
 
 
