@@ -122,3 +122,11 @@ def test_rule_catches_an_upward_import(tmp_path: Path, where: str, text: str, wh
     target.write_text(text, encoding="utf-8")
     found = violations(tmp_path)
     assert len(found) == 1 and why in found[0] and where in found[0], found
+
+
+def test_no_two_modules_share_a_name() -> None:
+    """A module's name says one thing: no two modules (or a module and a package) share it."""
+    pkg = REPO / PKG
+    names = [p.stem for p in pkg.rglob("*.py") if p.stem not in ("__init__", "__main__")]
+    names += [p.name for p in pkg.rglob("*") if p.is_dir() and (p / "__init__.py").exists()]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
+from ..report.cards import Report, build_report
 from ..report.gallery import write_html
 from ..report.markdown import render_markdown
-from ..report.model import Report, build_report
 from ..spec.campaign import load_campaign
 from ..state.journal import Entries
 from ..state.lock import read_lock

@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from ..akool_codes import NO_CREDIT, NOT_FOUND, OK, PARAM_ERROR, STATUS_SUCCEEDED
-from .state import Job, State
+from .account import Job, State
 
 EFFECTS = [
     ("687632b95a0f52799eeed701", "Squish", "squish_89244231312"),

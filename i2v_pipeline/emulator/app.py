@@ -30,11 +30,11 @@ from ..akool_codes import (
     THROTTLED,
     TRY_AGAIN,
 )
+from .account import Clock, ManualClock, State
 from .api import Api, BadRequest, body_of, envelope, json_response
 from .config import EmulatorConfig, Faults
 from .media import Media
 from .persist import Persistence
-from .state import Clock, ManualClock, State
 from .webhook import WebhookSender
 
 V4 = "/api/open/v4"

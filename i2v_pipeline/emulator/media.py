@@ -18,9 +18,9 @@ from urllib.parse import unquote, urlparse
 import aiohttp
 from PIL import Image
 
+from .account import Job
 from .config import EmulatorConfig
 from .render import cache_key, frame_size, pick_motion, placeholder_image, render_video
-from .state import Job
 
 MAX_IMAGES = 256
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from .state import Job, State
+from .account import Job, State
 
 
 class StateError(Exception):

@@ -11,7 +11,7 @@ import aiohttp
 
 from ..akool_codes import STATUS_SUCCEEDED
 from ..webhook_crypto import seal
-from .state import Job, State
+from .account import Job, State
 
 TICK = 0.05
 

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import jinja2
 
-from .model import STATUSES, Card, Report, human_duration
+from .cards import STATUSES, Card, Report, human_duration
 from .posters import poster, thumbnail
 
 ASSETS = ("gallery.css", "gallery.js")

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..model import LockEntry
-from .model import STATUSES, Report, human_duration
+from .cards import STATUSES, Report, human_duration
 
 MAX_ROWS = 200
 """Rows in the jobs table: a comment has a size limit; changed jobs are listed first."""

@@ -20,8 +20,8 @@ import orjson
 import pytest
 
 from i2v_pipeline.emulator import Emulator, EmulatorConfig, ManualClock
+from i2v_pipeline.emulator.account import State
 from i2v_pipeline.emulator.persist import Persistence, StateBusy
-from i2v_pipeline.emulator.state import State
 
 V4 = "/api/open/v4/image2Video"
 KEY = {"x-api-key": "emulator-key"}

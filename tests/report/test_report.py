@@ -14,9 +14,9 @@ from click.testing import CliRunner
 
 from i2v_pipeline.cli import cli
 from i2v_pipeline.model import LockEntry
+from i2v_pipeline.report.cards import AudioResult, Report, audio_of, last_run
 from i2v_pipeline.report.gallery import render_html
 from i2v_pipeline.report.markdown import lock_changes, md_text, render_markdown
-from i2v_pipeline.report.model import AudioResult, Report, audio_of, last_run
 from i2v_pipeline.state.lock import read_lock
 
 from .conftest import KINDS
@@ -26,7 +26,7 @@ from .synth import HOSTILE_TAG, write_lock, write_manifest
 def report_of(manifest: Path) -> Report:
     """The report as the CLI builds it."""
     from i2v_pipeline.cli.common import Selection, plan_campaign
-    from i2v_pipeline.report.model import build_report
+    from i2v_pipeline.report.cards import build_report
     from i2v_pipeline.spec.campaign import load_campaign
     from i2v_pipeline.state.plan import PlanOptions
 
