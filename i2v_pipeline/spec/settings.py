@@ -6,10 +6,17 @@ manifest.py; compiling the jobs themselves is campaign.py's business.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
+from ..errors import ManifestError
+
 AKOOL_URL = "https://openapi.akool.com"
+MAX_JOBS = 200_000
+"""Default cap on the jobs one manifest expands to (`limits.max_jobs` raises it)."""
+Locate = Callable[[Sequence[str | int]], str]
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,21 @@ class Limits:
     download_stall_timeout: float = 60.0
     """Seconds without a byte before a download is abandoned (and retried)."""
 
+    max_jobs: int = MAX_JOBS
+    """Most jobs the manifest may expand to: a matrix typo must not expand to millions."""
+
     @classmethod
-    def from_manifest(cls, data: dict[str, Any]) -> Limits:
-        return cls(**data.get("limits", {}))
+    def from_manifest(cls, data: dict[str, Any], locate: Locate | None = None) -> Limits:
+        """From the manifest's `limits:`; every number must be finite (JSON Schema's bounds
+        let NaN through, and an infinite interval would hang a run that has paid)."""
+        raw: dict[str, Any] = data.get("limits", {})
+        for f in fields(cls):
+            value = raw.get(f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                where = locate(("limits", f.name)) if locate else "limits"
+                raise ManifestError(
+                    f"limits.{f.name} must be a finite number, got {value}",
+                    where=where,
+                    hint="give a plain number (see docs/manifest.md, limits)",
+                )
+        return cls(**raw)
