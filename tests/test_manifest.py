@@ -218,7 +218,15 @@ def test_deep_documents_are_refused_before_parsing(text: str, where: str) -> Non
         "# " + "[" * 400 + "\na: 1\n",
         "a: " + "[" * 250 + "]" * 250 + "\nb: " + "[" * 250 + "]" * 250 + "\n",
     ],
-    ids=["double-quoted", "single-quoted", "quoted-closers", "literal", "folded", "comment", "siblings"],
+    ids=[
+        "double-quoted",
+        "single-quoted",
+        "quoted-closers",
+        "literal",
+        "folded",
+        "comment",
+        "siblings",
+    ],
 )
 def test_brackets_in_text_do_not_count_as_nesting(text: str) -> None:
     """Brackets inside quoted scalars, block scalars and comments are text, not depth."""
