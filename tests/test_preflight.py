@@ -25,7 +25,9 @@ output: {dir: out/deep}
 
 def problems(path: Path, free: int = 10**12) -> list[str]:
     planned = plan_campaign(load_campaign(path), PlanOptions(), Selection())
-    return preflight.problems(planned.campaign, planned.items, planned.prefix, lambda _p: free)
+    return preflight.problems(
+        planned.campaign, planned.items, planned.prefix, planned.entries, lambda _p: free
+    )
 
 
 def test_a_clean_folder_has_no_problems(write_manifest: WriteManifest) -> None:
