@@ -8,6 +8,7 @@ bounded: a "billion laughs" document is an error, not an out-of-memory.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -64,8 +65,11 @@ class Manifest:
 
     @property
     def lock_path(self) -> Path:
-        """`x.yaml` -> `x.lock.yaml`, beside the manifest."""
-        return self.path.with_name(self.path.name.rsplit(".", 1)[0] + ".lock.yaml")
+        """`x.yaml` -> `x.lock.yaml`, beside the manifest's real file: a symlink (or any other
+        name for the same file) shares its lock, journal and run guard, so no job is bought
+        twice because a manifest was named two ways."""
+        real = Path(os.path.realpath(self.path))
+        return real.with_name(real.name.rsplit(".", 1)[0] + ".lock.yaml")
 
 
 _MERGE = "tag:yaml.org,2002:merge"

@@ -38,6 +38,7 @@ def reserved_outputs(manifest: Manifest, output_dir: Path) -> dict[str, str]:
     lock = manifest.lock_path.name
     names = {
         manifest.path.name: "the manifest",
+        os.path.basename(os.path.realpath(manifest.path)): "the manifest",
         lock: "the lockfile",
         f"{lock}.journal": "the lock's journal",
         f"{lock}.run": "the run lock",

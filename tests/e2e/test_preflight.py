@@ -245,3 +245,26 @@ def test_a_changed_job_replaces_its_own_recorded_video(
     assert code == 0, err
     assert emulator.creates() == before + 1
     assert "Push in" in (workdir / "m.lock.yaml").read_text()
+
+
+def test_two_names_for_one_manifest_share_one_lock(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """A symlinked name reaches the real manifest's run guard (refused while a run holds it)
+    and its lock (nothing left to do after that run), so no job is bought twice."""
+    from i2v_pipeline.state.runlock import RunLock
+
+    path = write_manifest(MANIFEST.format(url=emulator.base_url), name="sc.yaml")
+    alias = workdir / "sc-alias.yaml"
+    alias.symlink_to(path.name)
+    with RunLock(workdir / "sc.lock.yaml", "i2v run sc.yaml"):
+        code, err = invoke("run", str(alias), "--yes")
+        assert code == 2 and "another i2v run is using this manifest" in err, err
+    assert emulator.requests() == 0
+    code, err = invoke("run", str(path), "--yes", "-q")
+    assert code == 0, err
+    bought = emulator.creates()
+    code, err = invoke("run", str(alias), "--yes", "-q")
+    assert code == 0, err
+    assert emulator.creates() == bought
+    assert not (workdir / "sc-alias.lock.yaml").exists()
