@@ -249,3 +249,11 @@ def test_a_very_deep_manifest_is_an_error_not_a_crash(write_manifest: WriteManif
     assert done.returncode == 2, done.stderr
     assert f"{path}:9:260: the document nests too deep" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_number_too_long_to_read_is_located(write_manifest: WriteManifest) -> None:
+    """A 5,000-digit integer in the YAML is an exit-2 error at its place, not a ValueError."""
+    path = write_manifest(MINIMAL + "vars: {n: " + "9" * 5000 + "}\n")
+    with pytest.raises(ManifestError, match="this number is too long to read") as info:
+        load(path)
+    assert info.value.where == f"{path}:8:11"

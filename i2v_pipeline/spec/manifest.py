@@ -129,6 +129,12 @@ class _Builder:
             raise ManifestError(
                 f"cannot read this value: {exc.problem}", where=self.where(node)
             ) from None
+        except ValueError:  # Python refuses int("…") past 4,300 digits (a DoS guard)
+            raise ManifestError(
+                "this number is too long to read (thousands of digits)",
+                where=self.where(node),
+                hint="quote it to keep it as text",
+            ) from None
 
     def key(self, node: yaml.Node) -> str:
         if not isinstance(node, yaml.ScalarNode):
