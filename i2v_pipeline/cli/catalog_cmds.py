@@ -28,6 +28,8 @@ async def _ask(manifest: str, what: str) -> Any:
 @output_options()
 def models_cmd(refresh: bool, manifest: str | None, as_json: bool) -> None:
     """The model catalog used for validation: value, resolutions, durations, max variants."""
+    if manifest is not None and not refresh:
+        load_campaign(manifest)  # a mistyped --manifest is an error, not silently ignored
     if refresh:
         models = anyio.run(_ask, manifest or _default_manifest(), "models")
         path = Catalog.save_cache(models)
