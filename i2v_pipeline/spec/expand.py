@@ -22,7 +22,14 @@ from ..model import ImageRef, JobSpec
 from .fingerprint import fingerprint_of
 from .images import Hasher, Image, Loc, is_inside, resolve_images, url_ref
 from .manifest import Manifest
-from .outputs import confine, input_clash, input_files, output_folder, reserved_outputs
+from .outputs import (
+    check_protected,
+    confine,
+    input_clash,
+    input_files,
+    output_folder,
+    reserved_outputs,
+)
 from .prompts import Prompt, resolve_prompts
 from .settings import MAX_JOBS
 from .templating import base_context, compile_template, is_template, render, slug
@@ -204,13 +211,7 @@ class _Expander:
 
     def confine(self, rendered: str, where: str, job_id: str) -> str:
         path = confine(rendered, where=where, job_id=job_id)
-        clash = self.reserved.get(path.casefold())
-        if clash:
-            raise ManifestError(
-                f"job {job_id}: output path {path!r} would overwrite {clash}",
-                where=where,
-                hint="the manifest, its lock and journal are not outputs; change output.path",
-            )
+        check_protected(path, self.reserved, where=where, job_id=job_id)
         return path
 
 

@@ -78,15 +78,21 @@ def confine(rendered: str, *, where: str, job_id: str) -> str:
             where=where,
             hint=OUTPUT_HINT,
         )
-    path = "/".join(parts)
-    what = protected_name(path)
+    return "/".join(parts)
+
+
+def check_protected(path: str, reserved: Mapping[str, str], *, where: str, job_id: str) -> None:
+    """Refuse a confined output path naming the manifest's own files (reserved, casefolded) or
+    any file protected_name names."""
+    what = reserved.get(path.casefold())
+    hint = "the manifest, its lock and journal are not outputs; change output.path"
+    if what is None:
+        what = protected_name(path)
+        hint = "outputs are videos: end output.path in `.mp4`"
     if what:
         raise ManifestError(
-            f"job {job_id}: output path {path!r} would overwrite {what}",
-            where=where,
-            hint="outputs are videos: end output.path in `.mp4`",
+            f"job {job_id}: output path {path!r} would overwrite {what}", where=where, hint=hint
         )
-    return path
 
 
 def input_files(refs: Iterable[ImageRef | None], base: Path) -> dict[str, str]:
