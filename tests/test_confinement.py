@@ -71,12 +71,13 @@ def test_output_path_naming_the_manifests_files_is_refused(
     )
 
 
-def test_same_names_in_a_subfolder_are_fine(project: Path) -> None:
-    """Only the manifest's own folder holds its files: `out/m.lock.yaml` is an ordinary output."""
-    campaign = load(
-        project, "images: [{path: images/garden.png}]\noutput: {dir: out, path: m.lock.yaml}\n"
+def test_yaml_names_are_refused_in_a_subfolder_too(project: Path) -> None:
+    """`out/m.lock.yaml` could be another manifest's lock (or become one): no output is YAML."""
+    refused(
+        project,
+        "images: [{path: images/garden.png}]\noutput: {dir: out, path: m.lock.yaml}\n",
+        "output path 'm.lock.yaml' would overwrite a YAML file",
     )
-    assert [s.output for s in campaign.specs] == ["m.lock.yaml"]  # type: ignore[attr-defined]
 
 
 def test_image_outside_is_refused_unless_allowed(project: Path, workdir: Path) -> None:

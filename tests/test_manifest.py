@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from i2v_pipeline.errors import ManifestError
 from i2v_pipeline.spec.campaign import load_campaign
-from i2v_pipeline.spec.manifest import load, parse_yaml
+from i2v_pipeline.spec.manifest import check_depth, load, parse_yaml
 
-from .conftest import MINIMAL, WriteManifest
+from .conftest import MINIMAL, REPO, WriteManifest
 
 
 def test_loads_minimal_manifest(write_manifest: WriteManifest) -> None:
@@ -180,3 +183,77 @@ def test_anchors_on_keys_and_aliases_as_keys_work() -> None:
     """An anchored key's text may be reused as a value or as another key."""
     value, _ = parse_yaml("&k a: 1\nb: *k\nc: &v x\n*v : 2\n", "f.yaml")
     assert value == {"a": 1, "b": "a", "c": "x", "x": 2}
+
+
+DEEP = 50_000
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("vars:\n  x: " + "[" * DEEP + "]" * DEEP + "\n", ":2:260"),
+        ("x: " + "{a: " * 300 + "1" + "}" * 300 + "\n", ":1:1024"),
+        ("".join(" " * i + f"k{i}:\n" for i in range(300)), ":257:1"),
+        ("x: 1\n" + "- " * 300 + "y\n", ":2:1"),
+        ("x: # |\n  " + "[" * 300 + "\n", ":2:257"),
+    ],
+    ids=["flow-lists", "flow-maps", "block-maps", "block-lists", "comment-is-no-scalar"],
+)
+def test_deep_documents_are_refused_before_parsing(text: str, where: str) -> None:
+    """Nesting past MAX_DEPTH (flow or block) is refused at file:line:col before YAML parses."""
+    with pytest.raises(ManifestError) as info:
+        check_depth(text, "m.yaml")
+    assert "nests too deep" in info.value.message
+    assert info.value.where == f"m.yaml{where}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'a: "' + "[" * 400 + '"\n',
+        "a: '" + "{" * 400 + "'\n",
+        'a: ["]]]]", ' + "[" * 250 + "]" * 250 + "]\n",
+        "a: |\n  " + "{" * 400 + "\nb: 1\n",
+        "a: >-\n  " + "[" * 400 + "\n\n  more\nb: 1\n",
+        "# " + "[" * 400 + "\na: 1\n",
+        "a: " + "[" * 250 + "]" * 250 + "\nb: " + "[" * 250 + "]" * 250 + "\n",
+    ],
+    ids=[
+        "double-quoted",
+        "single-quoted",
+        "quoted-closers",
+        "literal",
+        "folded",
+        "comment",
+        "siblings",
+    ],
+)
+def test_brackets_in_text_do_not_count_as_nesting(text: str) -> None:
+    """Brackets inside quoted scalars, block scalars and comments are text, not depth."""
+    check_depth(text, "m.yaml")
+    parse_yaml(text, "m.yaml")
+
+
+def test_a_very_deep_manifest_is_an_error_not_a_crash(write_manifest: WriteManifest) -> None:
+    """50,000 nested lists: `validate` exits 2 with a message (the C composer used to segfault)."""
+    path = write_manifest(MINIMAL + "vars:\n  x: " + "[" * DEEP + "]" * DEEP + "\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(path.parent)}
+    done = subprocess.run(
+        [sys.executable, "-m", "i2v_pipeline", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"{path}:9:260: the document nests too deep" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_number_too_long_to_read_is_located(write_manifest: WriteManifest) -> None:
+    """A 5,000-digit integer in the YAML is an exit-2 error at its place, not a ValueError."""
+    path = write_manifest(MINIMAL + "vars: {n: " + "9" * 5000 + "}\n")
+    with pytest.raises(ManifestError, match="this number is too long to read") as info:
+        load(path)
+    assert info.value.where == f"{path}:8:11"

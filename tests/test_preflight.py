@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from i2v_pipeline.cli.common import Selection, plan_campaign
+from i2v_pipeline.model import FileRecord, LockEntry
 from i2v_pipeline.run import preflight
 from i2v_pipeline.spec.campaign import load_campaign
-from i2v_pipeline.state.plan import PlanOptions
+from i2v_pipeline.state.plan import PlanOptions, disk_check, make_plan, output_prefix
 
 from .conftest import WriteManifest
 
@@ -25,7 +26,9 @@ output: {dir: out/deep}
 
 def problems(path: Path, free: int = 10**12) -> list[str]:
     planned = plan_campaign(load_campaign(path), PlanOptions(), Selection())
-    return preflight.problems(planned.campaign, planned.items, planned.prefix, lambda _p: free)
+    return preflight.problems(
+        planned.campaign, planned.items, planned.prefix, planned.entries, lambda _p: free
+    )
 
 
 def test_a_clean_folder_has_no_problems(write_manifest: WriteManifest) -> None:
@@ -68,3 +71,55 @@ def test_endpoint_label_drops_credentials() -> None:
     assert preflight.endpoint_label("https://u:p@api.example.com:8443/x?k=1") == (
         "https://api.example.com:8443"
     )
+
+
+def _planned_with(path: Path, entries: dict[str, LockEntry]) -> list[str]:
+    campaign = load_campaign(path)
+    base = campaign.manifest.base_dir
+    prefix = output_prefix(base, campaign.output_dir)
+    items = make_plan(campaign.specs, entries, prefix=prefix, check=disk_check(base), now=0.0)
+    return preflight.problems(campaign, items, prefix, entries, lambda _p: 10**12)
+
+
+def test_a_bought_jobs_unrecorded_file_is_its_own(
+    write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """A job the lock bought but holds no file for (a crash between a download's rename and its
+    journal record) may replace the file at its path; a new job may not."""
+    path = write_manifest(TEXT)
+    specs = {s.id: s for s in load_campaign(path).specs}
+    bought = specs["garden.a"]
+    entry = LockEntry(
+        job_id=bought.id,
+        fingerprint=bought.fingerprint,
+        state="succeeded",
+        attempt="a1",
+        remote_ids=("r1",),
+        remote_status=(3,),
+        video_urls=("https://cdn.example/r1.mp4",),
+    )
+    (workdir / "out" / "deep").mkdir(parents=True)
+    for name in ("garden.a.mp4", "tower.a.mp4"):
+        (workdir / "out" / "deep" / name).write_bytes(b"partial")
+    found = _planned_with(path, {bought.fingerprint: entry})
+    assert found == [
+        "job tower.a: out/deep/tower.a.mp4 already exists and the lock does not record it for "
+        "this job (move it away, or change output.path)"
+    ]
+
+
+def test_a_file_recorded_for_another_job_is_not_this_jobs(
+    write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """A file the lock records for one job is refused as the output of another."""
+    path = write_manifest(
+        TEXT.replace(
+            "output: {dir: out/deep}", "output: {dir: out/deep, path: 'x-{{ image.id }}.mp4'}"
+        )
+    )
+    (workdir / "out" / "deep").mkdir(parents=True)
+    (workdir / "out" / "deep" / "x-garden.mp4").write_bytes(b"video")
+    record = FileRecord("out/deep/x-garden.mp4", "0" * 64, 5)
+    old = LockEntry("old.job", "f" * 64, "succeeded", "a1", files=(record,))
+    (found,) = _planned_with(path, {old.fingerprint: old})
+    assert found.startswith("job garden.a: out/deep/x-garden.mp4 already exists")

@@ -228,3 +228,29 @@ def test_random_expressions_render_or_fail_cleanly(expr: str, looped: bool) -> N
     else:
         assert len(text) <= MAX_OUTPUT
     assert time.monotonic() - start < SECONDS
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ (10**5000)|string }}",
+        "{{ 10**5000 }}",
+        '{{ "%d"|format(10**4100) }}',
+        '{{ "%d" % 10**4100 }}',
+        "{{ 10**3000 * 10**3000 }}",
+    ],
+)
+def test_numbers_too_long_to_print_are_a_size_limit(source: str) -> None:
+    """An integer past Python's int-to-text digit limit is the sandbox's size limit, in words
+    (no raw `sys.set_int_max_str_digits()` ValueError)."""
+    template = compile_template(source, "m.yaml:1:1")
+    with pytest.raises(TemplateError) as info:
+        render(template, base_context(), where="m.yaml:1:1", what="prompt")
+    assert "a number would have more than 4,000 digits" in info.value.message
+    assert "set_int_max_str_digits" not in info.value.render()
+
+
+def test_long_numbers_within_the_limit_print() -> None:
+    """A 4,000-digit number is within the limit and renders in full."""
+    template = compile_template("{{ (10**3999)|string|length }}", "m.yaml:1:1")
+    assert render(template, base_context(), where="m.yaml:1:1", what="prompt") == "4000"

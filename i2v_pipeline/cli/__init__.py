@@ -7,11 +7,23 @@ stack or the emulator's video encoder: start-up is part of every no-op rerun.
 from __future__ import annotations
 
 import importlib
+import sys
+from typing import Any, NoReturn
 
-import click
 
-from .. import __version__
-from .common import I2VGroup
+def _interrupted() -> NoReturn:
+    """Ctrl-C outside a command's own handling (start-up, imports, argument parsing)."""
+    sys.stderr.write("interrupted\n")
+    raise SystemExit(130)
+
+
+try:  # loading the command line takes a moment on a busy machine: Ctrl-C then is no traceback
+    import click
+
+    from .. import __version__
+    from .common import I2VGroup
+except KeyboardInterrupt:
+    _interrupted()
 
 COMMANDS = {
     "init": "init_cmd:init_cmd",
@@ -31,6 +43,14 @@ COMMANDS = {
 
 class LazyGroup(I2VGroup):
     """A click group that imports a command's module only when it is invoked."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        # Parsing may import command modules (--help lists them all); click would turn Ctrl-C
+        # there into "Aborted!" and exit 1.
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:
+            _interrupted()
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -66,5 +86,9 @@ def cli() -> None:
 
 
 def main() -> None:
-    """The console-script entry point."""
-    cli(prog_name="i2v")
+    """The console-script entry point: exit 130 with "interrupted", never a traceback, whenever
+    Ctrl-C comes (commands handle it themselves where they have something to save)."""
+    try:
+        cli(prog_name="i2v")
+    except KeyboardInterrupt:
+        _interrupted()

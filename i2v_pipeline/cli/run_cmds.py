@@ -104,7 +104,7 @@ def run_cmd(
         check_reachable_images(
             planned.campaign, work, emulator=planned.campaign.provider.is_emulator
         )
-        preflight.require(planned.campaign, work, planned.prefix)
+        preflight.require(planned.campaign, work, planned.prefix, planned.entries)
         ask = terminal_question()
         preflight.confirm_spend(planned.campaign, work, yes=yes, max_credits=max_credits, ask=ask)
         from .run_exec import execute_plan  # the HTTP stack loads only when there is work

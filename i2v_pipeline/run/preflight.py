@@ -17,9 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import I2VError, InputError, LockError, UsageError
-from ..model import Action, PlanItem
+from ..model import Action, LockEntry, PlanItem
 from ..perf import gc_paused
 from ..spec.campaign import Campaign
+from ..spec.outputs import protected_name
 from ..state.lock import read_lock
 from ..text import plural
 
@@ -62,10 +63,12 @@ def problems(
     campaign: Campaign,
     items: Iterable[PlanItem],
     prefix: str,
+    entries: Mapping[str, LockEntry],
     free_bytes: Callable[[Path], int] | None = None,
 ) -> list[str]:
-    """Every reason the planned writes would fail or do harm, as one line each. free_bytes
-    tells the free space of a folder (shutil.disk_usage by default)."""
+    """Every reason the planned writes would fail or do harm, as one line each. entries is the
+    lock state (what files the lock owns); free_bytes tells the free space of a folder
+    (shutil.disk_usage by default)."""
     writes = [i for i in items if i.action in WRITES and i.spec is not None]
     folder = _existing_ancestor(campaign.output_dir)
     out = _folder_problems(campaign.output_dir, folder)
@@ -75,6 +78,7 @@ def problems(
         files = _planned_files(writes, prefix)
     out += _path_problems(campaign.manifest.base_dir, campaign.output_dir, files)
     out += _clash_problems(campaign, files)
+    out += _overwrite_problems(campaign, writes, files, entries, prefix)
     out += _space_problems(writes, folder, free_bytes or disk_free)
     return out
 
@@ -90,9 +94,14 @@ def _planned_files(writes: Iterable[PlanItem], prefix: str) -> Files:
     return files
 
 
-def require(campaign: Campaign, items: Sequence[PlanItem], prefix: str) -> None:
+def require(
+    campaign: Campaign,
+    items: Sequence[PlanItem],
+    prefix: str,
+    entries: Mapping[str, LockEntry],
+) -> None:
     """Raise one exit-2 error listing every pre-flight problem; nothing has been sent yet."""
-    found = problems(campaign, items, prefix)
+    found = problems(campaign, items, prefix, entries)
     if not found:
         return
     shown = [f"  - {p}" for p in found[:MAX_SHOWN]]
@@ -218,6 +227,76 @@ def _clash_problems(campaign: Campaign, files: Files) -> list[str]:
                 rel = f"{parent}/{name}" if parent else name
                 out.append(f"job {job_id}: {rel} would overwrite {clash}")
     return out
+
+
+def _overwrite_problems(
+    campaign: Campaign,
+    writes: Sequence[PlanItem],
+    files: Files,
+    entries: Mapping[str, LockEntry],
+    prefix: str,
+) -> list[str]:
+    """Planned files that would replace an input image, a YAML file, or any file already there
+    that the lock does not hold for that job (a file it does hold is re-downloaded or kept)."""
+    base = campaign.manifest.base_dir
+    real = _Resolver(base)
+    inputs = _input_images(campaign)
+    owned = _owned(writes, entries, prefix)
+    out: list[str] = []
+    for parent, names in files.items():
+        folder = os.path.join(base, parent)
+        present = {n.casefold() for n in os.listdir(folder)} if os.path.isdir(folder) else set()
+        for name, job_id in names:
+            rel = f"{parent}/{name}" if parent else name
+            full = os.path.join(folder, name)
+            exists = name.casefold() in present and os.path.lexists(full)
+            target = os.path.realpath(full).casefold() if exists else "/".join(real(rel))
+            if image := inputs.get(target):
+                out.append(f"job {job_id}: {rel} would overwrite the input image {image}")
+            elif what := protected_name(name):
+                out.append(f"job {job_id}: {rel} would overwrite {what}")
+            elif exists and job_id not in owned.get(rel.casefold(), ()) and not os.path.isdir(full):
+                # (a folder there is reported by _path_problems)
+                out.append(
+                    f"job {job_id}: {rel} already exists and the lock does not record it "
+                    "for this job (move it away, or change output.path)"
+                )
+    return out
+
+
+def _input_images(campaign: Campaign) -> dict[str, str]:
+    """Real paths (casefolded) of every local input image and last frame -> as written."""
+    out: dict[str, str] = {}
+    for spec in campaign.specs:
+        for ref in (spec.image, spec.last_frame):
+            if ref is not None and ref.kind == "path" and ref.value not in out:
+                out[os.path.realpath(ref.value).casefold()] = ref.display
+    return out
+
+
+def _owned(
+    writes: Sequence[PlanItem], entries: Mapping[str, LockEntry], prefix: str
+) -> dict[str, set[str]]:
+    """Paths (casefolded, relative to the manifest's folder) -> the jobs the lock holds them
+    for: every file it records, and the output paths of jobs it has bought and still has to
+    fetch (a crash between a download's rename and its journal record leaves such a file)."""
+    owned: dict[str, set[str]] = {}
+    for e in entries.values():
+        for f in e.files:
+            if f is not None:
+                owned.setdefault(f.path.casefold(), set()).add(e.job_id)
+    for item in writes:
+        if item.entry is None or item.spec is None:
+            continue
+        if item.entry.job_id != item.job_id:  # renamed: the old id's files are this job's
+            for f in item.entry.files:
+                if f is not None:
+                    owned.setdefault(f.path.casefold(), set()).add(item.job_id)
+        if item.action in (Action.RESUME, Action.DOWNLOAD):
+            for path in item.spec.output_paths():
+                rel = path if prefix == "." else f"{prefix}/{path}"
+                owned.setdefault(rel.casefold(), set()).add(item.job_id)
+    return owned
 
 
 class _Resolver:

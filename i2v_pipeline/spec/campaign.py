@@ -119,7 +119,7 @@ def _compile(man: Manifest, catalog: Catalog) -> Campaign:
         specs=expansion.specs,
         output_dir=expansion.output_dir,
         provider=ProviderSettings.from_manifest(man.data),
-        limits=Limits.from_manifest(man.data),
+        limits=Limits.from_manifest(man.data, man.locate),
         verify=man.data.get("verify", "warn"),
     )
 

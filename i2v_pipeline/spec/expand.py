@@ -22,12 +22,17 @@ from ..model import ImageRef, JobSpec
 from .fingerprint import fingerprint_of
 from .images import Hasher, Image, Loc, is_file, is_inside, resolve_images, url_ref
 from .manifest import Manifest
+from .outputs import (
+    check_protected,
+    confine,
+    input_clash,
+    input_files,
+    output_folder,
+    reserved_outputs,
+)
 from .prompts import Prompt, resolve_prompts
+from .settings import MAX_JOBS
 from .templating import base_context, compile_template, is_template, render, slug
-
-MAX_JOBS = 1_000_000
-"""More jobs than this is a typo or an attack (8 matrix keys of 40 values is 6.5e12 jobs): refused
-before anything is built, instead of exhausting memory."""
 
 # manifest field name -> AKOOL request field name
 FIELDS: dict[str, str] = {
@@ -209,109 +214,14 @@ class _Expander:
 
     def confine(self, rendered: str, where: str, job_id: str) -> str:
         path = confine(rendered, where=where, job_id=job_id)
-        clash = self.reserved.get(path.casefold())
-        if clash:
-            raise ManifestError(
-                f"job {job_id}: output path {path!r} would overwrite {clash}",
-                where=where,
-                hint="the manifest, its lock and journal are not outputs; change output.path",
-            )
+        check_protected(path, self.reserved, where=where, job_id=job_id)
         return path
-
-
-def output_folder(manifest: Manifest, raw: str) -> Path:
-    """output.dir, which must stay inside the manifest's folder (written files are replaced)."""
-    text = raw.replace("\\", "/")
-    if text.startswith("/") or (len(text) > 1 and text[1] == ":") or ".." in text.split("/"):
-        raise ManifestError(
-            f"output.dir {raw!r} leaves the manifest's folder",
-            where=manifest.locate(("output", "dir")),
-            hint="use a relative folder without `..`, e.g. `out`",
-        )
-    if "\0" in text or _too_long(text):
-        raise ManifestError(
-            f"output.dir {raw[:80]!r}... is not a usable folder name",
-            where=manifest.locate(("output", "dir")),
-            hint=f"no NUL, and at most {NAME_MAX - 16} bytes per folder name",
-        )
-    return manifest.base_dir / text
-
-
-NAME_MAX = 255
-"""Bytes per file or folder name on common file systems (ext4, APFS, NTFS in characters)."""
-
-
-def _too_long(path: str) -> bool:
-    """A name in path longer than NAME_MAX (with room for the `.part` temp file's prefix and
-    suffix): refused up front, since the OS would refuse it only after the video was bought."""
-    return any(len(p.encode("utf-8", "surrogatepass")) > NAME_MAX - 16 for p in path.split("/"))
-
-
-def reserved_outputs(manifest: Manifest, output_dir: Path) -> dict[str, str]:
-    """The manifest's own files as output paths relative to output_dir (casefolded), so a
-    template cannot name them. Symlinked folders are caught at pre-flight on real paths."""
-    lock = manifest.lock_path.name
-    names = {
-        manifest.path.name: "the manifest",
-        lock: "the lockfile",
-        f"{lock}.journal": "the lock's journal",
-        f"{lock}.run": "the run lock",
-    }
-    if output_dir != manifest.base_dir:  # a subfolder: only `..` (refused) could name them
-        return {}
-    return {name.casefold(): what for name, what in names.items()}
-
-
-def confine(rendered: str, *, where: str, job_id: str) -> str:
-    """A rendered output path, normalised, that cannot leave the output folder."""
-    text = rendered.replace("\\", "/").strip()
-    hint = "output paths are relative to output.dir and may not leave it"
-    if "\0" in text:  # a template can render one; no file name may hold it
-        raise ManifestError(
-            f"job {job_id}: output path {rendered!r} holds a NUL character", where=where, hint=hint
-        )
-    if not text or text.endswith("/"):
-        raise ManifestError(
-            f"job {job_id}: output path {rendered!r} names no file", where=where, hint=hint
-        )
-    if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
-        raise ManifestError(
-            f"job {job_id}: output path {rendered!r} is absolute", where=where, hint=hint
-        )
-    if _too_long(text):
-        raise ManifestError(
-            f"job {job_id}: output path {rendered[:80]!r}... has a name longer than the file "
-            f"system allows",
-            where=where,
-            hint=f"keep every file and folder name under {NAME_MAX - 16} bytes",
-        )
-    parts = [p for p in text.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ManifestError(
-            f"job {job_id}: output path {rendered!r} climbs out of the output folder with `..`",
-            where=where,
-            hint=hint,
-        )
-    return "/".join(parts)
 
 
 def _matrix(data: Mapping[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
     matrix: dict[str, list[Any]] = data.get("matrix", {})
     keys = list(matrix)
     return keys, list(itertools.product(*(matrix[k] for k in keys)))
-
-
-def _check_size(m: Manifest, images: int, prompts: int) -> None:
-    """Refuse a manifest that would expand past MAX_JOBS, counting before building anything."""
-    combos = math.prod(len(v) for v in m.data.get("matrix", {}).values())
-    total = images * prompts * combos
-    if max(combos, total) > MAX_JOBS:
-        raise ManifestError(
-            f"the manifest expands to {max(combos, total):,} jobs ({images} image(s) x "
-            f"{prompts} prompt(s) x {combos:,} matrix combination(s)), more than {MAX_JOBS:,}",
-            where=m.locate(("matrix",)),
-            hint="split it into several manifests, or shorten the matrix lists",
-        )
 
 
 def _split(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -336,7 +246,6 @@ def _generate(
     x: _Expander, images: list[Image], prompts: list[Prompt]
 ) -> Iterator[tuple[JobSpec, Loc]]:
     data = x.m.data
-    _check_size(x.m, len(images), len(prompts))
     keys, combos = _matrix(data)
     varying = [k for k in keys if len(data["matrix"][k]) > 1]
     excludes = data.get("exclude", [])
@@ -461,6 +370,7 @@ def expand(
             where=manifest.locate(()),
             hint="add a prompts: list (or explicit jobs:)",
         )
+    _check_size(manifest, images, prompts)
     specs: list[JobSpec] = []
     origins: dict[str, Loc] = {}
     outputs: dict[str, str] = {}
@@ -482,4 +392,61 @@ def expand(
                 )
             outputs[key] = spec.id
         specs.append(spec)
+    inputs = input_files([*(im.ref for im in images), *x.last_frames.values()], manifest.base_dir)
+    clash = input_clash(x.output_dir, outputs, inputs)
+    if clash:
+        raise ManifestError(
+            f"job {clash[0]}: its output would overwrite the input image {clash[1]}",
+            where=_output_where(manifest, origins[clash[0]]),
+            hint="write videos to their own folder: set output.dir (e.g. `out`)",
+        )
     return Expansion(specs, x.output_dir, origins, images, prompts)
+
+
+def job_count(manifest: Manifest, images: Sequence[Image], prompts: Sequence[Prompt]) -> int:
+    """How many jobs expanding makes, at most (exclude may drop some), counted without
+    expanding: images x prompts x matrix combinations, what each include matches, explicit jobs."""
+    data = manifest.data
+    combos = math.prod(len(v) for v in data.get("matrix", {}).values())
+    total = len(images) * len(prompts) * combos + len(data.get("jobs", ()))
+    for inc in data.get("include", ()):
+        ims = [im for im in images if _picked(inc.get("image"), im.id)]
+        ps = [p for p in prompts if _picked(inc.get("prompt"), p.id)]
+        if "tag" not in inc:
+            total += len(ims) * len(ps)
+            continue
+        tags = set(map(str, inc["tag"] if isinstance(inc["tag"], list) else [inc["tag"]]))
+        a = sum(1 for im in ims if tags & set(im.tags))
+        b = sum(1 for p in ps if tags & set(p.tags))
+        total += a * len(ps) + len(ims) * b - a * b  # pairs where either side has the tag
+    return total
+
+
+def _picked(want: Any, name: str) -> bool:
+    wants = want if isinstance(want, list) else [want]
+    return want is None or any(fnmatch.fnmatchcase(name, str(w)) for w in wants)
+
+
+def _check_size(manifest: Manifest, images: Sequence[Image], prompts: Sequence[Prompt]) -> None:
+    """Refuse, before building any job, a manifest that expands past limits.max_jobs: a matrix
+    typo must be an error within a second, not minutes of expansion and gigabytes of memory."""
+    cap = int(manifest.data.get("limits", {}).get("max_jobs", MAX_JOBS))
+    count = job_count(manifest, images, prompts)
+    if count <= cap:
+        return
+    matrix = manifest.data.get("matrix", {})
+    combos = math.prod(len(v) for v in matrix.values())
+    raise ManifestError(
+        f"the manifest expands to {count:,} jobs ({len(images):,} image(s) x "
+        f"{len(prompts):,} prompt(s) x {combos:,} matrix combination(s), plus includes and "
+        f"jobs), more than limits.max_jobs ({cap:,})",
+        where=manifest.locate(("matrix",) if matrix else ("images",)),
+        hint="shorten the matrix lists, or raise limits.max_jobs if you mean it",
+    )
+
+
+def _output_where(manifest: Manifest, loc: Loc) -> str:
+    """Where a job's output path comes from: its own `output:` (explicit jobs) or output.path."""
+    if loc[:1] == ("jobs",) and "output" in manifest.data["jobs"][int(loc[1])]:
+        return manifest.locate((*loc, "output"))
+    return manifest.locate(("output", "path"))

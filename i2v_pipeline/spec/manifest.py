@@ -8,6 +8,8 @@ bounded: a "billion laughs" document is an error, not an out-of-memory.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,11 @@ MAX_NODES = 200_000
 """Upper bound on values built from one document, aliases expanded: the larger of this and the
 document's length in characters, which no alias-free document can reach (each value takes at
 least two characters), so only alias expansion ("billion laughs") ever hits it."""
+
+MAX_DEPTH = 256
+"""Deepest nesting of lists and maps a document may have. Checked on the text before parsing:
+the C composer recurses once per level and overflows the C stack (a crash, not an exception)
+on a few ten thousand levels."""
 
 Path_ = tuple[str | int, ...]
 
@@ -58,8 +65,13 @@ class Manifest:
 
     @property
     def lock_path(self) -> Path:
-        """`x.yaml` -> `x.lock.yaml`, beside the manifest."""
-        return self.path.with_name(self.path.name.rsplit(".", 1)[0] + ".lock.yaml")
+        """`x.yaml` -> `x.lock.yaml`, beside the manifest's real file: a symlink (or any other
+        name for the same file) shares its lock, journal and run guard, so no job is bought
+        twice because a manifest was named two ways."""
+        real = Path(os.path.realpath(self.path))
+        # the path as given when it already names the real file: messages stay as typed
+        base = self.path if real == Path(os.path.abspath(self.path)) else real
+        return base.with_name(real.name.rsplit(".", 1)[0] + ".lock.yaml")
 
 
 _MERGE = "tag:yaml.org,2002:merge"
@@ -118,6 +130,12 @@ class _Builder:
         except yaml.constructor.ConstructorError as exc:
             raise ManifestError(
                 f"cannot read this value: {exc.problem}", where=self.where(node)
+            ) from None
+        except ValueError:  # Python refuses int("…") past 4,300 digits (a DoS guard)
+            raise ManifestError(
+                "this number is too long to read (thousands of digits)",
+                where=self.where(node),
+                hint="quote it to keep it as text",
             ) from None
         if isinstance(value, str) and "\0" in value:  # no path may hold it: os calls raise
             raise ManifestError(
@@ -192,6 +210,7 @@ class _Builder:
 
 def parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, tuple[int, int]]]:
     """Safe-load one YAML document, returning (value, marks). Errors carry file:line:col."""
+    check_depth(text, source)
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -215,9 +234,108 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, tuple[int, int]
         raise _too_deep(source) from None
 
 
-def _too_deep(where: str) -> ManifestError:
+_TOKEN = re.compile(r"[\[\]{}\n#\"']")
+_QUOTED = {'"': re.compile(r'"(?:[^"\\]|\\.)*"', re.S), "'": re.compile(r"'(?:[^']|'')*'")}
+_LINE = re.compile(r"( *)((?:-[ \t]+)*)")
+_INDENT = re.compile(r" *")
+_BLOCK_SCALAR = re.compile(r"[-:?][ \t]+[|>][0-9+-]*[ \t]*$")
+"""`key: |`, `- >-`: the header of a block scalar, its comment cut off."""
+_OPENS_SCALAR = frozenset(":,[{-?")
+"""A quote after one of these (and spaces), or first on a line, starts a quoted scalar; any
+other quote is part of a plain scalar (`it's`)."""
+
+
+def check_depth(text: str, source: str, limit: int = MAX_DEPTH) -> None:
+    """Refuse text nesting deeper than limit, before a YAML parser sees it. One linear pass:
+    flow brackets outside quoted scalars, comments and block scalars, plus block levels (an
+    indentation stack, one level per `- ` indicator). An estimate on the safe side of the
+    parser's depth: a bracket inside a plain scalar counts, so the limit leaves room."""
+    flow = 0
+    block: list[int] = []
+    pos = line_start = 0
+    deepest = _block_levels(text, 0, block)
+    while deepest + flow <= limit:
+        m = _TOKEN.search(text, pos)
+        if m is None:
+            return
+        at, pos, ch = m.start(), m.end(), m.group()
+        if ch in "[{":
+            flow += 1
+        elif ch in "]}":
+            flow = max(flow - 1, 0)
+        elif ch == "\n" and flow == 0:
+            if _block_header(text, line_start, at):
+                pos = _skip_block_scalar(text, pos, line_start)
+            line_start = at = pos
+            deepest = _block_levels(text, pos, block)
+        elif ch == "\n":
+            line_start = pos
+        elif ch == "#":
+            if at == 0 or text[at - 1] in " \t\n":
+                nl = text.find("\n", pos)
+                pos = len(text) if nl < 0 else nl
+        elif _starts_scalar(text, at):
+            closed = _QUOTED[ch].match(text, at)
+            if closed:  # an unclosed quote is left to the parser to report
+                pos = closed.end()
+    line = text.count("\n", 0, at) + 1
+    col = at - (text.rfind("\n", 0, at) + 1) + 1
+    raise _too_deep(f"{source}:{line}:{col}", limit)
+
+
+def _block_header(text: str, start: int, end: int) -> bool:
+    """Whether the line text[start:end] opens a block scalar (`key: |`)."""
+    if text.find("|", start, end) < 0 and text.find(">", start, end) < 0:
+        return False
+    return _BLOCK_SCALAR.search(text[start:end].split(" #", 1)[0]) is not None
+
+
+def _skip_block_scalar(text: str, pos: int, header: int) -> int:
+    """Past the lines of a `|` or `>` scalar whose header line starts at header: blank lines and
+    lines indented deeper than the header line (its text is not YAML structure)."""
+    head = _INDENT.match(text, header)
+    assert head is not None
+    indent = len(head.group())
+    while pos < len(text):
+        m = _INDENT.match(text, pos)
+        assert m is not None
+        nl = text.find("\n", pos)
+        blank = m.end() == len(text) or text[m.end()] in "\r\n"
+        if not blank and len(m.group()) <= indent:
+            break
+        pos = len(text) if nl < 0 else nl + 1
+    return pos
+
+
+def _block_levels(text: str, pos: int, stack: list[int]) -> int:
+    """Block nesting at the line starting at pos, updating the indentation stack."""
+    m = _LINE.match(text, pos)
+    assert m is not None  # both groups may be empty
+    rest = text[m.end() : m.end() + 1]
+    if not m.group(2) and rest in ("", "\n", "\r", "#"):
+        return len(stack)  # blank or comment lines change nothing
+    col = len(m.group(1))
+    while stack and stack[-1] >= col:
+        stack.pop()
+    for i, ch in enumerate(m.group(2), col):
+        if ch == "-":
+            stack.append(i)
+    stack.append(m.end() - pos)
+    return len(stack)
+
+
+def _starts_scalar(text: str, at: int) -> bool:
+    i = at - 1
+    while i >= 0 and text[i] in " \t":
+        i -= 1
+    return i < 0 or text[i] == "\n" or text[i] in _OPENS_SCALAR
+
+
+def _too_deep(where: str, limit: int = MAX_DEPTH) -> ManifestError:
     return ManifestError(
-        "the document nests too deep", where=where, hint="flatten the nested lists or maps"
+        f"the document nests too deep (more than {limit} levels of lists and maps)",
+        where=where,
+        hint="flatten the nested lists or maps",
     )
 
 

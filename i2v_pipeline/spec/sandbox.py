@@ -18,6 +18,7 @@ The rendered text itself is capped by the caller (templating.render) at MAX_OUTP
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -33,8 +34,10 @@ from jinja2.utils import _PassArg, pass_context
 
 MAX_RESULT = 100_000
 """Longest string or list (contents included) one step of a template may build."""
-MAX_BITS = 4 * MAX_RESULT
-"""Largest integer a template may compute, in bits (about 120,000 decimal digits)."""
+MAX_DIGITS = 4_000
+"""Longest integer a template may compute, in decimal digits: below Python's limit on turning
+an int into text (4,300 by default), so every number a template holds can be printed."""
+MAX_BITS = int(MAX_DIGITS * math.log2(10))
 MAX_OPS = 200_000
 MAX_SECONDS = 1.0
 MAX_DEPTH = 32
@@ -127,9 +130,25 @@ def check_size(n: int, what: str = "the result") -> None:
 def checked(value: Any) -> Any:
     """value, if it is within the size bound."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_BITS:
-        raise LimitExceeded(f"a number would have more than {MAX_BITS:,} bits")
+        raise _too_many_digits()
     check_size(size(value))
     return value
+
+
+def _too_many_digits() -> LimitExceeded:
+    return LimitExceeded(f"a number would have more than {MAX_DIGITS:,} digits")
+
+
+@contextlib.contextmanager
+def _digits_bounded() -> Iterator[None]:
+    """Python's own refusal to convert a huge int to or from text (a ValueError naming
+    sys.set_int_max_str_digits) reported as the sandbox's size limit, in words."""
+    try:
+        yield
+    except ValueError as exc:
+        if "int_max_str_digits" in str(exc):
+            raise _too_many_digits() from None
+        raise
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -282,13 +301,14 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     def bounded(context: Any, *args: Any, **kwargs: Any) -> Any:
         current().tick()
         args = _precheck(name, args, kwargs)
-        if kind is _PassArg.context:
-            return checked(func(context, *args, **kwargs))
-        if kind is _PassArg.eval_context:
-            return checked(func(context.eval_ctx, *args, **kwargs))
-        if kind is _PassArg.environment:
-            return checked(func(context.environment, *args, **kwargs))
-        return checked(func(*args, **kwargs))
+        with _digits_bounded():
+            if kind is _PassArg.context:
+                return checked(func(context, *args, **kwargs))
+            if kind is _PassArg.eval_context:
+                return checked(func(context.eval_ctx, *args, **kwargs))
+            if kind is _PassArg.environment:
+                return checked(func(context.environment, *args, **kwargs))
+            return checked(func(*args, **kwargs))
 
     return bounded
 
@@ -376,7 +396,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             check_size(size(left) + size(right))
         elif operator == "%" and isinstance(left, str):
             check_size(_format_size(left, _flat((right,), {})), "a formatted text")
-        return checked(super().call_binop(context, operator, left, right))
+        with _digits_bounded():  # `"%d" % n`
+            return checked(super().call_binop(context, operator, left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         """A call, counted, with joins and formats size-checked first."""
@@ -398,7 +419,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         try:
             if budget.depth > MAX_DEPTH:
                 raise LimitExceeded(f"calls nest more than {MAX_DEPTH} deep (recursion?)")
-            return checked(super().call(__context, __obj, *args, **kwargs))
+            with _digits_bounded():
+                return checked(super().call(__context, __obj, *args, **kwargs))
         finally:
             budget.depth -= 1
 

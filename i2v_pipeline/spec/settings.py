@@ -6,7 +6,9 @@ manifest.py; compiling the jobs themselves is campaign.py's business.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -28,6 +30,11 @@ def env_name_problem(name: object) -> str | None:
         "(upper case), so that a manifest cannot pick which of the environment's secrets is "
         "sent; set e.g. I2V_API_KEY and name that"
     )
+
+
+MAX_JOBS = 200_000
+"""Default cap on the jobs one manifest expands to (`limits.max_jobs` raises it)."""
+Locate = Callable[[Sequence[str | int]], str]
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,21 @@ class Limits:
     """The account limits all calls together: creates and polls draw on one budget of the
     larger of create_rps and request_rps (creates also stay under create_rps)."""
 
+    max_jobs: int = MAX_JOBS
+    """Most jobs the manifest may expand to: a matrix typo must not expand to millions."""
+
     @classmethod
-    def from_manifest(cls, data: dict[str, Any]) -> Limits:
-        return cls(**data.get("limits", {}))
+    def from_manifest(cls, data: dict[str, Any], locate: Locate | None = None) -> Limits:
+        """From the manifest's `limits:`; every number must be finite (JSON Schema's bounds
+        let NaN through, and an infinite interval would hang a run that has paid)."""
+        raw: dict[str, Any] = data.get("limits", {})
+        for f in fields(cls):
+            value = raw.get(f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                where = locate(("limits", f.name)) if locate else "limits"
+                raise ManifestError(
+                    f"limits.{f.name} must be a finite number, got {value}",
+                    where=where,
+                    hint="give a plain number (see docs/manifest.md, limits)",
+                )
+        return cls(**raw)

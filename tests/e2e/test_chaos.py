@@ -21,7 +21,7 @@ from i2v_pipeline.spec.fingerprint import hash_file
 from i2v_pipeline.state.lock import load_state
 
 from ..conftest import WriteManifest
-from .test_crash import I2V, creates, journal_lines, served, wait_for
+from .test_crash import I2V, creates, served, wait_for
 
 __all__ = ["served"]  # the fixture, imported so pytest finds it here
 
@@ -64,11 +64,16 @@ def known(lock: Path) -> tuple[set[str], set[str]]:
     return recorded, unknown
 
 
-def kill_once(path: Path, workdir: Path, rng: random.Random) -> bool:
-    """Start a run, SIGKILL it after a random amount of journal progress (plus a random
-    sub-poll delay, so kills land anywhere between two journal writes). True if it was killed
-    mid-run rather than finishing first."""
-    target = journal_lines(workdir) + rng.randint(8, 40)
+def sold_count(served: str) -> int:
+    return sum(creates(served).values())
+
+
+def kill_once(path: Path, workdir: Path, rng: random.Random, served: str) -> bool:
+    """Start a run, SIGKILL it after a random number of further creates reached the server
+    (plus a random sub-poll delay, so kills land anywhere between two journal writes). Progress
+    is counted at the server: the runner's journal is compacted away at each start. True if it
+    was killed mid-run rather than finishing first."""
+    target = sold_count(served) + rng.randint(3, 12)
     proc = subprocess.Popen(
         [*I2V, "run", str(path), "--yes", "--json", "-q"],
         cwd=workdir,
@@ -76,7 +81,7 @@ def kill_once(path: Path, workdir: Path, rng: random.Random) -> bool:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: journal_lines(workdir) >= target or proc.poll() is not None, 60)
+        wait_for(lambda: sold_count(served) >= target or proc.poll() is not None, 60)
         time.sleep(rng.uniform(0, 0.05))  # chaos timing, not a wait for a state
     finally:
         alive = proc.poll() is None
@@ -100,7 +105,7 @@ def test_sigkill_chaos_on_a_long_slow_run(
     kills = false_unknowns = 0
     while kills < KILLS:
         before_unknown = known(lock)[1]
-        if not kill_once(path, workdir, rng):
+        if not kill_once(path, workdir, rng, served):
             break
         kills += 1
         recorded, unknown = known(lock)

@@ -98,14 +98,17 @@ def test_file_link_inside_the_output_folder_is_refused(
 def test_symlink_onto_the_own_lock(
     emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
 ) -> None:
-    """An output reaching the manifest's own lockfile through a symlinked folder is refused."""
+    """An output reaching the manifest's own lockfile through a symlinked folder is refused (by
+    its name already, before pre-flight resolves the link)."""
     (workdir / "out").mkdir()
     (workdir / "out" / "meta").symlink_to(workdir, target_is_directory=True)
     text = MANIFEST.format(url=emulator.base_url) + (
         "jobs:\n  - {id: j, image: garden, template: 'Zoom', output: meta/m.lock.yaml}\n"
     )
     path = write_manifest(text)
-    refused(emulator, path, "out/meta/m.lock.yaml would overwrite m.lock.yaml")
+    code, err = invoke("run", str(path), "--yes")
+    assert code == 2 and "output path 'meta/m.lock.yaml' would overwrite a YAML file" in err
+    assert emulator.requests() == 0
 
 
 def test_output_recorded_by_another_manifest(
@@ -191,3 +194,77 @@ def test_embedded_emulator_never_asks(
     code, err = invoke("run", str(path), "-q")  # no input: a prompt would abort
     assert code == 0, err
     assert "Type yes" not in err
+
+
+def test_an_unrecorded_file_at_an_output_path_is_refused(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """A file the lock does not hold where a job would write is exit 2 before any create, and
+    stays as it was."""
+    (workdir / "out" / "garden").mkdir(parents=True)
+    (workdir / "out" / "garden" / "pan.mp4").write_bytes(b"someone's edit")
+    path = write_manifest(MANIFEST.format(url=emulator.base_url))
+    refused(
+        emulator,
+        path,
+        "job garden.pan: out/garden/pan.mp4 already exists and the lock does not record it",
+    )
+    assert (workdir / "out" / "garden" / "pan.mp4").read_bytes() == b"someone's edit"
+
+
+def test_an_output_linked_to_an_input_image_is_refused(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """An output path reaching an input image (here through a symlinked folder, which the specs
+    alone cannot see) is refused at pre-flight and the image is untouched."""
+    (workdir / "out").mkdir()
+    (workdir / "out" / "garden").symlink_to(workdir / "images", target_is_directory=True)
+    text = MANIFEST.format(url=emulator.base_url).replace(
+        '"{{ image.id }}/{{ prompt.id }}.mp4"', '"{{ image.id }}/{{ image.id }}.png"'
+    )
+    text = text.replace('  - id: pan\n    template: "Pan across {{ image.id }}"\n', "")
+    image = (workdir / "images" / "garden.png").read_bytes()
+    path = write_manifest(text)
+    refused(emulator, path, "out/garden/garden.png would overwrite the input image")
+    assert (workdir / "images" / "garden.png").read_bytes() == image
+
+
+def test_a_changed_job_replaces_its_own_recorded_video(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """The file the lock records for a job is that job's to replace: a changed prompt re-creates
+    it without a pre-flight problem."""
+    text = MANIFEST.format(url=emulator.base_url)
+    path = write_manifest(text)
+    code, err = invoke("run", str(path), "--yes", "-q", "--select", "garden.dolly")
+    assert code == 0, err
+    assert (workdir / "out" / "garden" / "dolly.mp4").is_file()
+    before = emulator.creates()
+    write_manifest(text.replace("Dolly in", "Push in"))
+    code, err = invoke("run", str(path), "--yes", "-q", "--select", "garden.dolly")
+    assert code == 0, err
+    assert emulator.creates() == before + 1
+    assert "Push in" in (workdir / "m.lock.yaml").read_text()
+
+
+def test_two_names_for_one_manifest_share_one_lock(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """A symlinked name reaches the real manifest's run guard (refused while a run holds it)
+    and its lock (nothing left to do after that run), so no job is bought twice."""
+    from i2v_pipeline.state.runlock import RunLock
+
+    path = write_manifest(MANIFEST.format(url=emulator.base_url), name="sc.yaml")
+    alias = workdir / "sc-alias.yaml"
+    alias.symlink_to(path.name)
+    with RunLock(workdir / "sc.lock.yaml", "i2v run sc.yaml"):
+        code, err = invoke("run", str(alias), "--yes")
+        assert code == 2 and "another i2v run is using this manifest" in err, err
+    assert emulator.requests() == 0
+    code, err = invoke("run", str(path), "--yes", "-q")
+    assert code == 0, err
+    bought = emulator.creates()
+    code, err = invoke("run", str(alias), "--yes", "-q")
+    assert code == 0, err
+    assert emulator.creates() == bought
+    assert not (workdir / "sc-alias.lock.yaml").exists()
