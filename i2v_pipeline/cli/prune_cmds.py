@@ -32,7 +32,14 @@ from .logs import note, output_options
 
 @click.command("prune")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "-y",
+    "--yes",
+    is_flag=True,
+    envvar="I2V_YES",
+    show_envvar=True,
+    help="Do not ask for confirmation.",
+)
 @click.option("--keep-remote", is_flag=True, help="Only forget and delete local files.")
 @click.option("--keep-files", is_flag=True, help="Leave local files in place.")
 @json_option("Print {pruned: [ids], refused: {id: why}} on stdout.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -10,11 +11,12 @@ from ..errors import UsageError
 from ..report.cards import Report, build_report
 from ..report.gallery import write_html
 from ..report.markdown import render_markdown
-from ..spec.campaign import load_campaign
+from ..spec.campaign import Campaign, load_campaign
 from ..state.journal import Entries
 from ..state.lock import read_lock
 from ..state.plan import PlanOptions
-from .common import Selection, plan_campaign
+from ..text import plural
+from .common import Planned, Selection, plan_campaign
 from .logs import output_options, warn
 
 
@@ -63,11 +65,14 @@ def report_cmd(manifest: str, output: str | None, fmt: str, base_lock: str | Non
         items=planned.items,
         entries=planned.entries,
     )
+    out_dir = Path(output) if output else campaign.output_dir / "report"
+    _refuse_clobber(
+        Path(output) if fmt == "md" and output else out_dir / "index.html", campaign, planned
+    )
     try:
         if fmt == "md":
             _write_markdown(report, output, base_lock)
             return
-        out_dir = Path(output) if output else campaign.output_dir / "report"
         page = write_html(report, out_dir)
     except OSError as exc:
         raise UsageError(
@@ -75,8 +80,44 @@ def report_cmd(manifest: str, output: str | None, fmt: str, base_lock: str | Non
             where=str(exc.filename or output or "report"),
             hint="give -o a folder (HTML) or file (Markdown) you can write to",
         ) from None
-    click.echo(f"wrote {page} ({len(report.cards)} videos); open it in a browser", err=True)
+    shown = plural(len(report.cards), "video")
+    click.echo(f"wrote {page} ({shown}); open it in a browser", err=True)
     click.echo(str(page))
+
+
+def _refuse_clobber(target: Path, campaign: Campaign, planned: Planned) -> None:
+    """A report is read-only: it never writes over the manifest, its lock, a YAML file, or a
+    video the lock records or the plan will write."""
+    real = Path(os.path.realpath(target))
+    lock = campaign.lock_path
+    own = {Path(os.path.realpath(p)) for p in (campaign.manifest.path, lock)}
+    own |= {Path(os.path.realpath(f"{lock}{s}")) for s in (".journal", ".run")}
+    base = campaign.manifest.base_dir
+    videos = {
+        Path(os.path.realpath(base / f.path))
+        for e in planned.entries.values()
+        for f in e.files
+        if f is not None
+    }
+    videos |= {
+        Path(os.path.realpath(campaign.output_dir / p))
+        for spec in campaign.specs
+        for p in spec.output_paths()
+    }
+    what = (
+        "the manifest or its lock"
+        if real in own
+        else "a YAML file"
+        if real.suffix.lower() in (".yaml", ".yml")
+        else "a video of this campaign"
+        if real in videos
+        else None
+    )
+    if what:
+        raise UsageError(
+            f"the report would overwrite {what}: {target}",
+            hint="give -o another file (Markdown) or folder (HTML)",
+        )
 
 
 def _write_markdown(report: Report, output: str | None, base_lock: str | None) -> None:

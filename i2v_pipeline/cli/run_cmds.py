@@ -156,7 +156,7 @@ def _finish(
         "seconds": round(seconds, 2),
         "interrupted": interrupted,
         "fatal": stats.fatal.message if stats.fatal else None,
-        "next": (resume if outcome in ("fatal", "interrupted") else None)
+        "next": (resume if outcome in ("fatal", "interrupted", "partial") else None)
         or (unknown_advice(unknown, manifest) if unknown else None),
         "lock": str(planned.campaign.lock_path),
         "problems": problems,

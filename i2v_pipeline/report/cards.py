@@ -31,6 +31,7 @@ JOB_STATUS = {
     Action.UNKNOWN: "unknown",
     Action.RESUME: "submitted",
     Action.CREATE: "planned",
+    Action.REPLACE: "planned",
     Action.ORPHAN: "orphan",
 }
 

@@ -12,6 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..model import Change
+from ..spec.expand import FIELDS
+
+MANIFEST_NAMES = {canonical: name for name, canonical in FIELDS.items()}
+"""The request's canonical keys back to the manifest's words (`video_length` -> `duration`)."""
 
 CONTEXT = 12
 """Characters of unchanged text kept either side of where two long strings differ."""
@@ -20,9 +24,13 @@ LONG = 48
 
 
 def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Change, ...]:
-    """Every attribute whose value differs, sorted by name (absent on one side is None)."""
-    keys = sorted(set(old) | set(new))
-    return tuple(Change(k, old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k))
+    """Every attribute whose value differs, by its manifest name, sorted (absent is None)."""
+    keys = sorted(set(old) | set(new), key=lambda k: MANIFEST_NAMES.get(k, k))
+    return tuple(
+        Change(MANIFEST_NAMES.get(k, k), old.get(k), new.get(k))
+        for k in keys
+        if old.get(k) != new.get(k)
+    )
 
 
 def describe(items: Sequence[Change]) -> str:

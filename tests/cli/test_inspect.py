@@ -209,7 +209,7 @@ def test_models_refresh_effects_and_status(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     code, out, err = run("models", "--refresh")
     assert code == 0 and "the emulator serves the bundled snapshot (4 models)" in err
-    assert out.startswith("# catalog for emulator: bundled snapshot (akool-api.md §8")
+    assert out.startswith("# catalog for emulator: bundled snapshot (AKOOL model list")
     assert "kwaivgi/kling-v3.0-pro/image-to-video" in out
     assert not (tmp_path / "cache" / "i2v" / "models").exists()
     code, out, _ = run("effects")

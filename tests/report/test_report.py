@@ -234,3 +234,34 @@ def test_cli_user_errors_exit_2(workdir: Path, sample_mp4: Path) -> None:
     (workdir / "afile").write_text("")
     result = invoke("report", str(manifest), "-o", str(workdir / "afile"))
     assert result.exit_code == 2 and "cannot write the report" in result.stderr
+
+
+def test_a_changed_prompt_is_reported_as_a_planned_replace(workdir: Path, sample_mp4: Path) -> None:
+    """Editing a prompt after a run (a `-/+ replace` in the plan) renders, in HTML and Markdown."""
+    manifest = synth(workdir, sample_mp4)
+    manifest.write_text(manifest.read_text().replace("Shot 1 of", "Orbit 1 of"), encoding="utf-8")
+    html = invoke("report", str(manifest), "-o", str(workdir / "gallery"))
+    assert html.exit_code == 0, html.output
+    md = invoke("report", str(manifest), "--format", "md")
+    assert md.exit_code == 0 and "Traceback" not in md.output, md.output
+    assert "garden.p1" in md.stdout
+
+
+def test_report_never_overwrites_the_lock_the_manifest_or_a_video(
+    workdir: Path, sample_mp4: Path
+) -> None:
+    """-o naming the lock, the manifest, another YAML file or a recorded video is refused."""
+    manifest = synth(workdir, sample_mp4)
+    lock = workdir / "synth.lock.yaml"
+    before = lock.read_bytes()
+    video = next((workdir / "out").rglob("*.mp4"))
+    for target, what in [
+        (lock, "the manifest or its lock"),
+        (manifest, "the manifest or its lock"),
+        (workdir / "other.yml", "a YAML file"),
+        (video, "a video of this campaign"),
+    ]:
+        result = invoke("report", str(manifest), "--format", "md", "-o", str(target))
+        assert result.exit_code == 2, result.output
+        assert f"the report would overwrite {what}" in result.stderr
+    assert lock.read_bytes() == before
