@@ -25,6 +25,7 @@ from i2v_pipeline.run.executor import Executor
 from i2v_pipeline.run.pacing import lanes
 from i2v_pipeline.run.providers.base import Created, CreateRequest, Provider, Result
 from i2v_pipeline.run.recorder import Recorder
+from i2v_pipeline.run.retry import RetryPolicy
 from i2v_pipeline.run.session import requery_with
 from i2v_pipeline.spec.settings import Limits
 from i2v_pipeline.state.journal import Journal, journal_path
@@ -383,3 +384,15 @@ async def test_notice_names_jobs_in_flight_when_it_binds(tmp_path: Path) -> None
     (tmp_path / "b").mkdir()
     _, events = await run(tmp_path / "b", TimedProvider(clock, 5.0), 60, clock)
     assert not [e for e in events if e.kind is EventKind.NOTICE]
+
+
+async def test_an_unreachable_api_stops_the_run_without_failing_jobs(tmp_path: Path) -> None:
+    """Creates that never reach the API through every retry stop the run (fatal, nothing bought):
+    the job is not sent, not failed, and no create is tried past its own retries."""
+    provider = HeldProvider(transient=10**6)
+    ex, events = await run(tmp_path, provider, 5)
+    assert ex.stats.fatal is not None and "kept failing" in ex.stats.fatal.message
+    assert ex.stats.failed == 0 and ex.stats.created == 0
+    assert ex.stats.skipped == 5
+    assert not any(e.kind is EventKind.FAILED for e in events)
+    assert provider.sent == 5 * RetryPolicy().attempts  # each create's retries, no more

@@ -230,6 +230,9 @@ class Executor:
             self.slots.release()
             return
         except (FatalProviderError, TransientError, JobRejectedError) as exc:
+            if isinstance(exc, TransientError):  # every retry failed: the API is down or
+                exc = self._unreachable(exc)  # unreachable, and the next create would fail alike
+                self.stats.skipped += 1
             if isinstance(exc, FatalProviderError):
                 self.stats.fatal = self.stats.fatal or exc
                 self.emit(Event(EventKind.FATAL, spec.id, exc.message))
@@ -246,6 +249,16 @@ class Executor:
         self.schedule.add(fp, self._now())
         self.emit(Event(EventKind.SUBMITTED, spec.id, plural(n, "video"), created.credits or 0))
         self._wake.set()
+
+    @staticmethod
+    def _unreachable(exc: TransientError) -> FatalProviderError:
+        """A create whose retries all failed never reached a working API (its intent is
+        forgotten): not a failed job but a run that cannot go on; nothing was bought."""
+        return FatalProviderError(
+            f"the API kept failing, so the run stopped submitting ({exc.message})",
+            hint="check provider.endpoint and the network, then run again: "
+            "what was not sent is planned again, nothing was bought for it",
+        )
 
     async def _send(self, spec: JobSpec, attempt: str, request: CreateRequest) -> Created:
         """One attempt, called by retry.call after every wait (limiter, backoff): so an intent
