@@ -55,7 +55,7 @@ limits: {limits or BENCH_LIMITS.format(rate=rate)}
 
 def verify_cost(out: Path, sample: int = 50) -> float:
     """CPU ms to hash and verify one downloaded video, measured here on a sample of them."""
-    from i2v_pipeline import media
+    from i2v_pipeline.run import verify as media
     from i2v_pipeline.spec.fingerprint import hash_file
 
     files = sorted(out.rglob("*.mp4"))[:sample]
@@ -64,7 +64,7 @@ def verify_cost(out: Path, sample: int = 50) -> float:
     t = time.process_time()
     for f in files:
         hash_file(f)
-        media.verify(f, seconds=5, resolution=None)
+        media.mismatch(media.probe(f), seconds=5, resolution=None)
     return (time.process_time() - t) / len(files) * 1000
 
 
