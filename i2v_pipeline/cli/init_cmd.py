@@ -8,6 +8,8 @@ and the `yaml-language-server` modeline that makes editors validate and complete
 from __future__ import annotations
 
 import json
+import shlex
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
@@ -64,16 +66,25 @@ def find_images(folder: Path) -> list[PurePosixPath]:
     return found
 
 
+def name_slug(text: str) -> str:
+    """A file or folder name as an id: accents folded (`Été` -> `Ete`), then slug's rules."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return slug(folded)
+
+
 def image_ids(paths: Sequence[PurePosixPath]) -> list[str]:
-    """An id per image from its file name; a clash gets -2, -3, … (ids must be unique)."""
+    """An id per image from its file name; a clash gets -2, -3, … (ids must be unique, and
+    differ in more than case: they name output files, and some file systems ignore case)."""
     ids: list[str] = []
+    seen: set[str] = set()
     for p in paths:
-        base = slug(p.stem)
+        base = name_slug(p.stem)
         candidate, n = base, 1
-        while candidate in ids:
+        while candidate.casefold() in seen:
             n += 1
             candidate = f"{base}-{n}"
         ids.append(candidate)
+        seen.add(candidate.casefold())
     return ids
 
 
@@ -96,7 +107,7 @@ def init_cmd(folder: str, name: str | None, force: bool) -> None:
     per image, one example prompt, the free emulator endpoint and the real API's settings
     commented out. Editors with the YAML language server validate and complete it."""
     base = Path(folder)
-    name = slug(name or base.resolve().name or "campaign")
+    name = name_slug(name or base.resolve().name or "campaign")
     target = base / f"{name}.yaml"
     if target.exists() and not force:
         raise UsageError(
@@ -111,5 +122,5 @@ def init_cmd(folder: str, name: str | None, force: bool) -> None:
     target.write_text(starter_manifest(name, str(target), paths), encoding="utf-8")
     click.echo(
         f"Wrote {target}: {plural(len(paths), 'image')}, 1 example prompt, on the emulator.\n"
-        f"Next: i2v plan {target}"
+        f"Next: i2v plan {shlex.quote(str(target))}"
     )

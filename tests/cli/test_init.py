@@ -84,3 +84,22 @@ def test_schema_modeline_names_a_file_in_the_repository() -> None:
     """The modeline's URL is the repository's schemas/manifest.schema.json, which exists."""
     assert SCHEMA_URL.endswith("/main/schemas/manifest.schema.json")
     assert (REPO / "schemas" / "manifest.schema.json").is_file()
+
+
+def test_init_folds_accents_and_ids_that_differ_only_in_case(tmp_path: Path) -> None:
+    """`Été photos/été.png` gives ids `ete`; `garden.png` + `Garden.PNG` get distinct ids whose
+    outputs do not clash, so the written manifest plans; the next step is quoted for a shell."""
+    shots = tmp_path / "Été photos"
+    shots.mkdir()
+    shutil.copy(IMAGES / "garden.png", shots / "garden.png")
+    shutil.copy(IMAGES / "garden.png", shots / "Garden.PNG")
+    shutil.copy(IMAGES / "tower.png", shots / "été.png")
+    code, out, err = invoke("init", str(shots))
+    target = shots / "Ete-photos.yaml"
+    assert (code, err) == (0, ""), err
+    assert out.endswith(f"Next: i2v plan '{target}'\n")
+    text = target.read_text()
+    assert "  - id: ete\n" in text
+    assert "  - id: Garden\n" in text and "  - id: garden-2\n" in text
+    code, out, err = invoke("plan", str(target))
+    assert code == 0, err
