@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import secrets
 import time
@@ -36,6 +37,9 @@ from .config import EmulatorConfig, Faults
 from .media import Media
 from .persist import Persistence
 from .webhook import WebhookSender
+
+LOG = logging.getLogger("i2v.emulator")
+"""One DEBUG record per request served (`i2v emulator serve -v`); never a key or a query."""
 
 V4 = "/api/open/v4"
 V3 = "/api/open/v3"
@@ -224,6 +228,7 @@ class Emulator:
         self, request: web.Request, endpoint: str, response: web.StreamResponse
     ) -> web.StreamResponse:
         code = response.get("code")
+        LOG.debug("%s %s code=%s http=%s", request.method, request.path, code, response.status)
         self.log.append(
             RequestRecord(
                 time.time(), request.method, request.path, endpoint, code, response.status
@@ -232,6 +237,7 @@ class Emulator:
         return response
 
     def _drop(self, request: web.Request) -> web.Response:
+        LOG.debug("%s %s dropped (fault injection)", request.method, request.path)
         self.log.append(
             RequestRecord(time.time(), request.method, request.path, "dropped", None, 0)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,17 @@ async def test_results_needs_a_string(emu: Emulator) -> None:
     assert doc == {"code": 1003, "msg": "Failed to get results"}
     doc = await post(emu, f"{V4}/resultsByIds", {"_ids": "ffffffffffffffffffffffff"})
     assert doc["data"]["result"] == []
+
+
+async def test_each_request_is_logged_without_the_key(
+    emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`serve -v` shows one DEBUG record per request: method, path, code; never the key."""
+    with caplog.at_level(logging.DEBUG, logger="i2v.emulator"):
+        await post(emu, f"{V4}/resultsByIds", {"_ids": "ffffffffffffffffffffffff"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "i2v.emulator"]
+    assert lines == [f"POST {V4}/resultsByIds code=1000 http=200"]
+    assert "emulator-key" not in caplog.text
 
 
 @pytest.mark.parametrize(
