@@ -335,3 +335,25 @@ def test_bad_entry_in_block_yaml_names_its_line(tmp_path: Path) -> None:
     with pytest.raises(LockError) as info:
         read_lock(lock)
     assert info.value.where == f"{lock}:{line}" and "fix the line named" in info.value.hint
+
+
+def test_files_beside_the_lock_are_never_written_through_a_symlink(tmp_path: Path) -> None:
+    """A committed symlink named like the journal or the run guard is refused (exit 2), and the
+    file it points at, outside the repository, is left as it was."""
+    victim = tmp_path / "outside.txt"
+    victim.write_text("ORIGINAL")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    lock = repo / "m.lock.yaml"
+    journal_link = journal_path(lock)
+    journal_link.symlink_to(victim)
+    journal = Journal(journal_link)
+    with pytest.raises(LockError, match="symbolic link") as info:
+        journal.append({"t": "intent", "fp": "f" * 64}, durable=True)
+    assert info.value.exit_code == 2
+    journal.close()
+    guard = repo / "m.lock.yaml.run"
+    guard.symlink_to(victim)
+    with pytest.raises(LockError, match="symbolic link"):
+        RunLock(lock, "i2v run m.yaml").acquire()
+    assert victim.read_text() == "ORIGINAL"

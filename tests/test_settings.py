@@ -48,3 +48,12 @@ def test_plain_limits_are_read(write_manifest: WriteManifest) -> None:
     path = write_manifest(MINIMAL + "limits: {poll_interval: 0.5, job_timeout: 60, max_jobs: 9}\n")
     limits = load_campaign(path).limits
     assert (limits.poll_interval, limits.job_timeout, limits.max_jobs) == (0.5, 60, 9)
+
+
+def test_download_limits_reach_the_download_policy(write_manifest: WriteManifest) -> None:
+    """limits.download_timeout and download_stall_timeout bound every download of the run."""
+    from i2v_pipeline.run.session import download_policy
+
+    path = write_manifest(MINIMAL + "limits: {download_timeout: 7, download_stall_timeout: 3}\n")
+    policy = download_policy(load_campaign(path), "http://127.0.0.1:1", emulator=False)
+    assert (policy.deadline, policy.stall) == (7, 3)

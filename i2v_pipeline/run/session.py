@@ -51,6 +51,7 @@ def download_policy(campaign: Campaign, base_url: str, *, emulator: bool) -> Pol
         verify=campaign.verify,
         max_bytes=limits.max_download_bytes,
         stall=limits.download_stall_timeout,
+        deadline=limits.download_timeout,
         connect=limits.request_timeout,
         allow_local=emulator or is_local_host(urlsplit(base_url).hostname or ""),
     )

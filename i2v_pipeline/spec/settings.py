@@ -86,6 +86,8 @@ class Limits:
     """A result larger than this is abandoned: far above any video, it guards the disk."""
     download_stall_timeout: float = 60.0
     """Seconds without a byte before a download is abandoned (and retried)."""
+    download_timeout: float = 600.0
+    """Seconds one download may take in all: a server dripping a byte at a time is abandoned."""
     shared_budget: bool = True
     """The account limits all calls together: creates and polls draw on one budget of the
     larger of create_rps and request_rps (creates also stay under create_rps)."""

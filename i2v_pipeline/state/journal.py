@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..canonical import canonical_json
+from ..errors import LockError
 from ..model import (
     TERMINAL_STATUSES,
     ErrorRecord,
@@ -26,6 +27,7 @@ from ..model import (
     JobStatus,
     LockEntry,
 )
+from .files import open_own
 
 NEWLINE = b"\n"
 Entries = dict[str, LockEntry]
@@ -251,9 +253,9 @@ def _keep_damaged(path: Path, n: int, raw: bytes) -> str:
     try:
         if side.exists() and line in side.read_bytes():
             return f"; its text is in {side}"
-        with open(side, "ab") as f:
+        with open_own(side, "ab") as f:
             f.write(line)
-    except OSError:
+    except (OSError, LockError):  # the copy is a courtesy: a link or a full disk skips it
         return ""
     return f"; its text is in {side}"
 
@@ -263,7 +265,7 @@ def repair_tail(path: Path) -> None:
     A complete record missing only its newline gets one; a partial one is cut off (replay
     skips it anyway, and nothing after it can depend on it)."""
     try:
-        f = open(path, "r+b")  # noqa: SIM115 - closed below
+        f = open_own(path, "r+b")
     except FileNotFoundError:
         return
     with f:
@@ -314,7 +316,7 @@ class Journal:
         with self._lock:
             if self._f is None:
                 repair_tail(self.path)
-                self._f = open(self.path, "ab")  # noqa: SIM115 - held open for the whole run
+                self._f = open_own(self.path, "ab")  # held open for the whole run
             self._f.write(line)
             self._f.flush()
             if durable:

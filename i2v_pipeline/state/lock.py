@@ -32,6 +32,7 @@ from ..model import ErrorRecord, FileRecord, JobSpec, LockEntry, LockState
 from ..perf import gc_paused
 from ..spec import validation as schemas
 from ..spec.manifest import parse_yaml
+from .files import open_own
 from .journal import Entries, Warn, journal_path, replay, request_text
 
 LOCK_VERSION = 1
@@ -352,7 +353,7 @@ def render_lock(entries: Iterable[LockEntry], *, manifest: str, command: str, en
 def atomic_write(path: Path, text: str) -> None:
     """Write to a temp file beside path, fsync, rename over path, fsync the folder."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with open_own(tmp, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())

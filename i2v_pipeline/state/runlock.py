@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import RunLockedError
+from .files import open_own
 from .journal import utc_iso
 
 
@@ -28,7 +29,7 @@ class RunLock:
 
     def acquire(self) -> None:
         """Take the lock or raise RunLockedError naming who holds it."""
-        f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - the lock lives until release()
+        f = open_own(self.path, "a+", encoding="utf-8")  # the lock lives until release()
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
