@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 
@@ -31,10 +30,12 @@ from .outputs import (
     reserved_outputs,
 )
 from .prompts import Prompt, resolve_prompts
-from .settings import MAX_JOBS
+from .size import check_size
 from .templating import base_context, compile_template, is_template, render, slug
 
 # manifest field name -> AKOOL request field name
+T = TypeVar("T")
+
 FIELDS: dict[str, str] = {
     "model": "model_name",
     "resolution": "resolution",
@@ -309,23 +310,9 @@ def _generate(
     by_prompt = {p.id: p for p in prompts}
     for i, job in enumerate(data.get("jobs", [])):
         loc: Loc = ("jobs", i)
-        found_image = by_id.get(job["image"])
-        if found_image is None:
-            raise ManifestError(
-                f"job {job['id']}: no image with id `{job['image']}`",
-                where=x.m.locate((*loc, "image")),
-                hint=f"image ids: {', '.join(sorted(by_id)[:10])}",
-            )
-        image = found_image
+        image = _named(by_id, job, "image", x.m.locate((*loc, "image")))
         if "prompt" in job:
-            found_prompt = by_prompt.get(job["prompt"])
-            if found_prompt is None:
-                raise ManifestError(
-                    f"job {job['id']}: no prompt with id `{job['prompt']}`",
-                    where=x.m.locate((*loc, "prompt")),
-                    hint=f"prompt ids: {', '.join(sorted(by_prompt)[:10])}",
-                )
-            prompt = found_prompt
+            prompt = _named(by_prompt, job, "prompt", x.m.locate((*loc, "prompt")))
             template, prompt_id = prompt.template, prompt.id
             layers, var_layers = (
                 [prompt.fields, job.get("fields", {})],
@@ -352,6 +339,18 @@ def _generate(
         )
 
 
+def _named(table: Mapping[str, T], job: Mapping[str, Any], kind: str, where: str) -> T:
+    """The image or prompt an explicit job names by id, or an error listing the ids there are."""
+    found = table.get(job[kind])
+    if found is None:
+        raise ManifestError(
+            f"job {job['id']}: no {kind} with id `{job[kind]}`",
+            where=where,
+            hint=f"{kind} ids: {', '.join(sorted(table)[:10])}",
+        )
+    return found
+
+
 def _tags(*groups: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for g in groups for t in g))
 
@@ -370,7 +369,7 @@ def expand(
             where=manifest.locate(()),
             hint="add a prompts: list (or explicit jobs:)",
         )
-    _check_size(manifest, images, prompts)
+    check_size(manifest, images, prompts)
     specs: list[JobSpec] = []
     origins: dict[str, Loc] = {}
     outputs: dict[str, str] = {}
@@ -401,48 +400,6 @@ def expand(
             hint="write videos to their own folder: set output.dir (e.g. `out`)",
         )
     return Expansion(specs, x.output_dir, origins, images, prompts)
-
-
-def job_count(manifest: Manifest, images: Sequence[Image], prompts: Sequence[Prompt]) -> int:
-    """How many jobs expanding makes, at most (exclude may drop some), counted without
-    expanding: images x prompts x matrix combinations, what each include matches, explicit jobs."""
-    data = manifest.data
-    combos = math.prod(len(v) for v in data.get("matrix", {}).values())
-    total = len(images) * len(prompts) * combos + len(data.get("jobs", ()))
-    for inc in data.get("include", ()):
-        ims = [im for im in images if _picked(inc.get("image"), im.id)]
-        ps = [p for p in prompts if _picked(inc.get("prompt"), p.id)]
-        if "tag" not in inc:
-            total += len(ims) * len(ps)
-            continue
-        tags = set(map(str, inc["tag"] if isinstance(inc["tag"], list) else [inc["tag"]]))
-        a = sum(1 for im in ims if tags & set(im.tags))
-        b = sum(1 for p in ps if tags & set(p.tags))
-        total += a * len(ps) + len(ims) * b - a * b  # pairs where either side has the tag
-    return total
-
-
-def _picked(want: Any, name: str) -> bool:
-    wants = want if isinstance(want, list) else [want]
-    return want is None or any(fnmatch.fnmatchcase(name, str(w)) for w in wants)
-
-
-def _check_size(manifest: Manifest, images: Sequence[Image], prompts: Sequence[Prompt]) -> None:
-    """Refuse, before building any job, a manifest that expands past limits.max_jobs: a matrix
-    typo must be an error within a second, not minutes of expansion and gigabytes of memory."""
-    cap = int(manifest.data.get("limits", {}).get("max_jobs", MAX_JOBS))
-    count = job_count(manifest, images, prompts)
-    if count <= cap:
-        return
-    matrix = manifest.data.get("matrix", {})
-    combos = math.prod(len(v) for v in matrix.values())
-    raise ManifestError(
-        f"the manifest expands to {count:,} jobs ({len(images):,} image(s) x "
-        f"{len(prompts):,} prompt(s) x {combos:,} matrix combination(s), plus includes and "
-        f"jobs), more than limits.max_jobs ({cap:,})",
-        where=manifest.locate(("matrix",) if matrix else ("images",)),
-        hint="shorten the matrix lists, or raise limits.max_jobs if you mean it",
-    )
 
 
 def _output_where(manifest: Manifest, loc: Loc) -> str:

@@ -29,7 +29,7 @@ from i2v_pipeline.cli import cli
 from i2v_pipeline.emulator import EmulatorConfig
 from i2v_pipeline.run import retry
 from i2v_pipeline.run.providers import akool
-from i2v_pipeline.spec.expand import MAX_JOBS
+from i2v_pipeline.spec.settings import MAX_JOBS
 
 from ..conftest import IMAGES, ThreadedEmulator
 
