@@ -12,6 +12,7 @@ from ..report.cards import Report, build_report
 from ..report.gallery import write_html
 from ..report.markdown import render_markdown
 from ..spec.campaign import Campaign, load_campaign
+from ..spec.outputs import protected_name
 from ..state.journal import Entries
 from ..state.lock import read_lock
 from ..state.plan import PlanOptions
@@ -91,7 +92,6 @@ def _refuse_clobber(target: Path, campaign: Campaign, planned: Planned) -> None:
     real = Path(os.path.realpath(target))
     lock = campaign.lock_path
     own = {Path(os.path.realpath(p)) for p in (campaign.manifest.path, lock)}
-    own |= {Path(os.path.realpath(f"{lock}{s}")) for s in (".journal", ".run")}
     base = campaign.manifest.base_dir
     videos = {
         Path(os.path.realpath(base / f.path))
@@ -107,11 +107,8 @@ def _refuse_clobber(target: Path, campaign: Campaign, planned: Planned) -> None:
     what = (
         "the manifest or its lock"
         if real in own
-        else "a YAML file"
-        if real.suffix.lower() in (".yaml", ".yml")
-        else "a video of this campaign"
-        if real in videos
-        else None
+        else protected_name(real.name)  # the rule outputs follow: YAML files, journals, guards
+        or ("a video of this campaign" if real in videos else None)
     )
     if what:
         raise UsageError(
