@@ -38,6 +38,8 @@ COMMANDS = {
     "models": "catalog_cmds:models_cmd",
     "effects": "catalog_cmds:effects_cmd",
     "emulator": "emulator_cmds:emulator_group",
+    "credits": "lifecycle:credits_cmd",
+    "publish-check": "publish_cmds:publish_check_cmd",
 }
 
 

@@ -16,6 +16,7 @@ import click
 
 from ..errors import I2VError, redact
 from ..model import PlanItem
+from ..spec.budget import calibrate
 from ..spec.campaign import Campaign
 from ..state.journal import Entries
 from ..state.lock import compact, load_state
@@ -129,6 +130,8 @@ class Planned:
     entries: Entries
     items: list[PlanItem]
     prefix: str
+    calibrated: frozenset[str] = frozenset()
+    """Fingerprints of creates whose credits are estimated from the lock's own charges."""
 
 
 def compact_lock(planned: Planned) -> None:
@@ -158,7 +161,7 @@ def plan_campaign(
         now=time.time() if now is None else now,
         options=options,
     )
-    selected = selection.apply(items)
+    selected, calibrated = calibrate(selection.apply(items), entries)
     log.debug(
         "%d lock entries from %s; %d jobs planned, %d selected",
         len(entries),
@@ -166,7 +169,7 @@ def plan_campaign(
         len(items),
         len(selected),
     )
-    return Planned(campaign, entries, selected, prefix)
+    return Planned(campaign, entries, selected, prefix, frozenset(calibrated))
 
 
 def on_terminal() -> bool:

@@ -53,16 +53,27 @@ COLORS = {
 }
 
 
-def summary_line(items: Sequence[PlanItem]) -> str:
-    """`Plan: 2 to create, 1 fresh. ≈ 40 credits`."""
+def summary_line(items: Sequence[PlanItem], calibrated: frozenset[str] = frozenset()) -> str:
+    """`Plan: 2 to create, 1 fresh. ≈ 40 credits`: ≈ marks the price table's estimate; an
+    estimate from the lock's own charges says so."""
     counts = summarize(items)
     parts = [f"{counts[a.label]} {PHRASES[a]}" for a in Action if counts[a.label]]
     credits = sum(i.credits for i in items)
     text = ", ".join(parts) if parts else "no jobs"
-    return f"Plan: {text}." + (f" ≈ {credits:,} credits" if credits else "")
+    if not credits:
+        return f"Plan: {text}."
+    creates = [i for i in items if i.credits]
+    from_lock = sum(i.fingerprint in calibrated for i in creates)
+    how = ""
+    if from_lock:
+        some = f" for {from_lock} of {len(creates)}" if from_lock < len(creates) else ""
+        how = f" (calibrated from the lock's charges{some})"
+    return f"Plan: {text}. ≈ {credits:,} credits{how}"
 
 
-def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
+def print_plan(
+    items: Sequence[PlanItem], *, verbose: bool, calibrated: frozenset[str] = frozenset()
+) -> None:
     """The plan, one coloured line per job (fresh ones only if verbose or kept with a mismatch)."""
     width = max((len(i.job_id) for i in items), default=0)
     for item in items:
@@ -73,7 +84,7 @@ def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
         line = f"{head}  {item.reason}{cost}"
         kept = item.action is Action.FRESH and mismatches(item.entry)
         click.secho(line, fg="yellow" if kept else COLORS[item.action])
-    click.echo(summary_line(items))
+    click.echo(summary_line(items, calibrated))
 
 
 @click.command("plan")
@@ -101,11 +112,18 @@ def print_plan(items: Sequence[PlanItem], *, verbose: bool) -> None:
     show_envvar=True,
     help="Hash every held file instead of trusting size and mtime.",
 )
+@click.option(
+    "--out",
+    metavar="PLAN",
+    type=click.Path(dir_okay=False),
+    help="Also save the plan (JSON) for `i2v run M --plan PLAN`, which does exactly it.",
+)
 @selection_options
 @output_options("Also list fresh jobs; show debug records on stderr (as I2V_LOG=debug).")
 def plan_cmd(
     manifest: str,
     as_json: bool,
+    out: str | None,
     check: bool,
     retry_failed: bool,
     resubmit_unknown: bool,
@@ -116,16 +134,19 @@ def plan_cmd(
     shard: str | None,
     limit: int | None,
 ) -> int:
-    """Show what `i2v run` would do and what it would cost. Talks to no API."""
-    planned = plan_campaign(
-        load_campaign(manifest),
-        PlanOptions(retry_failed, resubmit_unknown, verify),
-        Selection(only, patterns, shard, limit),
-    )
-    if as_json:
-        print_json(plan_to_json(planned.items, manifest))
-    else:
-        print_plan(planned.items, verbose=verbose)
+    """Show what `i2v run` would do and what it would cost. Talks to no API, except to read
+    the account balance on a real endpoint (a warning when the plan costs more)."""
+    from .lifecycle import after_plan
+
+    options = PlanOptions(retry_failed, resubmit_unknown, verify)
+    selection = Selection(only, patterns, shard, limit)
+    planned = plan_campaign(load_campaign(manifest), options, selection)
+    doc = plan_to_json(planned.items, manifest) if as_json else None
+    if doc is None:
+        print_plan(planned.items, verbose=verbose, calibrated=planned.calibrated)
+    after_plan(planned, out=out, doc=doc, options=options, selection=selection)
+    if doc is not None:
+        print_json(doc)
     unknown = sum(i.action is Action.UNKNOWN for i in planned.items)
     if unknown:
         click.echo(unknown_advice(unknown, manifest), err=True)
@@ -189,5 +210,5 @@ def expand_cmd(manifest: str, as_json: bool) -> None:
 @click.argument("name", type=click.Choice(list(schemas.SCHEMA_NAMES)), default="manifest")
 @output_options()
 def schema_cmd(name: str) -> None:
-    """Print a JSON Schema: manifest (default), job or lock."""
+    """Print a JSON Schema: manifest (default), job, lock or plan (a saved plan file)."""
     click.echo(json.dumps(schemas.load_schema(name), indent=2))

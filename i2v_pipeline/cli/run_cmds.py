@@ -69,10 +69,18 @@ from .progress import Progress
     show_envvar=True,
     help="Hash every held file instead of trusting size and mtime.",
 )
+@click.option(
+    "--plan",
+    "plan_file",
+    metavar="PLAN",
+    type=click.Path(dir_okay=False),
+    help="Do exactly the work of a saved plan (`i2v plan M --out PLAN`); refuse it if stale.",
+)
 @selection_options
 @output_options()
 def run_cmd(
     manifest: str,
+    plan_file: str | None,
     retry_failed: bool,
     resubmit_unknown: bool,
     max_credits: int | None,
@@ -87,26 +95,40 @@ def run_cmd(
 ) -> None:
     """Run the plan: create, poll, download, verify, and record everything in the lock."""
     from ..spec.campaign import load_campaign
+    from . import lifecycle
 
     campaign = load_campaign(manifest)
+    options = PlanOptions(retry_failed, resubmit_unknown, verify)
+    selection = Selection(only, patterns, shard, limit)
+    saved = None
+    if plan_file is not None:
+        flags = {"--retry-failed": retry_failed, "--resubmit-unknown": resubmit_unknown}
+        flags |= {"--verify": verify, "--only": bool(only), "--select": bool(patterns)}
+        flags |= {"--shard": bool(shard), "--limit": limit is not None}
+        saved = lifecycle.read_saved(plan_file, flags=flags)
+        options, selection = saved.options, Selection()
     with RunLock(campaign.lock_path, command_line()):
-        planned = plan_campaign(
-            campaign,
-            PlanOptions(retry_failed, resubmit_unknown, verify),
-            Selection(only, patterns, shard, limit),
+        planned = plan_campaign(campaign, options, selection)
+        if saved is not None:  # under the run lock: nothing changes the lock after the check
+            planned = lifecycle.apply_saved(planned, saved)
+        work, over_budget = lifecycle.within_budget(
+            planned, [i for i in planned.items if i.action.is_work]
         )
-        work = [i for i in planned.items if i.action.is_work]
         if not work:
             _finish(planned, RunStats(), 0.0, as_json, quiet, interrupted=False, problems=[])
             return
         if not quiet and not as_json:
-            click.echo(summary_line(planned.items), err=True)
+            click.echo(summary_line(planned.items, planned.calibrated), err=True)
         check_reachable_images(
             planned.campaign, work, emulator=planned.campaign.provider.is_emulator
         )
+        lifecycle.require_published(planned.campaign, work)
         preflight.require(planned.campaign, work, planned.prefix, planned.entries)
         ask = terminal_question()
-        preflight.confirm_spend(planned.campaign, work, yes=yes, max_credits=max_credits, ask=ask)
+        # a saved plan was reviewed: applying it is the consent (terraform apply PLAN)
+        preflight.confirm_spend(
+            planned.campaign, work, yes=yes or saved is not None, max_credits=max_credits, ask=ask
+        )
         from .run_exec import execute_plan  # the HTTP stack loads only when there is work
 
         started = time.monotonic()
@@ -118,7 +140,16 @@ def run_cmd(
         finally:
             compact_lock(planned)
         seconds = time.monotonic() - started
-        _finish(planned, stats, seconds, as_json, quiet, interrupted, progress.problems)
+        if over_budget is None:
+            _finish(planned, stats, seconds, as_json, quiet, interrupted, progress.problems)
+            return
+        held = sum(i.action.is_work for i in planned.items) - len(work)
+        stats.skipped += held  # not sent: the budget held them
+        try:
+            _finish(planned, stats, seconds, as_json, quiet, interrupted, progress.problems)
+        except click.exceptions.Exit:
+            raise over_budget from None  # failures too, but the budget is what to act on
+        raise over_budget
 
 
 def _finish(

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # jsonschema is only imported when there is an error to descr
 from ..errors import I2VError, ManifestError
 from .settings import env_name_problem
 
-SCHEMA_NAMES = ("manifest", "job", "lock")
+SCHEMA_NAMES = ("manifest", "job", "lock", "plan")
 MAX_REPORTED = 5
 
 Locator = Callable[[Sequence[str | int]], str | None]

@@ -1,0 +1,205 @@
+"""A campaign's life around `plan` and `run`: saved plans (`plan --out`, `run --plan`), the
+manifest's credit budget, the account balance, and the published-images check.
+
+plan and run call in here at a few points so their own modules stay as they were; the commands
+`i2v credits` and `i2v publish-check` live here too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import I2VError, UsageError
+from ..model import PlanItem
+from ..spec.budget import BudgetExceeded, Tally, budget_of, exceeded, tally, within
+from ..spec.campaign import Campaign, load_campaign
+from ..spec.catalog import Catalog
+from ..state import planfile
+from ..state.plan import PlanOptions
+from ..text import plural
+from .common import Planned, Selection, json_option, print_json
+from .logs import note, output_options, warn
+
+log = logging.getLogger("i2v.cli")
+
+
+def version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def sources(campaign: Campaign) -> planfile.Sources:
+    """The hashes a saved plan is checked against, as they are now."""
+    catalog = Catalog.load(campaign.provider.endpoint)
+    models = [dict(m.raw) for m in catalog.models.values()]
+    return planfile.sources_of(campaign.manifest.path, campaign.lock_path, (catalog.source, models))
+
+
+def budget_tally(planned: Planned, items: Sequence[PlanItem] | None = None) -> Tally:
+    """The campaign's credits: the lock's charges, in flight, and items' (default: the plan's)."""
+    budget = budget_of(planned.campaign.manifest.data)
+    chosen = planned.items if items is None else items
+    return tally(planned.entries, chosen, budget, planned.calibrated)
+
+
+# ---------------------------------------------------------------- plan
+
+
+def after_plan(
+    planned: Planned,
+    *,
+    out: str | None,
+    doc: dict[str, Any] | None,
+    options: PlanOptions,
+    selection: Selection,
+) -> None:
+    """What `plan` adds to the plan it printed: the budget line (or `budget` in the JSON doc,
+    which the caller prints), the plan file, and a warning when the account cannot pay."""
+    t = budget_tally(planned)
+    if doc is not None:
+        doc["budget"] = t.to_json()
+    elif t.budget is not None:
+        click.secho(t.describe(), fg="red" if t.over else None)
+    if t.over:
+        warn(
+            f"this plan would pass budget.credits {t.budget:,} by {t.over:,} credits; "
+            "`i2v run` stops submitting before it"
+        )
+    if out is not None:
+        _write_plan(planned, Path(out), t, options, selection)
+    if t.planned and not planned.campaign.provider.is_emulator:
+        _warn_if_unaffordable(planned.campaign, t.planned)
+
+
+def _write_plan(
+    planned: Planned, out: Path, t: Tally, options: PlanOptions, selection: Selection
+) -> None:
+    doc = planfile.build(
+        planned.items,
+        sources=sources(planned.campaign),
+        version=version(),
+        options=options,
+        selection={
+            "only": selection.only,
+            "select": list(selection.patterns),
+            "shard": selection.shard,
+            "limit": selection.limit,
+        },
+        budget=t.to_json(),
+        calibrated=set(planned.calibrated),
+    )
+    try:
+        planfile.write(out, doc)
+    except OSError as exc:
+        raise UsageError(f"cannot write the plan file {out}: {exc.strerror}") from None
+    work = sum(i.action.is_work for i in planned.items)
+    manifest = planned.campaign.manifest.path
+    note(f"saved the plan ({plural(work, 'job')} with work) to {out}")
+    note(f"apply exactly this plan with: i2v run {manifest} --plan {out}")
+
+
+def _warn_if_unaffordable(campaign: Campaign, planned: int) -> None:
+    """Warn when the plan costs more than the account holds (a real endpoint only: asking
+    costs a request, and the embedded emulator's account is not the one that pays)."""
+    import anyio
+
+    from ..run.balance import read_balance
+
+    try:
+        balance = anyio.run(read_balance, campaign)
+    except I2VError as exc:  # no credentials, endpoint down: the plan itself still stands
+        log.debug("balance not checked: %s", exc.message)
+        return
+    if planned > balance:
+        warn(
+            f"the plan needs ~{planned:,} credits and the account has {balance:,.0f} "
+            f"on {campaign.provider.endpoint}: the run would stop when they run out"
+        )
+
+
+# ---------------------------------------------------------------- run
+
+
+def read_saved(path: str, *, flags: Mapping[str, bool]) -> planfile.SavedPlan:
+    """The plan file for `run --plan`, refusing flags that would change what it does."""
+    clash = [name for name, given in flags.items() if given]
+    if clash:
+        raise UsageError(
+            f"--plan applies a saved plan exactly; {', '.join(clash)} cannot change it",
+            hint="make a new plan with those flags: i2v plan M --out PLAN ...",
+        )
+    return planfile.read(Path(path))
+
+
+def apply_saved(planned: Planned, saved: planfile.SavedPlan) -> Planned:
+    """The planned run narrowed to exactly the saved plan's work; StalePlanError (exit 2,
+    nothing sent) when the manifest, lock or catalog changed, or a job now plans otherwise.
+    Call under the run lock, so no other run changes the lock in between."""
+    why = planfile.changed_sources(saved, sources(planned.campaign), version())
+    if why:
+        raise planfile.stale(saved, why)
+    return dataclasses.replace(planned, items=planfile.apply(saved, planned.items))
+
+
+def within_budget(
+    planned: Planned, work: list[PlanItem]
+) -> tuple[list[PlanItem], BudgetExceeded | None]:
+    """(the work that fits the manifest's budget, the error to end the run with or None)."""
+    t = budget_tally(planned, work)
+    allowed, held = within(work, t.room)
+    if not held:
+        return work, None
+    error = exceeded(t, held)
+    if not any(i.action.is_work for i in allowed):
+        raise error  # nothing may be done at all: say so before anything starts
+    warn(f"budget: {plural(len(held), 'create')} held back; {t.describe()}")
+    return allowed, error
+
+
+def require_published(campaign: Campaign, work: Sequence[PlanItem]) -> None:
+    """Refuse (exit 2, nothing bought) when a local image the run would send is not
+    published as it is under provider.image_base_url."""
+    from .publish_cmds import check_images
+
+    specs = [i.spec for i in work if i.action.submits and i.spec is not None]
+    if specs:
+        check_images(campaign, specs, raise_on_problem=True)
+
+
+# ---------------------------------------------------------------- credits
+
+
+@click.command("credits")
+@click.option(
+    "--manifest", default=None, help="Whose endpoint's account to ask (default: the emulator)."
+)
+@json_option("Print {endpoint, credits} as JSON.")
+@output_options()
+def credits_cmd(manifest: str | None, as_json: bool) -> None:
+    """The account's credit balance (AKOOL's quota endpoint)."""
+    import anyio
+
+    from ..run.preflight import endpoint_label
+    from .catalog_cmds import _default_manifest
+    from .embedded import provider_for
+
+    campaign = load_campaign(manifest or _default_manifest())
+
+    async def ask() -> float:
+        async with provider_for(campaign) as provider:
+            return await provider.credit()
+
+    balance = anyio.run(ask)
+    where = campaign.provider.endpoint
+    where = where if where == "emulator" else endpoint_label(where)
+    if as_json:
+        print_json({"endpoint": where, "credits": balance})
+        return
+    click.echo(f"{balance:,.0f} credits on {where}")
