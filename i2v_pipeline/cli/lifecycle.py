@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from ..errors import I2VError, UsageError
+from ..errors import ConfigError, I2VError, UsageError, redact
 from ..model import PlanItem
 from ..spec.budget import BudgetExceeded, Tally, budget_of, exceeded, tally, within
 from ..spec.campaign import Campaign, load_campaign
@@ -114,8 +114,12 @@ def _warn_if_unaffordable(campaign: Campaign, planned: int) -> None:
 
     try:
         balance = anyio.run(read_balance, campaign)
-    except I2VError as exc:  # no credentials, endpoint down: the plan itself still stands
+    except ConfigError as exc:  # no credentials here: planning needs none
         log.debug("balance not checked: %s", exc.message)
+        return
+    except Exception as exc:  # advice only: the plan stands whatever the endpoint does
+        reason = exc.message if isinstance(exc, I2VError) else f"{type(exc).__name__}: {exc}"
+        warn(f"could not read the account balance: {redact(reason)}")
         return
     if planned > balance:
         warn(

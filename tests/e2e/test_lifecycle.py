@@ -5,6 +5,8 @@ the balance warning of `plan`."""
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,8 @@ from i2v_pipeline.emulator import EmulatorConfig
 from i2v_pipeline.spec import validation as schemas
 from i2v_pipeline.spec.catalog import Catalog
 
-from ..conftest import ThreadedEmulator, WriteManifest
+from ..conftest import REPO, ThreadedEmulator, WriteManifest
+from .test_publish import ImageServer
 from .test_run import MANIFEST
 
 
@@ -141,6 +144,7 @@ def test_not_a_plan_file(write_manifest: WriteManifest, workdir: Path) -> None:
     assert code == 2 and "is not an i2v plan file" in err and "Traceback" not in err
 
 
+README = (REPO / "README.md").read_text(encoding="utf-8")
 BUDGET = "budget: {{credits: {n}}}\n"
 
 
@@ -238,3 +242,43 @@ def test_plan_balance_check_needs_no_credentials(
     code, out, err = invoke("plan", str(path))
     assert code == 0 and "Plan: 6 to create" in out and "account has" not in err
     assert poor_emulator.requests() == 0
+
+
+def readme_commands() -> list[list[str]]:
+    """The `i2v` commands of the README's "A campaign's life" code blocks, in order."""
+    section = README.split("## A campaign's life", 1)[1].split("\n## ", 1)[0]
+    commands = []
+    for block in section.split("```bash\n")[1:]:
+        for line in block.split("```", 1)[0].splitlines():
+            command = line.split("#", 1)[0].strip()
+            if command.startswith("i2v "):
+                commands.append(shlex.split(command)[1:])
+    return commands
+
+
+@pytest.fixture
+def images() -> Iterator[ImageServer]:
+    server = ImageServer()
+    yield server
+    server.close()
+
+
+def test_readme_campaign_life_commands_run(
+    emulator: ThreadedEmulator, images: ImageServer, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """Each command of the README's "A campaign's life", run in order on a manifest with a
+    budget and published images, succeeds; the saved plan is what the run buys."""
+    text = MANIFEST.format(url=emulator.base_url).replace(
+        'image_base_url: "file://"', f'image_base_url: "{images.url}/good"'
+    )
+    path = write_manifest(text + BUDGET.format(n=500))
+    commands = readme_commands()
+    assert [c[0] for c in commands] == [
+        "credits", "credits", "publish-check", "plan", "report", "run"
+    ]  # fmt: skip
+    for command in commands:
+        argv = [str(path) if a == "M" else a for a in command]
+        argv = [str(workdir / "M.plan.json") if a == "M.plan.json" else a for a in argv]
+        code, _, err = invoke(*argv)
+        assert code == 0, (argv, err)
+    assert emulator.creates() == 6

@@ -103,7 +103,9 @@ def test_changes_cost_only_what_changed(
         '-/+ replace  garden.pan     prompt: "Pan across garden" → "Slow pan across garden"'
         "  ≈20 credits"
     )
-    assert result.stdout.endswith("Plan: 3 to replace, 3 fresh. ≈ 60 credits\n")
+    assert result.stdout.endswith(
+        "Plan: 3 to replace, 3 fresh. ≈ 60 credits (calibrated from the lock's charges)\n"
+    )
     (job,) = [j for j in summary["jobs"] if j["id"] == "garden.pan"]  # type: ignore[attr-defined]
     assert job["changes"] == [
         {"field": "prompt", "old": "Pan across garden", "new": "Slow pan across garden"}
