@@ -24,6 +24,8 @@ from ..model import LockEntry, PlanItem
 from ..text import plural
 from .catalog import estimate_credits
 
+MAX_SAMPLES = 500
+"""Charges per price key that calibrate an estimate; more would only cost parsing time."""
 PriceKey = tuple[str, str, str, bool]
 """(model, resolution, seconds, generate_audio): what the price of one video depends on."""
 
@@ -68,20 +70,25 @@ class Calibration:
 
     @classmethod
     def from_entries(cls, entries: Iterable[LockEntry], wanted: set[PriceKey]) -> Calibration:
-        """The mean charge per video of every charged entry whose key is in wanted (only those
-        are parsed: a 100,000-job lock is not read for a plan that buys nothing)."""
+        """The mean charge per video of charged entries whose key is in wanted, from up to
+        MAX_SAMPLES entries per key: a 100,000-job lock is not parsed whole for one new job."""
         total: dict[PriceKey, float] = {}
         videos: dict[PriceKey, int] = {}
         samples: dict[PriceKey, int] = {}
+        open_keys = set(wanted)
         for e in entries:
+            if not open_keys:
+                break
             if e.credits is None or not e.remote_ids:
                 continue
             key = price_key(json.loads(e.request_json))
-            if key not in wanted:
+            if key not in open_keys:
                 continue
             total[key] = total.get(key, 0.0) + e.credits
             videos[key] = videos.get(key, 0) + len(e.remote_ids)
             samples[key] = samples.get(key, 0) + 1
+            if samples[key] >= MAX_SAMPLES:
+                open_keys.discard(key)
         return cls({k: total[k] / videos[k] for k in total}, samples)
 
     def estimate(self, request: Mapping[str, Any]) -> tuple[int, bool]:
