@@ -209,3 +209,15 @@ def test_publish_check_without_published_images(write_manifest: WriteManifest) -
     path = write_manifest()
     code, _, err = invoke("publish-check", str(path))
     assert code == 0 and "nothing to check" in err
+
+
+def test_judge_needs_a_size_to_compare() -> None:
+    """An answer without a usable size (no Content-Length, `*` total) is a problem, not a
+    pass: the check exists to catch stale uploads."""
+    image = Published("images/a.png", "/a.png", "http://x/a.png", 10)
+    assert publish.judge(image, 200, "image/png", None).problem == (
+        "the server gives no size to compare"
+    )
+    assert publish._remote_size(206, {"Content-Range": "bytes 0-0/*"}) is None
+    assert publish._remote_size(206, {"Content-Range": "bytes 0-0/10"}) == 10
+    assert publish.judge(image, 206, "image/png; charset=binary", 10).ok
