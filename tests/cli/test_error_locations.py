@@ -45,7 +45,7 @@ def validate(path: Path) -> tuple[int, str]:
         (
             "images_fields: 0\n",
             ":8:16: images_fields: unknown key `images_fields` (did you mean `images`?)\n"
-            "  hint: keys allowed here: defaults, description, exclude, images, include, jobs,",
+            "  hint: keys allowed here: budget, defaults, description, exclude, images, include,",
         ),
         (
             'jobs:\n  - id: j\n    image: garden\n    template: "x"\n    fields:\n'
