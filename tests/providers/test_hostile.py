@@ -439,9 +439,12 @@ def test_cli_never_prints_the_key(
     manifest = write_manifest(E2E)
     echo = {"code": 1101, "msg": f"key {KEY} is not valid"}
     outputs = []
+    size = str((workdir / "images" / "garden.png").stat().st_size)
     with aioresponses() as m:
         m.post(BATCH, payload=echo, repeat=True)
         m.get(EFFECTS, payload=echo, repeat=True)
+        published = {"Content-Type": "image/png", "Content-Length": size}
+        m.head("https://img.example/images/garden.png", headers=published, repeat=True)
         for args in (["run", str(manifest), "--yes"], ["run", str(manifest), "--yes", "--json"]):
             result = CliRunner().invoke(cli, args)
             assert result.exit_code == 3, result.output
