@@ -30,6 +30,7 @@ from .common import (
 from .inspect import summary_line
 from .logs import output_options
 from .progress import Progress
+from .webhook_cmds import parse_listen, webhook_setup
 
 
 @click.command("run")
@@ -69,6 +70,15 @@ from .progress import Progress
     show_envvar=True,
     help="Hash every held file instead of trusting size and mtime.",
 )
+@click.option(
+    "--webhook-listen",
+    metavar="HOST:PORT",
+    envvar="I2V_WEBHOOK_LISTEN",
+    show_envvar=True,
+    callback=parse_listen,
+    help="Take AKOOL's webhooks here during the run; polls become a slow safety net "
+    "(provider.webhook_url: the public URL that reaches it).",
+)
 @selection_options
 @output_options()
 def run_cmd(
@@ -84,6 +94,7 @@ def run_cmd(
     patterns: tuple[str, ...],
     shard: str | None,
     limit: int | None,
+    webhook_listen: tuple[str, int] | None,
 ) -> None:
     """Run the plan: create, poll, download, verify, and record everything in the lock."""
     from ..spec.campaign import load_campaign
@@ -105,6 +116,7 @@ def run_cmd(
             planned.campaign, work, emulator=planned.campaign.provider.is_emulator
         )
         preflight.require(planned.campaign, work, planned.prefix, planned.entries)
+        hook = webhook_setup(planned.campaign, webhook_listen) if webhook_listen else None
         ask = terminal_question()
         preflight.confirm_spend(planned.campaign, work, yes=yes, max_credits=max_credits, ask=ask)
         from .run_exec import execute_plan  # the HTTP stack loads only when there is work
@@ -114,7 +126,7 @@ def run_cmd(
         progress = Progress(len(work), quiet=quiet or as_json)
         try:
             with progress:
-                stats, interrupted = execute_plan(planned, work, progress, max_credits)
+                stats, interrupted = execute_plan(planned, work, progress, max_credits, hook)
         finally:
             compact_lock(planned)
         seconds = time.monotonic() - started
