@@ -24,6 +24,7 @@ from ..spec.campaign import Campaign
 from ..spec.settings import ProviderSettings
 from ..state.journal import utc_iso
 from .common import json_option, print_json
+from .logs import output_options
 
 if TYPE_CHECKING:  # the HTTP stack loads only when a run has work (run_cmds imports this)
     from ..run.webhook_receiver import Rejected, WebhookKeys, WebhookSetup
@@ -118,6 +119,7 @@ def webhook_group() -> None:
     help="Also refuse a delivery sent more than this many seconds ago (as a run would).",
 )
 @json_option("Print the check and the decrypted payload as JSON.")
+@output_options()
 def verify_cmd(body_file: str, emulator: bool, max_age: float | None, as_json: bool) -> None:
     """Verify a captured delivery's signature, decrypt it and print its payload.
 

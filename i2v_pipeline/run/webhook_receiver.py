@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from aiohttp import web
 
 from ..errors import ConfigError, register_secret
@@ -279,7 +280,10 @@ async def listening(
 ) -> AsyncIterator[Listening]:
     """Serve receiver on host:port (0: any free port) for the block; the URL to hand the API is
     public_url, or the local one when it is None. ConfigError when the address cannot be bound."""
-    runner = web.AppRunner(receiver.app, access_log=None, handle_signals=False)
+    # a handler is at most an fsync away from done: do not wait aiohttp's default 60 s for it
+    runner = web.AppRunner(
+        receiver.app, access_log=None, handle_signals=False, shutdown_timeout=5.0
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
@@ -293,6 +297,7 @@ async def listening(
         bound = runner.addresses[0][1]
         yield Listening(receiver, host, bound, public_url or local_url(host, bound))
     finally:
-        await runner.cleanup()
+        with anyio.CancelScope(shield=True):  # Ctrl-C cancels the run: still close the port
+            await runner.cleanup()
         if receiver.counts:
             log.info("webhooks: %s", json.dumps(receiver.counts, sort_keys=True))
