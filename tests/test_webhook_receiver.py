@@ -302,3 +302,35 @@ async def test_executor_ignores_a_status_older_than_known(tmp_path: Path) -> Non
         assert t.urls == ["https://x/a.mp4", None]
         assert not ex.pushed(Result("c3", JobStatus.SUCCEEDED, "https://x/c.mp4"))
     journal.close()
+
+
+async def test_a_poll_answer_older_than_a_webhook_does_not_undo_it(tmp_path: Path) -> None:
+    """A poll sent before a variant's `succeeded` webhook came, answering `processing` after
+    it, leaves the variant succeeded (with its URL) instead of waiting for the safety net."""
+    import aiohttp
+
+    from i2v_pipeline.run.executor import Tracked
+    from i2v_pipeline.spec.settings import Limits
+
+    from .test_executor import FakeProvider, executor, items
+
+    class WebhookMidPoll(FakeProvider):
+        async def results(self, ids: Any) -> list[Result]:
+            answer = await super().results(ids)  # `processing` for both, as of the request
+            assert ex.pushed(Result("a1", JobStatus.SUCCEEDED, "https://x/a.mp4"))
+            return answer
+
+    journal = Journal(tmp_path / "m.lock.journal")
+    async with aiohttp.ClientSession() as session:
+        ex = executor(WebhookMidPoll([2]), session, journal, Limits(), tmp_path)
+        spec = items(1)[0].spec
+        assert spec is not None
+        fp = spec.fingerprint
+        queued = [JobStatus.QUEUED, JobStatus.QUEUED]
+        ex.tracked[fp] = Tracked(spec, ["a1", "b2"], list(queued), [None, None])
+        ex.schedule.add(fp, 0.0, at_once=True)
+        await ex._poll_once()
+        t = ex.tracked[fp]
+        assert t.status == [JobStatus.SUCCEEDED, JobStatus.PROCESSING]
+        assert t.urls == ["https://x/a.mp4", None]
+    journal.close()

@@ -362,6 +362,8 @@ class Executor:
         if t is None:
             return
         t.missing = 0
+        if t.status[i] in TERMINAL_STATUSES and r.status != t.status[i]:
+            return  # a poll sent before a webhook's finish came: a finish is never undone
         if r.status == JobStatus.PROCESSING and t.processing_since is None:
             t.processing_since = self._now()
         if r.status != t.status[i] or (r.video_url and r.video_url != t.urls[i]):
