@@ -40,6 +40,7 @@ COMMANDS = {
     "emulator": "emulator_cmds:emulator_group",
     "credits": "lifecycle:credits_cmd",
     "publish-check": "publish_cmds:publish_check_cmd",
+    "webhook": "webhook_cmds:webhook_group",
 }
 
 

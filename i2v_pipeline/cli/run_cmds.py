@@ -30,6 +30,7 @@ from .common import (
 from .inspect import summary_line
 from .logs import output_options
 from .progress import Progress
+from .webhook_cmds import parse_listen, webhook_setup
 
 
 @click.command("run")
@@ -76,6 +77,15 @@ from .progress import Progress
     type=click.Path(dir_okay=False),
     help="Do exactly the work of a saved plan (`i2v plan M --out PLAN`); refuse it if stale.",
 )
+@click.option(
+    "--webhook-listen",
+    metavar="HOST:PORT",
+    envvar="I2V_WEBHOOK_LISTEN",
+    show_envvar=True,
+    callback=parse_listen,
+    help="Take AKOOL's webhooks here during the run; polls become a slow safety net "
+    "(provider.webhook_url: the public URL that reaches it).",
+)
 @selection_options
 @output_options()
 def run_cmd(
@@ -92,6 +102,7 @@ def run_cmd(
     patterns: tuple[str, ...],
     shard: str | None,
     limit: int | None,
+    webhook_listen: tuple[str, int] | None,
 ) -> None:
     """Run the plan: create, poll, download, verify, and record everything in the lock."""
     from ..spec.campaign import load_campaign
@@ -119,6 +130,7 @@ def run_cmd(
             return
         if not quiet and not as_json:
             click.echo(summary_line(planned.items, planned.calibrated), err=True)
+        hook = webhook_setup(planned.campaign, webhook_listen) if webhook_listen else None
         check_reachable_images(
             planned.campaign, work, emulator=planned.campaign.provider.is_emulator
         )
@@ -136,7 +148,7 @@ def run_cmd(
         progress = Progress(len(work), quiet=quiet or as_json)
         try:
             with progress:
-                stats, interrupted = execute_plan(planned, work, progress, max_credits)
+                stats, interrupted = execute_plan(planned, work, progress, max_credits, hook)
         finally:
             compact_lock(planned)
         seconds = time.monotonic() - started

@@ -10,20 +10,30 @@ import anyio
 
 from ..model import PlanItem, RunStats
 from ..run.session import RunSession, credentials
+from ..run.webhook_receiver import WebhookSetup
 from .common import Planned
 from .embedded import endpoint_for
 from .progress import Progress
 
 
 def execute_plan(
-    planned: Planned, work: Sequence[PlanItem], progress: Progress, max_credits: int | None
+    planned: Planned,
+    work: Sequence[PlanItem],
+    progress: Progress,
+    max_credits: int | None,
+    webhook: WebhookSetup | None = None,
 ) -> tuple[RunStats, bool]:
-    """Run the work; (stats, interrupted). Ctrl-C or SIGTERM stops submitting and returns."""
-    return anyio.run(_run, planned, work, progress, max_credits)
+    """Run the work; (stats, interrupted). Ctrl-C or SIGTERM stops submitting and returns.
+    webhook: take AKOOL's webhooks during the run (`--webhook-listen`)."""
+    return anyio.run(_run, planned, work, progress, max_credits, webhook)
 
 
 async def _run(
-    planned: Planned, work: Sequence[PlanItem], progress: Progress, max_credits: int | None
+    planned: Planned,
+    work: Sequence[PlanItem],
+    progress: Progress,
+    max_credits: int | None,
+    webhook: WebhookSetup | None,
 ) -> tuple[RunStats, bool]:
     campaign = planned.campaign
     interrupted = False
@@ -39,6 +49,7 @@ async def _run(
             auth=auth,
             on_event=progress,
             max_credits=max_credits,
+            webhook=webhook,
         )
 
         async def watch_signals() -> None:

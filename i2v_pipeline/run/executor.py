@@ -303,7 +303,7 @@ class Executor:
             at = max(earliest if earliest is not None else now, self._last_poll + self._gap())
             if at > now:
                 # capped: a job tracked meanwhile (resumed, or the estimate shrank) is seen
-                await self._sleep(min(at - now, self.limits.poll_interval))
+                await self._sleep(min(at - now, self.limits.poll_interval, self.schedule.nap))
                 continue
             await self._poll_once()
 
@@ -362,6 +362,8 @@ class Executor:
         if t is None:
             return
         t.missing = 0
+        if t.status[i] in TERMINAL_STATUSES and r.status != t.status[i]:
+            return  # a poll sent before a webhook's finish came: a finish is never undone
         if r.status == JobStatus.PROCESSING and t.processing_since is None:
             t.processing_since = self._now()
         if r.status != t.status[i] or (r.video_url and r.video_url != t.urls[i]):
@@ -375,6 +377,24 @@ class Executor:
             self.tracked.pop(fp)
             self.record(journal_record("failed", fp, code=None, message=r.url_problem))
             self._done_tracking(t, EventKind.FAILED, r.url_problem)
+
+    def pushed(self, r: Result) -> bool:
+        """A status a webhook brought (run/webhook_receiver.py), applied as a poll's result is;
+        False when no job in flight has that id. Deliveries may come out of order: a status
+        is never taken back, so an older one than we know is ignored."""
+        for fp, t in self.tracked.items():
+            if r.id in t.ids:
+                i = t.ids.index(r.id)
+                if t.status[i] not in TERMINAL_STATUSES and r.status >= t.status[i]:
+                    self._observe(fp, i, r)
+                    self._finish_ready()
+                return True
+        return False
+
+    @property
+    def creating(self) -> bool:
+        """Creates are on the wire: an id not tracked yet may be theirs."""
+        return self._creating > 0
 
     def _check_missing(self, missing: set[str]) -> None:
         lost = []

@@ -25,3 +25,7 @@ class Recorder:
         """Append and fsync rec off the event loop, then apply it."""
         await anyio.to_thread.run_sync(lambda: self.journal.append(rec, durable=True))
         apply(self.entries, rec)
+
+    async def sync(self) -> None:
+        """fsync what was recorded so far, off the event loop (a webhook's 200 waits for it)."""
+        await anyio.to_thread.run_sync(self.journal.sync)

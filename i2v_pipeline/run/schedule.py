@@ -30,10 +30,26 @@ class PollSchedule:
         self._late: set[str] = set()
         """Jobs seen unfinished at or after their due time: their time is measured tightly."""
         self._times: deque[float] = deque(maxlen=101)
+        self.webhook_wait: float | None = None
+        """Set by expect_webhooks: how long a job waits for its webhook before it is polled."""
+        self.nap = float("inf")
+        """Longest sleep of the poll loop: short while webhooks may finish jobs between polls."""
+
+    def expect_webhooks(self, wait: float) -> None:
+        """Webhooks bring the statuses: poll a job only `wait` s (or twice the expected job
+        time, if longer) after its submit or its last poll, not at its expected finish: a
+        safety net for a webhook that never comes."""
+        self.webhook_wait, self.nap = wait, min(0.25, wait)
+
+    def _patience(self) -> float:
+        """How long a job waits for its webhook before it is polled."""
+        assert self.webhook_wait is not None
+        return max(self.webhook_wait, 2 * self.expected)
 
     def add(self, key: str, now: float, *, at_once: bool = False) -> None:
         self._since[key] = now
-        self.due[key] = now if at_once else now + self.expected
+        wait = self.expected if self.webhook_wait is None else self._patience()
+        self.due[key] = now if at_once else now + wait
 
     def earliest(self) -> float | None:
         return min(self.due.values()) if self.due else None
@@ -58,6 +74,9 @@ class PollSchedule:
         """Polled and still running: due again soon if its time has passed, else unchanged."""
         if key in self.due and self.due[key] <= now:
             self._late.add(key)
+            if self.webhook_wait is not None:
+                self.due[key] = now + self._patience()
+                return
             age = now - self._since.get(key, now)
             wait = max(self.min_gap, RECHECK * max(age, self.expected))
             self.due[key] = now + min(wait, max(self.longest, self.min_gap))

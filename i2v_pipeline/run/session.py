@@ -7,7 +7,8 @@ Ctrl-C)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -26,6 +27,7 @@ from .providers.akool import AkoolProvider, Auth, auth_from_env
 from .providers.base import CreateRequest, Provider
 from .recorder import Recorder
 from .trust import check_credentials_may_go
+from .webhook_receiver import Listening, WebhookReceiver, WebhookSetup, listening, sink_for
 
 
 def image_url_for(campaign: Campaign, *, emulator: bool) -> Callable[[ImageRef], str]:
@@ -93,8 +95,11 @@ class RunSession:
         auth: Auth | None,
         on_event: Callable[[Event], None] = lambda e: None,
         max_credits: int | None = None,
+        webhook: WebhookSetup | None = None,
     ) -> None:
+        """webhook: listen for AKOOL's webhooks during the run (`--webhook-listen`)."""
         self.campaign, self.entries, self.prefix = campaign, entries, prefix
+        self.webhook = webhook
         self.base_url, self.auth = base_url, auth
         self.on_event, self.max_credits = on_event, max_credits
         self._stopped = False
@@ -128,19 +133,40 @@ class RunSession:
         journal = Journal(journal_path(self.campaign.lock_path))
         connector = aiohttp.TCPConnector(limit=max(16, limits.downloads * 2 + 8))
         try:
-            async with aiohttp.ClientSession(connector=connector) as session:
+            async with (
+                aiohttp.ClientSession(connector=connector) as session,
+                self._listening() as hook,
+            ):
                 provider = AkoolProvider(
                     session, self.base_url, self.auth, timeout=limits.request_timeout
                 )
-                self._executor = self._executor_for(
-                    session, provider, Recorder(journal, self.entries)
-                )
+                recorder = Recorder(journal, self.entries)
+                url = hook.url if hook else self.campaign.provider.webhook_url
+                self._executor = self._executor_for(session, provider, recorder, url)
+                if hook is not None:
+                    hook.receiver.sink = sink_for(self._executor, recorder)
+                    self._executor.schedule.expect_webhooks(limits.webhook_poll_interval)
                 return await self._executor.run(items)
         finally:
             journal.close()
 
+    @asynccontextmanager
+    async def _listening(self) -> AsyncIterator[Listening | None]:
+        """The webhook receiver for the run's duration, if one was asked for."""
+        setup = self.webhook
+        if setup is None:
+            yield None
+            return
+        receiver = WebhookReceiver(setup.keys, max_age=self.campaign.limits.webhook_max_age)
+        async with listening(receiver, setup.host, setup.port, setup.public_url) as hook:
+            yield hook
+
     def _executor_for(
-        self, session: aiohttp.ClientSession, provider: Provider, recorder: Recorder
+        self,
+        session: aiohttp.ClientSession,
+        provider: Provider,
+        recorder: Recorder,
+        webhook: str | None,
     ) -> Executor:
         """The executor and its delivery, sharing the recorder and the request limiter."""
         assert self._stop is not None
@@ -160,7 +186,6 @@ class RunSession:
             policy=download_policy(campaign, self.base_url, emulator=emulator),
         )
         to_url = image_url_for(campaign, emulator=emulator)
-        webhook = campaign.provider.webhook_url
 
         def request_for(spec: JobSpec) -> CreateRequest:
             return CreateRequest.for_job(spec, to_url, webhook)

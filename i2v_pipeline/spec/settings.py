@@ -94,6 +94,12 @@ class Limits:
 
     max_jobs: int = MAX_JOBS
     """Most jobs the manifest may expand to: a matrix typo must not expand to millions."""
+    webhook_max_age: float = 300.0
+    """With `run --webhook-listen`: seconds a delivery's timestamp may be off the run's clock
+    (older or ahead) before it is refused as stale."""
+    webhook_poll_interval: float = 60.0
+    """With `run --webhook-listen`: a job waiting for its webhook is polled only this long after
+    its submit (or its last poll), a safety net for a webhook that never comes."""
 
     @classmethod
     def from_manifest(cls, data: dict[str, Any], locate: Locate | None = None) -> Limits:

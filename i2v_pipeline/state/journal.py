@@ -322,6 +322,12 @@ class Journal:
             if durable:
                 os.fsync(self._f.fileno())
 
+    def sync(self) -> None:
+        """fsync every record appended so far (those written without durable=True too)."""
+        with self._lock:
+            if self._f is not None:
+                os.fsync(self._f.fileno())
+
     def close(self) -> None:
         with self._lock:
             if self._f is not None:
