@@ -153,6 +153,7 @@ def _finish(
         "created": stats.created,
         "credits": stats.credits,
         "requests": stats.requests,
+        "stored": stats.stored,
         "seconds": round(seconds, 2),
         "interrupted": interrupted,
         "fatal": stats.fatal.message if stats.fatal else None,
@@ -203,7 +204,7 @@ def _left(planned: Planned) -> Left:
     return Left(
         count[Action.CREATE] + count[Action.RETRY],
         count[Action.RESUME],
-        count[Action.DOWNLOAD] + count[Action.RELOCATE],
+        count[Action.DOWNLOAD] + count[Action.RELOCATE] + count[Action.STORE],
         count[Action.UNKNOWN],
     )
 

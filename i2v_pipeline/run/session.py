@@ -25,6 +25,8 @@ from .pacing import Lane, RateLimiter, lanes
 from .providers.akool import AkoolProvider, Auth, auth_from_env
 from .providers.base import CreateRequest, Provider
 from .recorder import Recorder
+from .sharing import StoreLink
+from .store import Store
 from .trust import check_credentials_may_go
 
 
@@ -132,15 +134,49 @@ class RunSession:
                 provider = AkoolProvider(
                     session, self.base_url, self.auth, timeout=limits.request_timeout
                 )
-                self._executor = self._executor_for(
-                    session, provider, Recorder(journal, self.entries)
-                )
-                return await self._executor.run(items)
+                recorder = Recorder(journal, self.entries)
+                link = self._store_link(recorder)
+                self._executor = self._executor_for(session, provider, recorder, link)
+                if link is None:
+                    return await self._executor.run(items)
+                return await self._run_sharing(self._executor, link, items)
         finally:
             journal.close()
 
+    def _store_link(self, recorder: Recorder) -> StoreLink | None:
+        """The manifest's store as this run uses it (None without one)."""
+        settings = self.campaign.store
+        if settings is None:
+            return None
+        return StoreLink(
+            Store.from_settings(settings),
+            base_dir=self.campaign.manifest.base_dir,
+            entries=recorder.entries,
+            record=recorder.record,
+            emit=self.on_event,
+        )
+
+    @staticmethod
+    async def _run_sharing(
+        executor: Executor, link: StoreLink, items: Sequence[PlanItem]
+    ) -> RunStats:
+        """The executor's run, with the uploads of what it lands going on beside it; the last
+        uploads finish after it (a cancelled run abandons them: `i2v push` does them later)."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(link.serve)
+            try:
+                stats = await executor.run(items)
+            finally:
+                link.close()
+        stats.stored = link.uploaded
+        return stats
+
     def _executor_for(
-        self, session: aiohttp.ClientSession, provider: Provider, recorder: Recorder
+        self,
+        session: aiohttp.ClientSession,
+        provider: Provider,
+        recorder: Recorder,
+        link: StoreLink | None = None,
     ) -> Executor:
         """The executor and its delivery, sharing the recorder and the request limiter."""
         assert self._stop is not None
@@ -158,6 +194,7 @@ class RunSession:
             requery=requery_with(provider, request_lane),
             concurrent=limits.downloads,
             policy=download_policy(campaign, self.base_url, emulator=emulator),
+            store=link,
         )
         to_url = image_url_for(campaign, emulator=emulator)
         webhook = campaign.provider.webhook_url
