@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreIntegrityError, StoreMissingError
 from ..model import Event, EventKind, FileRecord, JobSpec, PlanItem
 from ..state.journal import Entries
 from ..state.journal import record as journal_record
@@ -49,6 +49,21 @@ def fetch_one(store: Store, target: Path, rec: FileRecord, same_path: bool) -> i
         os.utime(target, ns=(rec.mtime_ns, rec.mtime_ns))
         return rec.mtime_ns
     return target.stat().st_mtime_ns
+
+
+async def fetch_recorded(
+    store: Store, record: Record, fp: str, i: int, target: Path, rel: str, rec: FileRecord
+) -> None:
+    """Fetch rec's video to target (rel: its path as the lock writes it) and record it. A
+    missing or damaged object drops the file's `stored` flag (an `unstored` record): the next
+    plan then goes to the API, and the upload of the new download heals the store."""
+    try:
+        mtime = await store.call(fetch_one, store, target, rec, rec.path == rel)
+    except (StoreMissingError, StoreIntegrityError):
+        if rec.stored:
+            record(journal_record("unstored", fp, i=i, sha256=rec.sha256))
+        raise
+    record(landed_record(fp, i, rel, rec, mtime))
 
 
 class StoreLink:
@@ -125,8 +140,7 @@ class StoreLink:
                 holds, target, rec.bytes, rec.sha256
             ):
                 continue
-            mtime = await self.store.call(fetch_one, self.store, target, rec, rec.path == rel)
-            self.record(landed_record(fp, i, rel, rec, mtime))
+            await fetch_recorded(self.store, self.record, fp, i, target, rel, rec)
 
 
 # ---------------------------------------------------------------------- push and pull
@@ -211,9 +225,8 @@ async def _pull_job(
             out.already.append(rel)
             continue
         try:
-            mtime = await store.call(fetch_one, store, target, rec, rec.path == rel)
+            await fetch_recorded(store, record, e.fingerprint, i, target, rel, rec)
         except StoreError as exc:
             out.problem(rel, item.job_id, exc.message)
             continue
-        record(landed_record(e.fingerprint, i, rel, rec, mtime))
         out.done.append(rel)

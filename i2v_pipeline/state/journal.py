@@ -86,7 +86,9 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
         return
     if e is None:
         return
-    if kind in ("status", "downloaded", "stored") and not 0 <= rec["i"] < len(e.remote_ids):
+    if kind in ("status", "downloaded", "stored", "unstored") and not 0 <= rec["i"] < len(
+        e.remote_ids
+    ):
         raise RecordError(
             f"job {e.job_id} has no remote video #{rec['i']} (its `created` record is missing)"
         )
@@ -101,8 +103,8 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
             rec["path"], sha, rec["bytes"], rec.get("mtime_ns"), rec.get("mismatch"), stored
         )
         entries[fp] = dataclasses.replace(e, files=tuple(files))
-    elif kind == "stored":
-        entries[fp] = _with_stored(e, rec)
+    elif kind in ("stored", "unstored"):
+        entries[fp] = _with_stored(e, rec, kind == "stored")
     elif kind == "failed":
         entries[fp] = dataclasses.replace(
             e,
@@ -135,14 +137,14 @@ def _from_created(fp: str, rec: Mapping[str, Any], e: LockEntry | None) -> LockE
     )
 
 
-def _with_stored(e: LockEntry, rec: Mapping[str, Any]) -> LockEntry:
-    """Flag file i as uploaded, if it still holds the content that was uploaded (a newer
-    download of other bytes may have landed meanwhile)."""
+def _with_stored(e: LockEntry, rec: Mapping[str, Any], stored: bool) -> LockEntry:
+    """Flag file i as uploaded (or, `unstored`, as found missing or damaged in the store), if
+    it still holds the content the record names (other bytes may have landed meanwhile)."""
     files = list(e.files)
     f = files[rec["i"]] if rec["i"] < len(files) else None
     if f is None or f.sha256 != rec["sha256"]:
         return e
-    files[rec["i"]] = dataclasses.replace(f, stored=True)
+    files[rec["i"]] = dataclasses.replace(f, stored=stored)
     return dataclasses.replace(e, files=tuple(files))
 
 
