@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _serve import emulator
 from bench_run import manifest
 
-LIMITS = "{{create_rps: {rate}, request_rps: 50, poll_interval: 1.0, poll_batch: 200, downloads: 8}}"
+LIMITS = (
+    "{{create_rps: {rate}, request_rps: 50, poll_interval: 1.0, poll_batch: 200, downloads: 8}}"
+)
 
 
 def moto() -> tuple[object, str]:
@@ -100,9 +102,7 @@ def main() -> None:
     import boto3
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret")
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-        Bucket="bench"
-    )
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="bench")
     print(f"jobs {args.jobs}, R={args.rate}/s, T={args.processing} s")
     try:
         for mode in args.modes.split(","):

@@ -11,6 +11,7 @@ import click
 from ..errors import Interrupted
 from ..model import Action, RunStats
 from ..run import preflight
+from ..run.store import open_store
 from ..spec.campaign import check_reachable_images
 from ..state.plan import PlanOptions, disk_check, make_plan
 from ..state.runlock import RunLock
@@ -105,6 +106,7 @@ def run_cmd(
             planned.campaign, work, emulator=planned.campaign.provider.is_emulator
         )
         preflight.require(planned.campaign, work, planned.prefix, planned.entries)
+        open_store(planned.campaign)  # a store that cannot open (no s3fs) stops before buying
         ask = terminal_question()
         preflight.confirm_spend(planned.campaign, work, yes=yes, max_credits=max_credits, ask=ask)
         from .run_exec import execute_plan  # the HTTP stack loads only when there is work

@@ -36,6 +36,7 @@ from ..errors import (
     register_secret,
 )
 from ..spec.fingerprint import hash_file
+from ..spec.campaign import Campaign
 from ..spec.settings import StoreSettings
 
 CHUNK = 1 << 20
@@ -88,6 +89,11 @@ def _open_fs(url: str, endpoint_url: str | None) -> tuple[Any, str]:
             hint="give an fsspec URL: s3://bucket/prefix, gs://bucket/prefix, file:///path",
         ) from None
     return fs, str(root)
+
+
+def open_store(campaign: Campaign) -> Store | None:
+    """The campaign's store (None without one); ConfigError if it cannot be opened."""
+    return Store.from_settings(campaign.store) if campaign.store is not None else None
 
 
 class Store:

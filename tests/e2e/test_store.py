@@ -357,3 +357,14 @@ def test_push_and_pull_without_a_store_say_how_to_add_one(
     for command in ("push", "pull"):
         code, _, err = run(command, str(path))
         assert code == 2 and "has no `store:`" in err and "store: {url: s3://" in err
+
+
+def test_a_store_that_cannot_open_stops_the_run_before_buying(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest
+) -> None:
+    """An unknown protocol (or a missing s3fs/gcsfs) is exit 2 with the fix, and no create."""
+    store = '{url: "nope://bucket/x"}'
+    path = write_manifest(MANIFEST.format(url=emulator.base_url, store=store))
+    code, _, err = run("run", str(path), "--yes")
+    assert code == 2 and "store.url nope://bucket/x: Protocol not known: nope" in err
+    assert "Traceback" not in err and emulator.creates() == 0
