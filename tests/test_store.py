@@ -286,3 +286,74 @@ def test_plan_keeps_a_present_stored_file_fresh() -> None:
         options=PlanOptions(store="s3://bucket/team"),
     )  # fmt: skip
     assert item.action is Action.FRESH
+
+
+# ---------------------------------------------------------------- uploads during a run
+
+
+def _link(tmp_path: Path, store: Store, video: Path) -> tuple[Any, dict[str, Any], list[Any]]:
+    from i2v_pipeline.run.sharing import StoreLink
+
+    s = spec(0)
+    rel = video.relative_to(tmp_path).as_posix()
+    e = done(s, rel)
+    entries = {s.fingerprint: dataclasses.replace(e, files=(FileRecord(rel, sha(VIDEO), 1),))}
+    seen: list[Any] = []
+
+    def record(rec: dict[str, Any]) -> None:
+        seen.append(rec)
+        apply(entries, rec)
+
+    link = StoreLink(store, base_dir=tmp_path, entries=entries, record=record, emit=seen.append)
+    return link, entries, seen
+
+
+@pytest.mark.anyio
+async def test_a_landed_video_uploads_in_the_background(video: Path, tmp_path: Path) -> None:
+    """landed() returns at once while the upload is held; once it ends the file is flagged."""
+    import threading
+
+    import anyio
+
+    gate = threading.Event()
+
+    class HeldStore(Store):
+        def put(self, local: Path, sha256: str) -> None:
+            assert gate.wait(10)
+            super().put(local, sha256)
+
+    store = HeldStore((tmp_path / "store").as_uri())
+    link, entries, seen = _link(tmp_path, store, video)
+    (fp,) = entries
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(link.serve)
+        link.landed(fp, 0, "out/a.mp4", sha(VIDEO))
+        await anyio.sleep(0)  # the upload task starts, and waits on the gate
+        assert seen == [] and not entries[fp].files[0].stored
+        gate.set()
+        link.close()
+    assert [r["t"] for r in seen] == ["stored"] and entries[fp].files[0].stored
+    assert link.uploaded == 1 and store.exists(sha(VIDEO))
+
+
+@pytest.mark.anyio
+async def test_a_failed_upload_is_a_notice_not_a_failure(video: Path, tmp_path: Path) -> None:
+    """An upload that fails leaves the file unflagged and says so once, naming `i2v push`."""
+    import anyio
+
+    from i2v_pipeline.model import Event, EventKind
+
+    class DownStore(Store):
+        def put(self, local: Path, sha256: str) -> None:
+            raise self._error("cannot upload to", sha256, OSError("connection refused"))
+
+    store = DownStore((tmp_path / "store").as_uri())
+    link, entries, seen = _link(tmp_path, store, video)
+    (fp,) = entries
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(link.serve)
+        link.landed(fp, 0, "out/a.mp4", sha(VIDEO))
+        link.close()
+    assert not entries[fp].files[0].stored and link.failed == 1
+    assert all(isinstance(e, Event) and e.kind is EventKind.NOTICE for e in seen)
+    assert "connection refused" in seen[0].detail and "i2v push" in seen[-1].detail
