@@ -35,8 +35,8 @@ from ..errors import (
     mask_userinfo,
     register_secret,
 )
-from ..spec.fingerprint import hash_file
 from ..spec.campaign import Campaign
+from ..spec.fingerprint import hash_file
 from ..spec.settings import StoreSettings
 
 CHUNK = 1 << 20
