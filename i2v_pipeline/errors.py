@@ -20,6 +20,9 @@
     ├── DownloadError             a result could not be fetched or failed verification
     │   ├── ExpiredResultError    403/404 on the result URL: re-query once
     │   └── TransientDownloadError 5xx, dropped/truncated body, undecodable file: retry in-run
+    ├── StoreError                exit 1: the shared video store failed (unreachable, denied)
+    │   ├── StoreMissingError     the store has no object for a recorded sha256
+    │   └── StoreIntegrityError   the store's object does not hash to its key: refused
     └── Interrupted               exit 130: Ctrl-C
 """
 
@@ -49,6 +52,15 @@ def redact(text: str, extra: Iterable[str] = (), *, urls: bool = True) -> str:
     for secret in sorted({*_SECRETS, *(e for e in extra if len(e) >= MIN_SECRET)}, key=len)[::-1]:
         text = text.replace(secret, REDACTED)
     return _URL_QUERY.sub(r"\1?…", text) if urls else text
+
+
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s]*@")
+
+
+def mask_userinfo(text: str) -> str:
+    """text with every URL's `user:password@` masked (an endpoint URL from the environment may
+    carry one) and registered secrets redacted."""
+    return redact(_USERINFO.sub(r"\1***@", text))
 
 
 def utf8_damage(data: bytes) -> tuple[int, int, int] | None:
@@ -205,6 +217,20 @@ class ExpiredResultError(DownloadError):
 class TransientDownloadError(DownloadError):
     """Worth another try in the same run: a 5xx, a dropped or truncated body, a file that does
     not decode (a bad transfer, most likely)."""
+
+
+class StoreError(I2VError):
+    """The shared video store (manifest `store:`) could not be read or written (exit 1)."""
+
+    exit_code = 1
+
+
+class StoreMissingError(StoreError):
+    """The store holds no object under a recorded video's sha256."""
+
+
+class StoreIntegrityError(StoreError):
+    """An object in the store does not hash to its key: it is refused, never written locally."""
 
 
 class Interrupted(I2VError):

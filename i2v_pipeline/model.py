@@ -133,6 +133,8 @@ class FileRecord:
     mismatch: str | None = None
     """How the video differs from the request (duration, frame size), when it does: kept
     under `verify: warn`, shown by plan and status."""
+    stored: bool = False
+    """The file was uploaded to (or fetched from) the manifest's `store:`, keyed by sha256."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +189,9 @@ class Action(enum.Enum):
     RETRY = "!"
     RESUME = "~"
     DOWNLOAD = "↓"
+    STORE = "⇣"
+    """Finished, file missing locally, held by the manifest's store: fetched from there (no API
+    request, no credits; the result URL may have expired)."""
     RELOCATE = "→"
     FRESH = "="
     FAILED = "x"
@@ -274,4 +279,6 @@ class RunStats:
     timed_out: int = 0
     credits: int = 0
     requests: int = 0
+    stored: int = 0
+    """Videos uploaded to the manifest's store during the run."""
     fatal: ProviderError | None = None

@@ -34,6 +34,8 @@ COMMANDS = {
     "status": "catalog_cmds:status_cmd",
     "run": "run_cmds:run_cmd",
     "prune": "prune_cmds:prune_cmd",
+    "push": "store_cmds:push_cmd",
+    "pull": "store_cmds:pull_cmd",
     "report": "report_cmds:report_cmd",
     "models": "catalog_cmds:models_cmd",
     "effects": "catalog_cmds:effects_cmd",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ from typing import Any
 
 import click
 
-from ..errors import I2VError, redact
+from ..errors import I2VError, mask_userinfo, redact
 from ..model import PlanItem
 from ..spec.budget import calibrate
 from ..spec.campaign import Campaign
@@ -151,6 +152,8 @@ def plan_campaign(
 ) -> Planned:
     """Load the lock state (journal replayed) and plan the campaign against it."""
     entries = load_state(campaign.lock_path, warn)
+    if campaign.store is not None:  # missing files the store holds come from there
+        options = dataclasses.replace(options, store=mask_userinfo(campaign.store.url))
     base = campaign.manifest.base_dir
     prefix = output_prefix(base, campaign.output_dir)
     items = make_plan(

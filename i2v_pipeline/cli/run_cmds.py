@@ -11,6 +11,7 @@ import click
 from ..errors import Interrupted
 from ..model import Action, RunStats
 from ..run import preflight
+from ..run.store import open_store
 from ..spec.campaign import check_reachable_images
 from ..state.plan import PlanOptions, disk_check, make_plan
 from ..state.runlock import RunLock
@@ -136,6 +137,7 @@ def run_cmd(
         )
         lifecycle.require_published(planned.campaign, work)
         preflight.require(planned.campaign, work, planned.prefix, planned.entries)
+        open_store(planned.campaign)  # a store that cannot open (no s3fs) stops before buying
         ask = terminal_question()
         # a saved plan was reviewed: applying it is the consent (terraform apply PLAN)
         preflight.confirm_spend(
@@ -196,6 +198,7 @@ def _finish(
         "created": stats.created,
         "credits": stats.credits,
         "requests": stats.requests,
+        "stored": stats.stored,
         "seconds": round(seconds, 2),
         "interrupted": interrupted,
         "fatal": stats.fatal.message if stats.fatal else None,
@@ -246,7 +249,7 @@ def _left(planned: Planned) -> Left:
     return Left(
         count[Action.CREATE] + count[Action.RETRY],
         count[Action.RESUME],
-        count[Action.DOWNLOAD] + count[Action.RELOCATE],
+        count[Action.DOWNLOAD] + count[Action.RELOCATE] + count[Action.STORE],
         count[Action.UNKNOWN],
     )
 

@@ -26,6 +26,7 @@ JOB_STATUS = {
     Action.FRESH: "succeeded",
     Action.RELOCATE: "succeeded",
     Action.DOWNLOAD: "missing",
+    Action.STORE: "missing",
     Action.FAILED: "failed",
     Action.RETRY: "failed",
     Action.UNKNOWN: "unknown",

@@ -24,6 +24,7 @@ from ..state.lock import owned_file
 from ..text import plural
 from .download import Downloaded, Policy, copy_into_place, fetch, holds
 from .pacing import backoff
+from .sharing import StoreLink
 
 ATTEMPTS = 4
 """Downloads of one file per run, before the job is reported failed (a rerun tries again)."""
@@ -48,11 +49,14 @@ class Delivery:
         concurrent: int,
         policy: Policy,
         retry_base: float = 0.5,
+        store: StoreLink | None = None,
     ) -> None:
         self.session, self.base_dir, self.prefix = session, base_dir, prefix
         self.entries, self.record, self.requery = entries, record, requery
         self.slots = anyio.Semaphore(concurrent)
         self.policy, self.retry_base = policy, retry_base
+        self.store = store
+        """The manifest's store, if any: verified files are uploaded, missing ones fetched."""
 
     def rel_paths(self, spec: JobSpec) -> list[str]:
         """Output paths relative to the manifest's folder, as the lock records them."""
@@ -62,6 +66,8 @@ class Delivery:
         extra = {"mtime_ns": got.mtime_ns, "mismatch": got.mismatch}
         rec = journal_record("downloaded", fp, i=i, path=rel, sha256=got.sha256, bytes=got.bytes)
         self.record({**rec, **{k: v for k, v in extra.items() if v is not None}})
+        if self.store is not None:
+            self.store.landed(fp, i, rel, got.sha256)
 
     async def download(self, spec: JobSpec, ids: Sequence[str], urls: Sequence[str | None]) -> None:
         """Every variant not already in place; DownloadError if one cannot be had."""
@@ -110,6 +116,12 @@ class Delivery:
                 await anyio.sleep(backoff(attempt, base=self.retry_base))
             url = await self.requery(rid)
         raise DownloadError(f"no usable download in {ATTEMPTS} attempts (the URL expired)")
+
+    async def from_store(self, spec: JobSpec) -> None:
+        """Every variant not in place, from the store (StoreError if one cannot be had)."""
+        assert self.store is not None, "a `store` plan item needs the manifest's store"
+        async with self.slots:
+            await self.store.restore(spec, self.rel_paths(spec))
 
     async def relocate(self, spec: JobSpec) -> None:
         """Copy (never move: the old path may be another job's) to the new output path. Only

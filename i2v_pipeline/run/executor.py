@@ -23,6 +23,7 @@ from ..errors import (
     FatalProviderError,
     JobRejectedError,
     ProviderError,
+    StoreError,
     TransientError,
     UnknownOutcomeError,
 )
@@ -129,7 +130,8 @@ class Executor:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self._poll_loop)
-            creates = []
+            creates: list[PlanItem] = []
+            from_store: list[JobSpec] = []
             for item in items:
                 spec = item.spec
                 if spec is None:
@@ -142,7 +144,13 @@ class Executor:
                     self._track_existing(spec)
                 elif item.action is Action.RELOCATE:
                     tg.start_soon(self._relocate, spec)
-            await self._submit_all(creates)
+                elif item.action is Action.STORE:
+                    from_store.append(spec)
+            # beside the creates, and before polling may end: a failed fetch falls back on the API
+            async with anyio.create_task_group() as fetches:
+                for spec in from_store:
+                    fetches.start_soon(self._from_store, spec)
+                await self._submit_all(creates)
             self._submitting = False
             self._wake.set()
         return self.stats
@@ -461,6 +469,16 @@ class Executor:
             return
         self.stats.done += 1
         self.emit(Event(EventKind.DONE, t.spec.id, plural(t.spec.variants, "file")))
+
+    async def _from_store(self, spec: JobSpec) -> None:
+        try:
+            await self.delivery.from_store(spec)
+        except StoreError as exc:  # missing or refused: the API may still hold the result
+            self.emit(Event(EventKind.NOTICE, spec.id, f"{exc.message}; asking the API instead"))
+            self._track_existing(spec)
+            return
+        self.stats.done += 1
+        self.emit(Event(EventKind.DONE, spec.id, "fetched from the store"))
 
     async def _relocate(self, spec: JobSpec) -> None:
         try:

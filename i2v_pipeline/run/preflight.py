@@ -38,6 +38,7 @@ WRITES = (
     Action.RETRY,
     Action.RESUME,
     Action.DOWNLOAD,
+    Action.STORE,
     Action.RELOCATE,
 )
 
@@ -292,7 +293,7 @@ def _owned(
             for f in item.entry.files:
                 if f is not None:
                     owned.setdefault(f.path.casefold(), set()).add(item.job_id)
-        if item.action in (Action.RESUME, Action.DOWNLOAD):
+        if item.action in (Action.RESUME, Action.DOWNLOAD, Action.STORE):
             for path in item.spec.output_paths():
                 rel = path if prefix == "." else f"{prefix}/{path}"
                 owned.setdefault(rel.casefold(), set()).add(item.job_id)

@@ -26,6 +26,8 @@ from .pacing import Lane, RateLimiter, lanes
 from .providers.akool import AkoolProvider, Auth, auth_from_env
 from .providers.base import CreateRequest, Provider
 from .recorder import Recorder
+from .sharing import StoreLink
+from .store import Store
 from .trust import check_credentials_may_go
 from .webhook_receiver import Listening, WebhookReceiver, WebhookSetup, listening, sink_for
 
@@ -142,11 +144,14 @@ class RunSession:
                 )
                 recorder = Recorder(journal, self.entries)
                 url = hook.url if hook else self.campaign.provider.webhook_url
-                self._executor = self._executor_for(session, provider, recorder, url)
+                link = self._store_link(recorder)
+                self._executor = self._executor_for(session, provider, recorder, url, link)
                 if hook is not None:
                     hook.receiver.sink = sink_for(self._executor, recorder)
                     self._executor.schedule.expect_webhooks(limits.webhook_poll_interval)
-                return await self._executor.run(items)
+                if link is None:
+                    return await self._executor.run(items)
+                return await self._run_sharing(self._executor, link, items)
         finally:
             journal.close()
 
@@ -161,12 +166,41 @@ class RunSession:
         async with listening(receiver, setup.host, setup.port, setup.public_url) as hook:
             yield hook
 
+    def _store_link(self, recorder: Recorder) -> StoreLink | None:
+        """The manifest's store as this run uses it (None without one)."""
+        settings = self.campaign.store
+        if settings is None:
+            return None
+        return StoreLink(
+            Store.from_settings(settings),
+            base_dir=self.campaign.manifest.base_dir,
+            entries=recorder.entries,
+            record=recorder.record,
+            emit=self.on_event,
+        )
+
+    @staticmethod
+    async def _run_sharing(
+        executor: Executor, link: StoreLink, items: Sequence[PlanItem]
+    ) -> RunStats:
+        """The executor's run, with the uploads of what it lands going on beside it; the last
+        uploads finish after it (a cancelled run abandons them: `i2v push` does them later)."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(link.serve)
+            try:
+                stats = await executor.run(items)
+            finally:
+                link.close()
+        stats.stored = link.uploaded
+        return stats
+
     def _executor_for(
         self,
         session: aiohttp.ClientSession,
         provider: Provider,
         recorder: Recorder,
         webhook: str | None,
+        link: StoreLink | None = None,
     ) -> Executor:
         """The executor and its delivery, sharing the recorder and the request limiter."""
         assert self._stop is not None
@@ -184,6 +218,7 @@ class RunSession:
             requery=requery_with(provider, request_lane),
             concurrent=limits.downloads,
             policy=download_policy(campaign, self.base_url, emulator=emulator),
+            store=link,
         )
         to_url = image_url_for(campaign, emulator=emulator)
 

@@ -20,7 +20,7 @@ from .expand import expand
 from .fingerprint import FileHasher
 from .manifest import Manifest
 from .provenance import field_loc
-from .settings import Limits, ProviderSettings
+from .settings import Limits, ProviderSettings, StoreSettings
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class Campaign:
     limits: Limits
     verify: Verify = "warn"
     """Duration/frame-size check of downloads: strict, warn (keep and record) or off."""
+    store: StoreSettings | None = None
+    """Where verified videos are shared (manifest `store:`), if anywhere."""
 
     @property
     def lock_path(self) -> Path:
@@ -121,6 +123,7 @@ def _compile(man: Manifest, catalog: Catalog) -> Campaign:
         provider=ProviderSettings.from_manifest(man.data),
         limits=Limits.from_manifest(man.data, man.locate),
         verify=man.data.get("verify", "warn"),
+        store=StoreSettings.from_manifest(man.data, man.locate),
     )
 
 

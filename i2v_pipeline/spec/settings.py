@@ -69,6 +69,42 @@ class ProviderSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """The manifest's `store:`: where verified videos are shared, keyed by their sha256.
+
+    Credentials never come from here: fsspec's provider chain finds them (AWS_* variables or
+    ~/.aws for s3://, application default credentials for gs://)."""
+
+    url: str
+    """An fsspec URL: `s3://bucket/prefix`, `gs://bucket/prefix`, `file:///path`, ..."""
+    endpoint_url: str | None = None
+    """An S3-compatible service's address (MinIO, R2, a moto server); not a secret."""
+
+    @classmethod
+    def from_manifest(
+        cls, data: dict[str, Any], locate: Locate | None = None
+    ) -> StoreSettings | None:
+        """From the manifest's `store:` (None without one). A URL carrying `user:password@`
+        is refused: the manifest is shared, credentials are not."""
+        raw: dict[str, Any] | None = data.get("store")
+        if raw is None:
+            return None
+        for key in ("url", "endpoint_url"):
+            value = raw.get(key)
+            if isinstance(value, str) and _USERINFO.match(value):
+                raise ManifestError(
+                    f"store.{key} carries credentials (`user:password@`)",
+                    where=locate(("store", key)) if locate else "store",
+                    hint="remove them: credentials come from the environment (AWS_ACCESS_KEY_ID"
+                    " and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws), never the manifest",
+                )
+        return cls(url=raw["url"], endpoint_url=raw.get("endpoint_url"))
+
+
+_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@")
+
+
+@dataclass(frozen=True)
 class Limits:
     """Pacing, concurrency and budget caps for one run (the manifest's `limits:`)."""
 

@@ -86,7 +86,9 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
         return
     if e is None:
         return
-    if kind in ("status", "downloaded") and not 0 <= rec["i"] < len(e.remote_ids):
+    if kind in ("status", "downloaded", "stored", "unstored") and not 0 <= rec["i"] < len(
+        e.remote_ids
+    ):
         raise RecordError(
             f"job {e.job_id} has no remote video #{rec['i']} (its `created` record is missing)"
         )
@@ -94,10 +96,15 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
         entries[fp] = _with_status(e, rec)
     elif kind == "downloaded":
         files = list(e.files) or [None] * len(e.remote_ids)
+        old, sha = files[rec["i"]], rec["sha256"]
+        # the store is keyed by content: the same bytes landing again are still stored
+        stored = bool(rec.get("stored")) or (old is not None and old.stored and old.sha256 == sha)
         files[rec["i"]] = FileRecord(
-            rec["path"], rec["sha256"], rec["bytes"], rec.get("mtime_ns"), rec.get("mismatch")
+            rec["path"], sha, rec["bytes"], rec.get("mtime_ns"), rec.get("mismatch"), stored
         )
         entries[fp] = dataclasses.replace(e, files=tuple(files))
+    elif kind in ("stored", "unstored"):
+        entries[fp] = _with_stored(e, rec, kind == "stored")
     elif kind == "failed":
         entries[fp] = dataclasses.replace(
             e,
@@ -128,6 +135,17 @@ def _from_created(fp: str, rec: Mapping[str, Any], e: LockEntry | None) -> LockE
         request_json=request,
         intent_at=rec["at"],
     )
+
+
+def _with_stored(e: LockEntry, rec: Mapping[str, Any], stored: bool) -> LockEntry:
+    """Flag file i as uploaded (or, `unstored`, as found missing or damaged in the store), if
+    it still holds the content the record names (other bytes may have landed meanwhile)."""
+    files = list(e.files)
+    f = files[rec["i"]] if rec["i"] < len(files) else None
+    if f is None or f.sha256 != rec["sha256"]:
+        return e
+    files[rec["i"]] = dataclasses.replace(f, stored=stored)
+    return dataclasses.replace(e, files=tuple(files))
 
 
 def _with_status(e: LockEntry, rec: Mapping[str, Any]) -> LockEntry:

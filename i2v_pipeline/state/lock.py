@@ -85,6 +85,8 @@ def _file_json(f: FileRecord | None) -> dict[str, Any] | None:
         out["mtime_ns"] = f.mtime_ns
     if f.mismatch:
         out["mismatch"] = f.mismatch
+    if f.stored:
+        out["stored"] = True
     return out
 
 

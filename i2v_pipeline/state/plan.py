@@ -40,6 +40,8 @@ class PlanOptions:
     resubmit_unknown: bool = False
     verify: bool = False
     """Hash every file (`--verify`) instead of trusting an unchanged size and mtime."""
+    store: str | None = None
+    """The manifest's store URL: a missing file it holds is fetched from there (`⇣ store`)."""
 
 
 def disk_check(base_dir: Path, *, rehash: bool = False) -> FileCheck:
@@ -97,9 +99,12 @@ def mismatches(e: LockEntry | None) -> list[str]:
     return [f.mismatch for f in (e.files if e else ()) if f is not None and f.mismatch]
 
 
-def _files_item(spec: JobSpec, e: LockEntry, prefix: str, check: FileCheck, now: str) -> PlanItem:
+def _files_item(
+    spec: JobSpec, e: LockEntry, prefix: str, check: FileCheck, now: str, store: str | None
+) -> PlanItem:
     wanted = [f"{prefix}/{p}" if prefix != "." else p for p in spec.output_paths()]
     missing: list[str] = []
+    in_store = store is not None
     moved = 0
     for i, path in enumerate(wanted):
         rec = e.files[i] if i < len(e.files) else None
@@ -109,6 +114,7 @@ def _files_item(spec: JobSpec, e: LockEntry, prefix: str, check: FileCheck, now:
             moved += 1
             continue
         missing.append(path)
+        in_store = in_store and rec is not None and rec.stored
     if not missing and not moved:
         reason = "done, file present"
         if differs := mismatches(e):
@@ -124,6 +130,9 @@ def _files_item(spec: JobSpec, e: LockEntry, prefix: str, check: FileCheck, now:
             e,
         )
     what = missing[0] if len(missing) == 1 else f"{len(missing)} files"
+    if in_store:
+        reason = f"finished; {what} missing locally, held by the store {store} (no API request)"
+        return PlanItem(Action.STORE, spec.id, spec.fingerprint, reason, spec, e)
     reason = f"finished remotely; {what} missing or changed locally"
     if e.expires_at and e.expires_at < now:
         reason += f" (result URL expired {e.expires_at}; it will be re-queried)"
@@ -171,7 +180,7 @@ def _item(
             )
         reason = f"failed {e.finished_at}: {msg}{code}; rerun with --retry-failed"
         return PlanItem(Action.FAILED, spec.id, fp, reason, spec, e)
-    item = _files_item(spec, e, prefix, probe, now)
+    item = _files_item(spec, e, prefix, probe, now, opts.store)
     if e.job_id != spec.id and item.action is Action.FRESH:
         return PlanItem(Action.FRESH, spec.id, fp, f"done (renamed from {e.job_id})", spec, e)
     return item
@@ -245,6 +254,7 @@ def select(
             Action.CREATE,
             Action.REPLACE,
             Action.DOWNLOAD,
+            Action.STORE,
             Action.RELOCATE,
         ):
             continue

@@ -1,0 +1,232 @@
+"""Videos between the output folder and the store (store.py): uploads in the background while a
+run lands them, fetches in place of a download, and the whole-lock `push` and `pull`.
+
+Every file that reaches or comes from the store gets a journal record (`stored`, or
+`downloaded` with `stored: true`), so the lock says which videos a teammate can pull. A failed
+upload never fails a run: the video is held locally and `i2v push` uploads it later.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..errors import StoreError, StoreIntegrityError, StoreMissingError
+from ..model import Event, EventKind, FileRecord, JobSpec, PlanItem
+from ..state.journal import Entries
+from ..state.journal import record as journal_record
+from ..state.lock import owned_file
+from ..text import plural
+from .download import holds
+from .store import Store
+
+Record = Callable[[dict[str, Any]], None]
+
+
+def landed_record(fp: str, i: int, rel: str, rec: FileRecord, mtime_ns: int) -> dict[str, Any]:
+    """The `downloaded` record of a file fetched from the store: the recorded video, stored."""
+    out = journal_record(
+        "downloaded", fp, i=i, path=rel, sha256=rec.sha256, bytes=rec.bytes, mtime_ns=mtime_ns
+    )
+    if rec.mismatch:
+        out["mismatch"] = rec.mismatch
+    out["stored"] = True
+    return out
+
+
+def fetch_one(store: Store, target: Path, rec: FileRecord, same_path: bool) -> int:
+    """Blocking: get rec's video into target; its mtime_ns. On the recorded path the recorded
+    mtime is given back, so the lock's line stays byte-identical (the bytes were just hashed
+    against the record, which is what an unchanged mtime vouches for)."""
+    store.get(rec.sha256, target)
+    if same_path and rec.mtime_ns is not None:
+        os.utime(target, ns=(rec.mtime_ns, rec.mtime_ns))
+        return rec.mtime_ns
+    return target.stat().st_mtime_ns
+
+
+async def fetch_recorded(
+    store: Store, record: Record, fp: str, i: int, target: Path, rel: str, rec: FileRecord
+) -> None:
+    """Fetch rec's video to target (rel: its path as the lock writes it) and record it. A
+    missing or damaged object drops the file's `stored` flag (an `unstored` record): the next
+    plan then goes to the API, and the upload of the new download heals the store."""
+    try:
+        mtime = await store.call(fetch_one, store, target, rec, rec.path == rel)
+    except (StoreMissingError, StoreIntegrityError):
+        if rec.stored:
+            record(journal_record("unstored", fp, i=i, sha256=rec.sha256))
+        raise
+    record(landed_record(fp, i, rel, rec, mtime))
+
+
+class StoreLink:
+    """The store as one run uses it: `landed` queues an upload of a verified file, `restore`
+    fetches a job's files from the store; built by the session, called by delivery."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        base_dir: Path,
+        entries: Entries,
+        record: Record,
+        emit: Callable[[Event], None],
+    ) -> None:
+        self.store, self.base_dir, self.entries = store, base_dir, entries
+        self.record, self.emit = record, emit
+        self.uploaded = 0
+        self.failed = 0
+        self._send, self._queue = anyio.create_memory_object_stream[tuple[str, int, str, str]](
+            math.inf
+        )
+
+    def landed(self, fp: str, i: int, rel: str, sha256: str) -> None:
+        """A verified file is in place: upload it in the background (never waits), unless the
+        store has it already (a copy of a stored video keeps the flag)."""
+        files = self.entries[fp].files
+        if i < len(files) and (f := files[i]) is not None and f.stored and f.sha256 == sha256:
+            return
+        self._send.send_nowait((fp, i, rel, sha256))
+
+    async def serve(self) -> None:
+        """Upload what lands until close(), then finish the uploads in flight."""
+        async with anyio.create_task_group() as tg, self._queue:
+            async for job in self._queue:
+                tg.start_soon(self._upload, *job)
+        if self.failed:
+            self.emit(
+                Event(
+                    EventKind.NOTICE,
+                    "",
+                    f"{plural(self.failed, 'video')} not uploaded to the store "
+                    f"{self.store.display}; `i2v push MANIFEST` uploads them",
+                )
+            )
+
+    def close(self) -> None:
+        """No more files will land: serve() returns once the last upload ends."""
+        self._send.close()
+
+    async def _upload(self, fp: str, i: int, rel: str, sha256: str) -> None:
+        try:
+            await self.store.aput(self.base_dir / rel, sha256)
+        except StoreError as exc:
+            self.failed += 1
+            if self.failed == 1:  # one reason is enough; the count comes at the end
+                e = self.entries.get(fp)
+                self.emit(Event(EventKind.NOTICE, e.job_id if e else "", exc.message))
+            return
+        self.record(journal_record("stored", fp, i=i, sha256=sha256))
+        self.uploaded += 1
+
+    async def restore(self, spec: JobSpec, rel_paths: Sequence[str]) -> None:
+        """Every variant of spec not already in place, from the store; StoreError if one
+        cannot be had (the caller falls back on the API)."""
+        fp = spec.fingerprint
+        for i, rel in enumerate(rel_paths):
+            files = self.entries[fp].files
+            rec = files[i] if i < len(files) else None
+            if rec is None:
+                raise StoreError(f"job {spec.id}: no video #{i + 1} recorded to fetch")
+            target = self.base_dir / rel
+            if rec.path == rel and await anyio.to_thread.run_sync(
+                holds, target, rec.bytes, rec.sha256
+            ):
+                continue
+            await fetch_recorded(self.store, self.record, fp, i, target, rel, rec)
+
+
+# ---------------------------------------------------------------------- push and pull
+
+
+@dataclass
+class Transfer:
+    """What a push or pull did, path by path (relative to the manifest's folder)."""
+
+    done: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    problems: list[dict[str, str]] = field(default_factory=list)
+    """{"path", "job", "error"} for each file that could not be moved."""
+
+    def problem(self, path: str, job: str, message: str) -> None:
+        self.problems.append({"path": path, "job": job, "error": message})
+
+
+async def push(
+    store: Store, entries: Entries, base_dir: Path, output_dir: Path, record: Record
+) -> Transfer:
+    """Upload every recorded video the store lacks, from the output folder; flag each stored.
+    Only regular files inside the output folder are read: a lock may come from a pull request."""
+    out = Transfer()
+
+    async def one(fp: str, job: str, i: int, rec: FileRecord) -> None:
+        try:
+            if await store.call(store.exists, rec.sha256):
+                out.already.append(rec.path)
+            else:
+                local = owned_file(output_dir, base_dir, rec.path)
+                if local is None:
+                    out.problem(rec.path, job, "held neither locally nor in the store")
+                    return
+                await store.aput(local, rec.sha256)
+                out.done.append(rec.path)
+        except StoreError as exc:
+            out.problem(rec.path, job, exc.message)
+            return
+        if not rec.stored:
+            record(journal_record("stored", fp, i=i, sha256=rec.sha256))
+
+    async with anyio.create_task_group() as tg:
+        for e in sorted(entries.values(), key=lambda e: (e.job_id, e.fingerprint)):
+            for i, rec in enumerate(e.files):
+                if rec is not None:
+                    tg.start_soon(one, e.fingerprint, e.job_id, i, rec)
+    return out
+
+
+async def pull(
+    store: Store, items: Sequence[PlanItem], base_dir: Path, prefix: str, record: Record
+) -> Transfer:
+    """Fetch from the store every recorded video the plan finds missing or changed locally
+    (downloads, store fetches, relocations), into the output path the manifest gives it."""
+    out = Transfer()
+    async with anyio.create_task_group() as tg:
+        for item in items:
+            if item.spec is not None and item.entry is not None:
+                tg.start_soon(_pull_job, store, item, base_dir, prefix, out, record)
+    return out
+
+
+async def _pull_job(
+    store: Store,
+    item: PlanItem,
+    base_dir: Path,
+    prefix: str,
+    out: Transfer,
+    record: Record,
+) -> None:
+    assert item.spec is not None and item.entry is not None
+    e = item.entry
+    for i, path in enumerate(item.spec.output_paths()):
+        rel = path if prefix == "." else f"{prefix}/{path}"
+        rec = e.files[i] if i < len(e.files) else None
+        if rec is None:
+            out.problem(rel, item.job_id, "never downloaded: `i2v run` fetches it from the API")
+            continue
+        target = base_dir / rel
+        if rec.path == rel and await anyio.to_thread.run_sync(holds, target, rec.bytes, rec.sha256):
+            out.already.append(rel)
+            continue
+        try:
+            await fetch_recorded(store, record, e.fingerprint, i, target, rel, rec)
+        except StoreError as exc:
+            out.problem(rel, item.job_id, exc.message)
+            continue
+        out.done.append(rel)
