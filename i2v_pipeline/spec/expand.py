@@ -216,8 +216,39 @@ class _Expander:
             last_frame=last_frame,
             tags=tags,
             fingerprint=fingerprint_of(image.ref, last_frame, request),
-            audio=self.audio.stage(audio_block, ctx, where=where, job_id=job_id),
+            audio=self.audio.stage(
+                audio_block,
+                ctx,
+                where=self.audio_where(image, layers, loc, where) if audio_block else where,
+                job_id=job_id,
+            ),
         )
+
+    def audio_where(
+        self, image: Image, layers: Sequence[Mapping[str, Any]], loc: Loc, fallback: str
+    ) -> str:
+        """Where the job's `update_audio:` block was written (the most specific layer that has
+        one), for its errors; fallback (the job's prompt) when no single line says."""
+        found: Loc | None = None
+        if AUDIO_KEY in self.m.data.get("defaults", {}):
+            found = ("defaults", AUDIO_KEY)
+        if AUDIO_KEY in image.fields:
+            found = (*image.loc, "fields", AUDIO_KEY)
+        for n, layer in enumerate(layers):
+            if AUDIO_KEY not in layer:
+                continue
+            if loc[:1] == ("jobs",) and n == len(layers) - 1:
+                found = (*loc, "fields", AUDIO_KEY)
+            elif loc[:1] == ("prompts",) and n == 0:
+                found = (*loc[:-1], "fields", AUDIO_KEY)
+            else:
+                found = None
+        if found is None:
+            return fallback
+        cached = self.where_cache.get(found)
+        if cached is None:
+            cached = self.where_cache[found] = self.m.locate(found)
+        return cached
 
     def confine(self, rendered: str, where: str, job_id: str) -> str:
         path = confine(rendered, where=where, job_id=job_id)
