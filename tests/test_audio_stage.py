@@ -22,6 +22,7 @@ from i2v_pipeline.model import (
     LockEntry,
     PlanItem,
 )
+from i2v_pipeline.report.cards import AudioResult, build_report
 from i2v_pipeline.spec import validation as schemas
 from i2v_pipeline.spec.audio import audio_jobs
 from i2v_pipeline.state.journal import Entries, apply, record
@@ -265,3 +266,28 @@ def test_update_audio_most_specific_wins(write_manifest: WriteManifest) -> None:
     }
     for j in json.loads(result.stdout):
         schemas.validate("job", j)
+
+
+def test_report_shows_audio_on_its_video_card(tmp_path: Path) -> None:
+    """The report puts each audio record on its video variant's card, not on a card or job of
+    its own; planned audio shows as planned, and its credits count as planned."""
+    s = spec(variants=2)
+    v = video_done(s)
+    rec = FileRecord("out/job.audio-v1.mp4", "c" * 64, 50)
+    a1 = audio_entry(s, 1, "succeeded", remote_ids=("x",), remote_status=(3,), files=(rec,))
+    files = {"out/job-v1.mp4": 100, "out/job-v2.mp4": 100, "out/job.audio-v1.mp4": 50}
+    items = plan([s], [v, a1], files)
+    report = build_report(
+        name="t",
+        manifest="m.yaml",
+        base_dir=tmp_path,
+        prefix="out",
+        items=items,
+        entries={e.fingerprint: e for e in (v, a1)},
+    )
+    assert (
+        len(report.cards) == 2 and len(report.jobs) == 1 and report.job_counts() == {"succeeded": 1}
+    )
+    assert report.cards[0].audio == AudioResult("succeeded", "out/job.audio-v1.mp4", None)
+    assert report.cards[1].audio == AudioResult("planned", "out/job.audio-v2.mp4", None)
+    assert report.credits_planned == 5

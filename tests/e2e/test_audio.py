@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
+import subprocess
 from pathlib import Path
 
 import av
@@ -18,6 +20,7 @@ from i2v_pipeline.spec import validation as schemas
 from i2v_pipeline.state.lock import compact, read_lock
 
 from ..conftest import ThreadedEmulator, WriteManifest
+from .test_crash import I2V, creates, served, wait_for  # noqa: F401 (served: a fixture)
 
 MANIFEST = """\
 version: 1
@@ -76,7 +79,11 @@ def bought_audio(emulator: ThreadedEmulator) -> int:
 
 
 def manifest(emulator: ThreadedEmulator, audio: str = AUDIO_URL) -> str:
-    return MANIFEST.format(url=emulator.base_url, audio=audio)
+    return manifest_for(emulator.base_url, audio)
+
+
+def manifest_for(url: str, audio: str = AUDIO_URL) -> str:
+    return MANIFEST.format(url=url, audio=audio)
 
 
 def test_audio_stage_end_to_end(
@@ -249,3 +256,67 @@ def test_plan_shows_audio_lines_with_their_credits(
     summary = plan["summary"]
     assert isinstance(summary, dict)
     assert summary["audio"] == 3 and summary["credits"] == 20 + 80 + 20 + 5 + 2 * 10
+
+
+def test_failed_video_gets_no_audio_and_the_run_ends(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """A video that fails leaves its audio unbought (skipped, for a rerun); the run still ends."""
+    emulator.emu.state.config = emulator.emu.config.with_(fail_share=1.0)
+    path = write_manifest(manifest(emulator))
+    code, summary, _ = run("run", str(path), "--yes", "--json", "--select", "garden.two")
+    assert code == 1 and isinstance(summary, dict) and summary["failed"] == 1
+    assert bought_audio(emulator) == 0 and audio_records(workdir) == []
+
+
+def test_max_credits_holds_back_audio(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """--max-credits counts the audio stage: a budget for the video alone buys no audio."""
+    path = write_manifest(manifest(emulator))
+    args = ("run", str(path), "--yes", "--json", "--select", "garden.calm")
+    code, summary, _ = run(*args, "--max-credits", "20")
+    assert isinstance(summary, dict) and summary["outcome"] == "partial", summary
+    assert summary["credits"] == 20 and bought_audio(emulator) == 0
+    code, summary, _ = run(*args, "--max-credits", "5")
+    assert code == 0 and isinstance(summary, dict) and summary["credits"] == 5
+    assert bought_audio(emulator) == 1
+
+
+def test_sigkill_after_the_audio_intent_never_pays_twice(
+    served: str,  # noqa: F811 (the fixture imported above)
+    write_manifest: WriteManifest,
+    workdir: Path,
+) -> None:
+    """SIGKILL the runner as soon as an audio intent is on disk (its answer may or may not have
+    been journaled); reruns re-query or report it, and the audio is charged exactly once."""
+    path = write_manifest(manifest_for(served))
+    proc = subprocess.Popen(
+        [*I2V, "run", str(path), "--yes", "-q", "--select", "garden.calm"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    journal = workdir / "m.lock.yaml.journal"
+    try:
+        wait_for(
+            lambda: (
+                proc.poll() is not None
+                or (journal.exists() and b'"video":' in journal.read_bytes())
+            )
+        )
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    for _ in range(2):
+        subprocess.run(
+            [*I2V, "run", str(path), "--yes", "-q", "--select", "garden.calm"],
+            cwd=workdir,
+            capture_output=True,
+        )
+    counts = creates(served)
+    assert counts == {"A calm scene": 2}, counts  # the video once, its audio once
+    (record,) = audio_records(workdir)
+    assert record["state"] in ("succeeded", "unknown")
+    if record["state"] == "succeeded":
+        assert has_audio(workdir / "out" / "garden.calm.audio.mp4")
