@@ -247,7 +247,7 @@ def select(
     out: list[PlanItem] = []
     work = 0
     for item in items:
-        if only == "failed" and item.action not in (Action.FAILED, Action.RETRY):
+        if only == "failed" and not _failed_before(item):
             continue
         if only == "unknown" and not (item.entry is not None and item.entry.state == "unknown"):
             continue
@@ -271,6 +271,13 @@ def select(
             work += 1
         out.append(item)
     return out
+
+
+def _failed_before(item: PlanItem) -> bool:
+    """For --only failed: failed jobs, and failed audio records (retried as `+♪ audio`)."""
+    if item.action in (Action.FAILED, Action.RETRY):
+        return True
+    return item.audio is not None and item.entry is not None and item.entry.state == "failed"
 
 
 def _selected(item: PlanItem, pattern: str) -> bool:
