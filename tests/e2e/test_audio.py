@@ -17,7 +17,7 @@ from i2v_pipeline.cli import cli
 from i2v_pipeline.emulator import Faults
 from i2v_pipeline.errors import LockError
 from i2v_pipeline.spec import validation as schemas
-from i2v_pipeline.state.lock import compact, read_lock
+from i2v_pipeline.state.lock import compact, load_state, read_lock
 
 from ..conftest import ThreadedEmulator, WriteManifest
 from .test_crash import I2V, creates, served, wait_for  # noqa: F401 (served: a fixture)
@@ -289,7 +289,7 @@ def test_sigkill_after_the_audio_intent_never_pays_twice(
     workdir: Path,
 ) -> None:
     """SIGKILL the runner as soon as an audio intent is on disk (its answer may or may not have
-    been journaled); reruns re-query or report it, and the audio is charged exactly once."""
+    been journaled); reruns re-query or report it, and the audio is charged at most once."""
     path = write_manifest(manifest_for(served))
     proc = subprocess.Popen(
         [*I2V, "run", str(path), "--yes", "-q", "--select", "garden.calm"],
@@ -309,14 +309,18 @@ def test_sigkill_after_the_audio_intent_never_pays_twice(
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     for _ in range(2):
-        subprocess.run(
+        rerun = subprocess.run(
             [*I2V, "run", str(path), "--yes", "-q", "--select", "garden.calm"],
             cwd=workdir,
             capture_output=True,
+            text=True,
         )
-    counts = creates(served)
-    assert counts == {"A calm scene": 2}, counts  # the video once, its audio once
-    (record,) = audio_records(workdir)
-    assert record["state"] in ("succeeded", "unknown")
-    if record["state"] == "succeeded":
+        assert rerun.returncode in (0, 1), rerun.stderr  # 1: an audio left unknown
+    made = creates(served)["A calm scene"]  # the video, and its audio if the call left
+    # the lock with any journal replayed (a run with nothing to do leaves the journal as is)
+    (entry,) = [e for e in load_state(workdir / "m.lock.yaml").values() if e.video]
+    if entry.state == "succeeded":  # the answer was journaled: resumed, never resent
+        assert made == 2
         assert has_audio(workdir / "out" / "garden.calm.audio.mp4")
+    else:  # killed before the answer was journaled: unknown, and never sent again unasked
+        assert entry.state == "unknown" and made in (1, 2)
