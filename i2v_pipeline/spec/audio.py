@@ -11,9 +11,9 @@ create-time audio_type) is a different, free field and stays as it is.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
@@ -21,6 +21,9 @@ from ..canonical import canonical_json
 from ..errors import ManifestError
 from ..model import AudioJob, AudioStage, JobSpec
 from .templating import compile_template, is_template, render
+
+if TYPE_CHECKING:  # images imports the manifest, whose schema check imports this module
+    from .images import Loc
 
 KEY = "update_audio"
 DEFAULT_OUTPUT = "{{ id }}.audio.mp4"
@@ -86,6 +89,31 @@ class AudioStages:
                 hint="the audio stage returns a video with sound: end output in `.mp4`",
             )
         return AudioStage(kind, url, output)
+
+
+def block_loc(
+    defaults: Mapping[str, Any],
+    image_fields: Mapping[str, Any],
+    image_loc: Loc,
+    layers: Sequence[Mapping[str, Any]],
+    loc: Loc,
+) -> Loc | None:
+    """The manifest path of the `update_audio:` block a job uses (the most specific layer that
+    has one): defaults, the image's fields, the prompt's fields (a generated job, loc is its
+    prompt's) or an explicit job's fields; None when no single line says (a matrix layer)."""
+    found: Loc | None = ("defaults", KEY) if KEY in defaults else None
+    if KEY in image_fields:
+        found = (*image_loc, "fields", KEY)
+    for n, layer in enumerate(layers):
+        if KEY not in layer:
+            continue
+        if loc[:1] == ("jobs",) and n == len(layers) - 1:
+            found = (*loc, "fields", KEY)
+        elif loc[:1] == ("prompts",) and n == 0:
+            found = (*loc[:-1], "fields", KEY)
+        else:
+            found = None
+    return found
 
 
 def output_paths(spec: JobSpec) -> list[str]:

@@ -19,7 +19,7 @@ import jinja2
 from ..errors import ManifestError, TemplateError
 from ..model import ImageRef, JobSpec
 from .audio import KEY as AUDIO_KEY
-from .audio import AudioStages
+from .audio import AudioStages, block_loc
 from .audio import output_paths as audio_paths
 from .fingerprint import fingerprint_of
 from .images import Hasher, Image, Loc, is_file, is_inside, resolve_images, url_ref
@@ -227,22 +227,8 @@ class _Expander:
     def audio_where(
         self, image: Image, layers: Sequence[Mapping[str, Any]], loc: Loc, fallback: str
     ) -> str:
-        """Where the job's `update_audio:` block was written (the most specific layer that has
-        one), for its errors; fallback (the job's prompt) when no single line says."""
-        found: Loc | None = None
-        if AUDIO_KEY in self.m.data.get("defaults", {}):
-            found = ("defaults", AUDIO_KEY)
-        if AUDIO_KEY in image.fields:
-            found = (*image.loc, "fields", AUDIO_KEY)
-        for n, layer in enumerate(layers):
-            if AUDIO_KEY not in layer:
-                continue
-            if loc[:1] == ("jobs",) and n == len(layers) - 1:
-                found = (*loc, "fields", AUDIO_KEY)
-            elif loc[:1] == ("prompts",) and n == 0:
-                found = (*loc[:-1], "fields", AUDIO_KEY)
-            else:
-                found = None
+        """Where the job's `update_audio:` block was written, for its errors (else fallback)."""
+        found = block_loc(self.m.data.get("defaults", {}), image.fields, image.loc, layers, loc)
         if found is None:
             return fallback
         cached = self.where_cache.get(found)
