@@ -63,6 +63,33 @@ class ImageRef:
         return out
 
 
+AUDIO_TYPE_CODES = {"ai": 1, "custom": 2}
+"""Manifest `update_audio.type` -> updateVideoAudio's `audio_type` (akool-api.md §6)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioStage:
+    """A job's `update_audio:` block, rendered: audio added to each finished video variant by
+    its own paid call (updateVideoAudio), after the video is done."""
+
+    type: Literal["ai", "custom"]
+    url: str | None
+    """The custom audio's URL (type custom only), rendered for this job."""
+    output: str
+    """Posix path relative to the output folder, for the first variant's audio result."""
+
+    @property
+    def request(self) -> dict[str, Any]:
+        """The canonical audio request (what its fingerprint hashes)."""
+        return {"audio_type": AUDIO_TYPE_CODES[self.type], "audio_url": self.url or ""}
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type, "output": self.output}
+        if self.url:
+            out["url"] = self.url
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """One fully rendered job: what to ask the API for and where to put the result."""
@@ -80,6 +107,8 @@ class JobSpec:
     last_frame: ImageRef | None = None
     tags: tuple[str, ...] = ()
     fingerprint: str = ""
+    audio: AudioStage | None = None
+    """The audio stage (`update_audio:`), if any: not part of the video's fingerprint."""
 
     @property
     def variants(self) -> int:
@@ -118,7 +147,24 @@ class JobSpec:
             out["prompt_id"] = self.prompt_id
         if self.last_frame is not None:
             out["last_frame"] = self.last_frame.to_json()
+        if self.audio is not None:
+            out["update_audio"] = self.audio.to_json()
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class AudioJob:
+    """One paid audio call: audio added to one variant of a job's video (spec/audio.py)."""
+
+    video: JobSpec
+    variant: int
+    """1-based, as output paths number variants."""
+    request: Mapping[str, Any]
+    """The canonical audio request: audio_type, audio_url (video and variant are in the
+    fingerprint)."""
+    output: str
+    """Posix path relative to the output folder."""
+    fingerprint: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +218,10 @@ class LockEntry:
     finished_at: str | None = None
     expires_at: str | None = None
     error: ErrorRecord | None = None
+    video: str | None = None
+    """Set on an audio record (the audio stage): the fingerprint of the video it adds to."""
+    variant: int | None = None
+    """On an audio record: which variant of that video (1-based)."""
 
     @property
     def request(self) -> dict[str, Any]:
@@ -184,6 +234,8 @@ class Action(enum.Enum):
     """What a plan does with a job; the value is the symbol printed in the plan."""
 
     CREATE = "+"
+    AUDIO = "+♪"
+    """Audio added to a finished video by its own paid call (PlanItem.audio says which)."""
     REPLACE = "-/+"
     """A job whose request changed: its old lock entry is superseded by a new create."""
     RETRY = "!"
@@ -239,6 +291,8 @@ class PlanItem:
     """For a replace: what differs from the superseded lock entry's request."""
     replaces: LockEntry | None = None
     """For a replace: the lock entry (same job id, old fingerprint) it supersedes."""
+    audio: AudioJob | None = None
+    """Set on an item of the audio stage (then spec is None: the video is audio.video)."""
 
 
 class EventKind(enum.Enum):

@@ -131,6 +131,25 @@ async def test_verify_off_skips_the_size_check(tmp_path: Path, video: bytes) -> 
     assert got.mismatch is None and (tmp_path / "a.mp4").read_bytes() == video
 
 
+async def test_audio_result_without_an_audio_stream_fails(tmp_path: Path, video: bytes) -> None:
+    """The audio stage's result must have an audio stream: a silent video is not kept."""
+    async with serve(ok(video)) as url:
+        with pytest.raises(DownloadError, match="no audio stream") as info:
+            await get(url, tmp_path / "a.mp4", Policy(need_audio=True, allow_local=True))
+    assert not isinstance(info.value, TransientDownloadError)
+    assert leftovers(tmp_path) == []
+
+
+async def test_audio_result_with_an_audio_stream_is_kept(tmp_path: Path) -> None:
+    """A video with an audio stream passes the audio stage's check."""
+    out = tmp_path / "src.mp4"
+    image = (IMAGES / "garden.png").read_bytes()
+    render_video(image, out, size=(112, 64), seconds=1, fps=4, motion="zoom_in", audio=True)
+    async with serve(ok(out.read_bytes())) as url:
+        await get(url, tmp_path / "a.mp4", Policy(need_audio=True, allow_local=True))
+    assert (tmp_path / "a.mp4").read_bytes() == out.read_bytes()
+
+
 async def test_undecodable_file_is_transient_and_not_kept(tmp_path: Path) -> None:
     """A file that does not decode is never kept: it fails as worth another try."""
     async with serve(ok(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)) as url:

@@ -80,7 +80,8 @@ def effects_cmd(manifest: str | None, as_json: bool) -> None:
 @click.option("--refresh", is_flag=True, help="Also ask the API for each video's status now.")
 @json_option(
     "Print a JSON array, one object per job: id, state, remote_ids, credits, files, mismatch, "
-    "downloaded, error (and remote_now with --refresh)."
+    "downloaded, error (and remote_now with --refresh; audio_of {video, variant} on an audio "
+    "record)."
 )
 @output_options()
 def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
@@ -103,6 +104,8 @@ def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
             # true only when every video is held: an unknown or running job has none yet
             "downloaded": bool(e.files) and all(e.files),
             "error": e.error.message if e.error else None,
+            # an audio record (the audio stage) names its video's fingerprint and variant
+            **({"audio_of": {"video": e.video, "variant": e.variant}} if e.video else {}),
             **({"remote_now": [remote.get(rid) for rid in e.remote_ids]} if refresh else {}),
         }
         for e in entries
@@ -121,7 +124,8 @@ def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
         now = ""
         if refresh:
             now = "  remote: " + ",".join(STATUS_NAMES.get(s, "gone") for s in r["remote_now"])
-        click.echo(f"{r['state']:<9} {r['id']}  {files}{err}{now}")
+        audio = f" (audio v{r['audio_of']['variant']})" if "audio_of" in r else ""
+        click.echo(f"{r['state']:<9} {r['id']}{audio}  {files}{err}{now}")
     click.echo(f"{plural(len(rows), 'job')} in {campaign.lock_path}")
 
 

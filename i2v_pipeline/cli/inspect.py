@@ -29,6 +29,7 @@ from .logs import output_options, warn
 
 PHRASES = {
     Action.CREATE: "to create",
+    Action.AUDIO: "audio to add",
     Action.REPLACE: "to replace",
     Action.RETRY: "to retry",
     Action.RESUME: "to resume",
@@ -42,6 +43,7 @@ PHRASES = {
 }
 COLORS = {
     Action.CREATE: "green",
+    Action.AUDIO: "green",
     Action.REPLACE: "yellow",
     Action.RETRY: "yellow",
     Action.RESUME: "cyan",

@@ -12,6 +12,7 @@ import click
 from ..errors import UsageError
 from ..model import Action, FileRecord, LockEntry
 from ..run.download import holds
+from ..spec.audio import output_paths as audio_paths
 from ..state.journal import Journal, journal_path, record
 from ..state.lock import owned_file
 from ..state.plan import PlanOptions
@@ -106,7 +107,7 @@ def _forget(
     live = {
         f"{prefix}/{p}" if prefix != "." else p
         for s in planned.campaign.specs
-        for p in s.output_paths()
+        for p in [*s.output_paths(), *audio_paths(s)]
     }
     journal = Journal(journal_path(planned.campaign.lock_path))
     pruned = []

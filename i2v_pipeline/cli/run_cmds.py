@@ -247,7 +247,7 @@ def _left(planned: Planned) -> Left:
     )
     count = Counter(i.action for i in items)
     return Left(
-        count[Action.CREATE] + count[Action.RETRY],
+        count[Action.CREATE] + count[Action.RETRY] + count[Action.AUDIO],
         count[Action.RESUME],
         count[Action.DOWNLOAD] + count[Action.RELOCATE] + count[Action.STORE],
         count[Action.UNKNOWN],

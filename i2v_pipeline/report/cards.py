@@ -32,6 +32,7 @@ JOB_STATUS = {
     Action.UNKNOWN: "unknown",
     Action.RESUME: "submitted",
     Action.CREATE: "planned",
+    Action.AUDIO: "planned",
     Action.REPLACE: "planned",
     Action.ORPHAN: "orphan",
 }
@@ -171,9 +172,10 @@ def _iso(ts: float) -> str:
 def audio_of(entry: LockEntry | None, variant: int) -> AudioResult | None:
     """The audio stage's result for one variant, if the entry carries any.
 
-    The audio stage is not written yet: this reads an `audio` attribute (a mapping for the job,
-    or a sequence with one mapping per variant) when entries grow one, and shows nothing
-    otherwise. Fields: state (or status), path (or file), detail (or message, error)."""
+    The audio stage keeps its records as lock entries of their own (see audio_results, which
+    build_report uses); this reads an `audio` attribute (a mapping for the job, or a sequence
+    with one mapping per variant) for an entry that carries one, and shows nothing otherwise.
+    Fields: state (or status), path (or file), detail (or message, error)."""
     raw: Any = getattr(entry, "audio", None)
     if isinstance(raw, Sequence) and not isinstance(raw, str | bytes):
         raw = raw[variant - 1] if variant - 1 < len(raw) else None
@@ -185,6 +187,30 @@ def audio_of(entry: LockEntry | None, variant: int) -> AudioResult | None:
     path = raw.get("path", raw.get("file"))
     detail = raw.get("detail", raw.get("message", raw.get("error")))
     return AudioResult(str(state), str(path) if path else None, str(detail) if detail else None)
+
+
+AudioKey = tuple[str, int]
+"""(video fingerprint, variant)"""
+
+
+def audio_results(items: Sequence[PlanItem], prefix: str) -> dict[AudioKey, AudioResult]:
+    """What the audio stage holds or plans for each video variant, from the plan's audio items
+    (and audio records orphaned with their video): an audio record is a lock entry of its own."""
+    out: dict[AudioKey, AudioResult] = {}
+    for item in items:
+        e = item.entry
+        if item.audio is not None:
+            key: AudioKey = (item.audio.video.fingerprint, item.audio.variant)
+            wanted = f"{prefix}/{item.audio.output}" if prefix != "." else item.audio.output
+        elif e is not None and e.video is not None and e.variant is not None:
+            key, wanted = (e.video, e.variant), ""
+        else:
+            continue
+        held = e.files[0] if e is not None and e.files else None
+        path = held.path if held is not None else wanted
+        detail = e.error.message if e is not None and e.error else None
+        out[key] = AudioResult(JOB_STATUS[item.action], path or None, detail)
+    return out
 
 
 def _params(request: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -206,7 +232,13 @@ def _elapsed(e: LockEntry | None) -> float | None:
     return end - start if start is not None and end is not None else None
 
 
-def _cards(item: PlanItem, status: str, base_dir: Path, prefix: str) -> list[Card]:
+def _cards(
+    item: PlanItem,
+    status: str,
+    base_dir: Path,
+    prefix: str,
+    audio: Mapping[AudioKey, AudioResult],
+) -> list[Card]:
     spec, e = item.spec, item.entry
     request: Mapping[str, Any] = spec.request if spec else (e.request if e else {})
     n = spec.variants if spec else max(len(e.files) if e else 0, len(e.remote_ids) if e else 0, 1)
@@ -247,7 +279,7 @@ def _cards(item: PlanItem, status: str, base_dir: Path, prefix: str) -> list[Car
                 video_sha256=rec.sha256 if rec else None,
                 present=present,
                 expected_seconds=_number(request.get("video_length")),
-                audio=audio_of(e, i),
+                audio=audio.get((item.fingerprint, i)) or audio_of(e, i),
             )
         )
     return cards
@@ -284,16 +316,19 @@ def build_report(
     """The report of a plan (one item per job and orphan entry) and the lock it was made from."""
     cards: list[Card] = []
     statuses: dict[str, str] = {}
-    for item in items:
+    audio = audio_results(items, prefix)
+    # the audio stage's items and records show on their video's card, not as jobs of their own
+    jobs = [i for i in items if i.audio is None and (i.entry is None or i.entry.video is None)]
+    for item in jobs:
         status = JOB_STATUS[item.action]
         statuses[item.fingerprint] = status
-        cards.extend(_cards(item, status, base_dir, prefix))
+        cards.extend(_cards(item, status, base_dir, prefix, audio))
     return Report(
         name=name,
         manifest=manifest,
         base_dir=base_dir,
         cards=cards,
-        jobs=list(items),
+        jobs=jobs,
         job_status=statuses,
         credits_spent=sum(e.credits or 0 for e in entries.values()),
         credits_planned=sum(i.credits for i in items),

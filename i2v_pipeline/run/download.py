@@ -50,6 +50,8 @@ class Policy:
     every byte, so a server dripping one byte a second would hold the run forever."""
     connect: float = 60.0
     allow_local: bool = False
+    need_audio: bool = False
+    """The file must have an audio stream (the audio stage's results); without one it fails."""
     """Result URLs may point at loopback or private addresses: true when the endpoint itself is
     local (the emulator), never for a remote API, whose URLs could otherwise reach the LAN."""
 
@@ -218,6 +220,8 @@ def _seal(
         info = media.probe(part)
     except media.VerifyError as exc:  # most likely a bad transfer: worth another download
         raise TransientDownloadError(f"the downloaded file is not a usable video: {exc}") from None
+    if policy.need_audio and not info.audio:
+        raise DownloadError("the downloaded video has no audio stream (the audio stage's result)")
     problem = None
     if policy.verify != "off":
         problem = media.mismatch(info, seconds=seconds, resolution=resolution)

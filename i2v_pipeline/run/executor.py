@@ -43,6 +43,7 @@ from ..state.journal import utc_iso
 from ..state.lock import lock_request
 from ..text import plural
 from . import retry
+from .audio_stage import AudioStage
 from .delivery import Delivery
 from .pacing import Lane, Now, RateLimiter, Sleep, lanes
 from .providers.base import Created, CreateRequest, Provider, Result
@@ -123,6 +124,9 @@ class Executor:
         """creates sent and not yet answered"""
         self._wake = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
+        self.audio = AudioStage(self)
+        """The audio stage (run/audio_stage.py): it hears the videos' outcomes through emit."""
+        self.emit = self.audio.watch(self.emit)
 
     # ------------------------------------------------------------------ run
     async def run(self, items: Sequence[PlanItem]) -> RunStats:
@@ -130,6 +134,7 @@ class Executor:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self._poll_loop)
+            self.audio.start(tg, items)
             creates: list[PlanItem] = []
             from_store: list[JobSpec] = []
             for item in items:
@@ -301,7 +306,7 @@ class Executor:
     async def _poll_loop(self) -> None:
         while True:
             if not self.tracked:
-                if not self._submitting and not self._creating:
+                if not self._submitting and not self._creating and not self.audio.busy:
                     return
                 self._wake = anyio.Event()
                 await self._wake.wait()
@@ -461,6 +466,9 @@ class Executor:
 
     # ------------------------------------------------------------------ files
     async def _download(self, t: Tracked) -> None:
+        if self.audio.owns(t):
+            await self.audio.download(t)
+            return
         try:
             await self.delivery.download(t.spec, t.ids, t.urls)
         except (DownloadError, ProviderError) as exc:  # the re-query of an expired URL may fail

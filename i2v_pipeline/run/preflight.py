@@ -365,6 +365,9 @@ def spend(items: Iterable[PlanItem]) -> tuple[int, int]:
         if i.action.submits and i.spec is not None:
             videos += i.spec.variants
             credits += i.credits
+        elif i.action is Action.AUDIO:  # the audio stage: a paid video with audio, each
+            videos += 1
+            credits += i.credits
     return videos, credits
 
 

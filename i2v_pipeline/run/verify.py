@@ -22,6 +22,8 @@ class VideoInfo:
     width: int
     height: int
     duration: float
+    audio: bool = False
+    """The file has an audio stream (what the audio stage bought)."""
 
 
 class VerifyError(Exception):
@@ -42,7 +44,12 @@ def probe(path: Path) -> VideoInfo:
             if frame is None:
                 raise VerifyError("no frame decodes")
             duration = (container.duration or 0) / 1_000_000
-            return VideoInfo(stream.codec_context.width, stream.codec_context.height, duration)
+            return VideoInfo(
+                stream.codec_context.width,
+                stream.codec_context.height,
+                duration,
+                audio=bool(container.streams.audio),
+            )
     except (av.FFmpegError, OSError, StopIteration) as exc:
         raise VerifyError(f"does not decode as a video ({type(exc).__name__}: {exc})") from None
 

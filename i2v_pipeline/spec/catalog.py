@@ -46,6 +46,17 @@ def estimate_credits(request: Mapping[str, Any]) -> int:
     return per_video * int(request.get("count", 1))
 
 
+AUDIO_PRICE: dict[int, int] = {5: 5, 10: 10}
+"""Credits for one updateVideoAudio by the video's length in seconds (akool-api.md §6, §12);
+free when the audio is asked for at create time instead (the `audio:` field)."""
+
+
+def estimate_audio_credits(seconds: Any) -> int:
+    """Estimated credits for adding audio to one finished video of this many seconds."""
+    length = int(seconds or 5)
+    return AUDIO_PRICE.get(length, 5 * max(1, length // 5))
+
+
 def cache_dir() -> Path:
     """Where `i2v models --refresh` caches model lists, one file per endpoint (XDG cache)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")

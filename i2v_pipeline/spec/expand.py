@@ -18,6 +18,9 @@ import jinja2
 
 from ..errors import ManifestError, TemplateError
 from ..model import ImageRef, JobSpec
+from .audio import KEY as AUDIO_KEY
+from .audio import AudioStages, block_loc
+from .audio import output_paths as audio_paths
 from .fingerprint import fingerprint_of
 from .images import Hasher, Image, Loc, is_file, is_inside, resolve_images, url_ref
 from .manifest import Manifest
@@ -115,6 +118,7 @@ class _Expander:
         self.negative_cache: dict[str, jinja2.Template | str] = {}
         self.where_cache: dict[Loc, str] = {}
         self.last_frames: dict[str, ImageRef] = {}
+        self.audio = AudioStages(lambda path, where, job_id: self.confine(path, where, job_id))
 
     def request(
         self,
@@ -183,6 +187,7 @@ class _Expander:
         fields: dict[str, Any] = {}
         for layer in (self.defaults, image.fields, *layers):
             fields.update(layer)
+        audio_block = fields.pop(AUDIO_KEY, None)  # a stage of its own, not a request field
         ctx = base_context()
         for layer in (self.vars, image.vars, *var_layers):
             ctx.update(layer)
@@ -211,7 +216,25 @@ class _Expander:
             last_frame=last_frame,
             tags=tags,
             fingerprint=fingerprint_of(image.ref, last_frame, request),
+            audio=self.audio.stage(
+                audio_block,
+                ctx,
+                where=self.audio_where(image, layers, loc, where) if audio_block else where,
+                job_id=job_id,
+            ),
         )
+
+    def audio_where(
+        self, image: Image, layers: Sequence[Mapping[str, Any]], loc: Loc, fallback: str
+    ) -> str:
+        """Where the job's `update_audio:` block was written, for its errors (else fallback)."""
+        found = block_loc(self.m.data.get("defaults", {}), image.fields, image.loc, layers, loc)
+        if found is None:
+            return fallback
+        cached = self.where_cache.get(found)
+        if cached is None:
+            cached = self.where_cache[found] = self.m.locate(found)
+        return cached
 
     def confine(self, rendered: str, where: str, job_id: str) -> str:
         path = confine(rendered, where=where, job_id=job_id)
@@ -381,7 +404,7 @@ def expand(
                 hint="give explicit ids, or add the differing matrix key to the exclude/include",
             )
         origins[spec.id] = loc
-        for path in spec.output_paths():
+        for path in [*spec.output_paths(), *audio_paths(spec)]:
             key = path.casefold()
             if key in outputs:
                 raise ManifestError(

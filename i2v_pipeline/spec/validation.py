@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # jsonschema is only imported when there is an error to descr
     from jsonschema.exceptions import ValidationError
 
 from ..errors import I2VError, ManifestError
+from .audio import HINT as AUDIO_HINT
+from .audio import KEY as AUDIO_KEY
 from .settings import env_name_problem
 
 SCHEMA_NAMES = ("manifest", "job", "lock", "plan")
@@ -127,6 +129,8 @@ def describe(error: ValidationError) -> tuple[list[str | int], str]:
 
 def _hint(error: ValidationError) -> str | None:
     """A hint for this error when there is a better one than the error class's default."""
+    if AUDIO_KEY in error.absolute_path and error.validator in ("required", "type"):
+        return AUDIO_HINT
     if error.validator == "additionalProperties":
         allowed = _allowed_keys(error)
         if allowed:

@@ -60,6 +60,7 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
             attempt=rec["attempt"],
             request_json=request_text(rec.get("request", {})),
             intent_at=rec["at"],
+            **_stage(rec),
         )
         return
     if kind == "forget":
@@ -134,6 +135,7 @@ def _from_created(fp: str, rec: Mapping[str, Any], e: LockEntry | None) -> LockE
         attempt=str(rec["attempt"]),
         request_json=request,
         intent_at=rec["at"],
+        **_stage(rec),
     )
 
 
@@ -146,6 +148,13 @@ def _with_stored(e: LockEntry, rec: Mapping[str, Any], stored: bool) -> LockEntr
         return e
     files[rec["i"]] = dataclasses.replace(f, stored=stored)
     return dataclasses.replace(e, files=tuple(files))
+
+
+def _stage(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """An audio record's link to its video (intent and created carry it), else nothing."""
+    if rec.get("video") is None:
+        return {}
+    return {"video": str(rec["video"]), "variant": int(rec["variant"])}
 
 
 def _with_status(e: LockEntry, rec: Mapping[str, Any]) -> LockEntry:

@@ -63,6 +63,8 @@ def _head(e: LockEntry) -> dict[str, Any]:
         "attempt": e.attempt,
     }
     optional: dict[str, Any] = {
+        "video": e.video,
+        "variant": e.variant,
         "remote_ids": list(e.remote_ids),
         "remote_status": list(e.remote_status),
         "credits": e.credits,
@@ -142,7 +144,21 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
         finished_at=_shared(d.get("finished_at")),
         expires_at=_shared(d.get("expires_at")),
         error=ErrorRecord(err.get("code"), str(err["message"])) if err else None,
+        **_stage(d),
     )
+
+
+def _stage(d: Mapping[str, Any]) -> dict[str, Any]:
+    """An audio record's link to its video, checked: prune and the plan trust it."""
+    video = d.get("video")
+    if video is None:
+        return {}
+    if not isinstance(video, str) or len(video) != 64:
+        raise ValueError("video must be a 64-hex fingerprint")
+    variant = d.get("variant")
+    if not isinstance(variant, int) or isinstance(variant, bool) or variant < 1:
+        raise ValueError("an audio record's variant must be a whole number from 1")
+    return {"video": video, "variant": variant}
 
 
 def _file_record(f: Mapping[str, Any]) -> FileRecord:

@@ -21,6 +21,7 @@ from ..model import TERMINAL_STATUSES, Action, FileRecord, JobSpec, LockEntry, P
 from ..perf import gc_paused
 from ..spec.catalog import estimate_credits
 from ..spec.fingerprint import hash_file
+from . import audio_plan
 from .diff import changes, describe
 from .lock import lock_request
 
@@ -214,17 +215,26 @@ def _make_plan(
     now: str,
     options: PlanOptions,
 ) -> list[PlanItem]:
-    by_id = {e.job_id: e for e in entries.values()}
-    items = [
-        _item(s, entries.get(s.fingerprint), by_id, options, prefix, probe, now) for s in specs
-    ]
+    # audio records (the audio stage) share their video's job id: never a video to replace
+    by_id = {e.job_id: e for e in entries.values() if e.video is None}
+    items = []
+    for s in specs:
+        item = _item(s, entries.get(s.fingerprint), by_id, options, prefix, probe, now)
+        items.append(item)
+        if s.audio is not None:
+            items.extend(audio_plan.items(s, item, entries, options, prefix, probe, now))
     live = {s.fingerprint for s in specs}
     live.update(i.replaces.fingerprint for i in items if i.replaces is not None)
+    # an audio record is wanted while its video and its update_audio are (whatever the video's
+    # state in this plan): only a changed or removed update_audio, or video, orphans it
+    live.update(audio_plan.live(specs))
     ids = {s.id for s in specs}
     for e in sorted(entries.values(), key=lambda e: (e.job_id, e.fingerprint)):
         if e.fingerprint in live:
             continue
         why = "superseded by a changed job" if e.job_id in ids else "no longer in the manifest"
+        if e.video is not None and e.video in live:
+            why = "audio superseded by a changed or removed update_audio"
         items.append(
             PlanItem(
                 Action.ORPHAN, e.job_id, e.fingerprint, f"{why}; `i2v prune` removes it", entry=e
@@ -246,12 +256,13 @@ def select(
     out: list[PlanItem] = []
     work = 0
     for item in items:
-        if only == "failed" and item.action not in (Action.FAILED, Action.RETRY):
+        if only == "failed" and not _failed_before(item):
             continue
         if only == "unknown" and not (item.entry is not None and item.entry.state == "unknown"):
             continue
         if only == "missing" and item.action not in (
             Action.CREATE,
+            Action.AUDIO,
             Action.REPLACE,
             Action.DOWNLOAD,
             Action.STORE,
@@ -260,7 +271,9 @@ def select(
             continue
         if patterns and not any(_selected(item, p) for p in patterns):
             continue
-        if shard and int(item.fingerprint[:12], 16) % shard[1] != shard[0] - 1:
+        # an audio item goes to its video's shard: the audio needs the video done first
+        fp = item.audio.video.fingerprint if item.audio is not None else item.fingerprint
+        if shard and int(fp[:12], 16) % shard[1] != shard[0] - 1:
             continue
         if limit is not None and item.action.is_work:
             if work >= limit:
@@ -270,9 +283,17 @@ def select(
     return out
 
 
+def _failed_before(item: PlanItem) -> bool:
+    """For --only failed: failed jobs, and failed audio records (retried as `+♪ audio`)."""
+    if item.action in (Action.FAILED, Action.RETRY):
+        return True
+    return item.audio is not None and item.entry is not None and item.entry.state == "failed"
+
+
 def _selected(item: PlanItem, pattern: str) -> bool:
     if pattern.startswith("tag:"):
-        return item.spec is not None and pattern[4:] in item.spec.tags
+        spec = item.audio.video if item.audio is not None else item.spec
+        return spec is not None and pattern[4:] in spec.tags
     return fnmatch.fnmatchcase(item.job_id, pattern)
 
 
@@ -312,6 +333,7 @@ def plan_to_json(items: Sequence[PlanItem], manifest: str) -> dict[str, Any]:
                 "credits": i.credits,
                 **({"mismatch": m} if (m := mismatches(i.entry)) else {}),
                 **(_replace_json(i) if i.replaces is not None else {}),
+                **(audio_plan.to_json(i.audio) if i.audio is not None else {}),
             }
             for i in items
         ],

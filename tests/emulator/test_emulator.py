@@ -213,6 +213,36 @@ async def test_update_audio_only_for_finished(emu: Emulator) -> None:
     assert doc["data"]["deduction_credit"] == 5
 
 
+async def test_update_audio_bills_by_length_and_adds_an_audio_stream(emu: Emulator) -> None:
+    """updateVideoAudio on a silent 10 s video costs 10 credits (5 s: 5) and serves an MP4 with
+    an audio stream (akool-api.md §6)."""
+    silent = body(video_length=10, audio_type=3)
+    (vid,) = (await post(emu, f"{V4}/createBySourcePrompt/batch", silent))["data"]["successList"]
+    emu.advance(12)
+    before = emu.state.account.credits
+    req = {"pre_video_id": vid["_id"], "audio_type": 1}
+    doc = await post(emu, f"{V4}/updateVideoAudio", req)
+    assert doc["code"] == 1000 and doc["data"]["pre_video_id"] == vid["_id"]
+    assert doc["data"]["deduction_credit"] == 10 and emu.state.account.credits == before - 10
+    emu.advance(12)
+    ids = f"{vid['_id']},{doc['data']['_id']}"
+    res = {
+        r["_id"]: r
+        for r in (await post(emu, f"{V4}/resultsByIds", {"_ids": ids}))["data"]["result"]
+    }
+    streams = {}
+    for rid, row in res.items():
+        assert row["status"] == 3
+        async with aiohttp.ClientSession() as s, s.get(row["video_url"]) as r:
+            path = emu.media.cache_dir / f"{rid}.mp4"
+            path.write_bytes(await r.read())
+        with av.open(str(path)) as c:
+            streams[rid] = [st.type for st in c.streams]
+            assert abs(c.duration / 1e6 - 10) < 0.3
+    assert streams[vid["_id"]] == ["video"]
+    assert streams[doc["data"]["_id"]] == ["video", "audio"]
+
+
 async def test_models_effects(emu: Emulator) -> None:
     """Model list is a bare array for types[]=1501, empty for other types; effects has count."""
     assert len((await get(emu, "/api/open/v4/aigModel/list?types[]=1501"))["data"]) == 4

@@ -287,3 +287,64 @@ async def test_exchanges_are_logged_without_secrets(
     assert "code=1000" in poll and "ids=689174694b4dbdd4ab3d28c9" in poll
     assert "code=1101" in refused
     assert not any("k-secret" in line for line in lines)
+
+
+AUDIO = BASE + "/api/open/v4/image2Video/updateVideoAudio"
+DOC_AUDIO = {  # akool-api.md §6, trimmed
+    "code": 1000,
+    "msg": "OK",
+    "data": {
+        "_id": "6891a2295d612f78c9204f77",
+        "pre_video_id": "6891a07f5d612f78c9204f1c",
+        "audio_type": 2,
+        "audio_url": "https://x/a.mp3",
+        "deduction_credit": 5,
+        "status": 1,
+        "only_add_audio": True,
+    },
+}
+
+
+async def test_update_audio_doc_example_and_body(client: AkoolProvider) -> None:
+    """updateVideoAudio sends pre_video_id with the audio request and reads the new record's
+    id and credits (§6)."""
+    with aioresponses() as m:
+        m.post(AUDIO, payload=DOC_AUDIO)
+        created = await client.update_audio(
+            "6891a07f5d612f78c9204f1c", {"audio_type": 2, "audio_url": "https://x/a.mp3"}
+        )
+        (call,) = m.requests[("POST", aiohttp.client.URL(AUDIO))]
+    assert created.ids == ("6891a2295d612f78c9204f77",) and created.credits == 5
+    assert call.kwargs["json"] == {
+        "pre_video_id": "6891a07f5d612f78c9204f1c",
+        "audio_type": 2,
+        "audio_url": "https://x/a.mp3",
+    }
+
+
+async def test_update_audio_outcomes_are_classified_like_a_create(client: AkoolProvider) -> None:
+    """A dropped answer or a bare 5xx is unknown (it may have been bought), a refusal before
+    sending is transient, a 1003 rejects it."""
+    request = {"audio_type": 1, "audio_url": ""}
+    with aioresponses() as m:
+        m.post(AUDIO, exception=aiohttp.ServerDisconnectedError())
+        with pytest.raises(UnknownOutcomeError):
+            await client.update_audio("v", request)
+        m.post(AUDIO, status=502, body="bad gateway")
+        with pytest.raises(UnknownOutcomeError):
+            await client.update_audio("v", request)
+        m.post(AUDIO, payload={"code": 1000, "msg": "OK", "data": {"status": 1}})
+        with pytest.raises(UnknownOutcomeError):  # OK without an id: something was made
+            await client.update_audio("v", request)
+        m.post(
+            AUDIO,
+            exception=aiohttp.ClientConnectorError(
+                aiohttp.client_reqrep.ConnectionKey("h", 443, True, None, None, None, None),
+                OSError(111, "refused"),
+            ),
+        )
+        with pytest.raises(TransientError):
+            await client.update_audio("v", request)
+        m.post(AUDIO, payload={"code": 1003, "msg": "pre_video_id must be a completed video"})
+        with pytest.raises(JobRejectedError):
+            await client.update_audio("v", request)

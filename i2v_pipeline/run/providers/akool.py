@@ -52,6 +52,7 @@ THROTTLE_CODES = {THROTTLED}
 RETRY_CODES = {TRY_AGAIN}
 MAX_RETRY_AFTER = 60.0
 CREATE_PATH = f"{V4}/image2Video/createBySourcePrompt/batch"
+AUDIO_PATH = f"{V4}/image2Video/updateVideoAudio"
 
 log = logging.getLogger("i2v.api")
 """One DEBUG record per API exchange: method, path, HTTP status, AKOOL code, latency, ids.
@@ -298,6 +299,16 @@ class AkoolProvider:
         if isinstance(answer, str):  # the server said it created nothing
             raise JobRejectedError(answer)
         log.debug("created ids=%s", ",".join(answer.ids))
+        return answer
+
+    async def update_audio(self, pre_video_id: str, request: Mapping[str, Any]) -> Created:
+        """updateVideoAudio (akool-api.md §6): a new record with its own `_id`, tracked like a
+        create. Not idempotent: an answer lost in transit is an unknown outcome."""
+        body = {"pre_video_id": pre_video_id, **request}
+        answer = await self._read("POST", AUDIO_PATH, answers.created, body=body, idempotent=False)
+        if isinstance(answer, str):  # the server said it created nothing
+            raise JobRejectedError(answer)
+        log.debug("audio for %s: ids=%s", pre_video_id, ",".join(answer.ids))
         return answer
 
     async def results(self, ids: Sequence[str]) -> list[Result]:

@@ -64,6 +64,11 @@ class Provider(Protocol):
         (or the server said to try again)."""
         ...
 
+    async def update_audio(self, pre_video_id: str, request: Mapping[str, Any]) -> Created:
+        """Add audio to a finished video: a new remote video (one id), paid. request is the
+        canonical audio request (audio_type, audio_url). Errors as for create."""
+        ...
+
     async def results(self, ids: Sequence[str]) -> list[Result]:
         """Current state of up to a few hundred ids in one request."""
         ...
