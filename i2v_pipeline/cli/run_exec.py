@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import anyio
 
 from ..model import PlanItem, RunStats
+from ..perf import freeze_heap
 from ..run.session import RunSession, credentials
 from .common import Planned
 from .embedded import endpoint_for
@@ -19,6 +20,7 @@ def execute_plan(
     planned: Planned, work: Sequence[PlanItem], progress: Progress, max_credits: int | None
 ) -> tuple[RunStats, bool]:
     """Run the work; (stats, interrupted). Ctrl-C or SIGTERM stops submitting and returns."""
+    freeze_heap()
     return anyio.run(_run, planned, work, progress, max_credits)
 
 
