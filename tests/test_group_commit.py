@@ -127,10 +127,10 @@ async def test_concurrent_durable_records_share_fsyncs(
             while journal.written < 40:
                 await anyio.sleep(0)
         disk.slow.set()
+    assert disk.fsyncs == 2
     journal.close()
     assert late == []
     assert len(recorder.entries) == 40
-    assert disk.fsyncs == 2
 
 
 async def test_acknowledged_records_survive_a_crash_right_after(

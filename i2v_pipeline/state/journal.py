@@ -343,7 +343,9 @@ class Journal:
             return upto
 
     def close(self) -> None:
+        """Close the file, fsynced first: `sync` after close reports every line durable."""
         with self._syncing, self._lock:
             if self._f is not None:
+                os.fsync(self._f.fileno())
                 self._f.close()
                 self._f = None
