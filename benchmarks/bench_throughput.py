@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pstats
 import statistics
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def measured(
     return json.loads(out), usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def one_run(contender: str, n: int, rate: float, t: float) -> Result:
+def one_run(contender: str, n: int, rate: float, t: float, profile: Path | None = None) -> Result:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         with emulator(
@@ -92,6 +93,9 @@ def one_run(contender: str, n: int, rate: float, t: float) -> Result:
             else:
                 cmd = [sys.executable, "-m", "i2v_pipeline", "run", str(path), "--json", "-q"]
                 cmd.append("--yes")
+                if profile is not None:  # the same run under cProfile (its CPU figure is inflated)
+                    cmd[1:3] = [str(HERE / "profile_cli.py")]
+                    env["I2V_PROFILE_OUT"] = str(profile)
             answer, cpu, peak = measured(cmd, tmp, env)
             requests, throttled = api_counts(url)
     done = int(answer["done"])
@@ -115,6 +119,23 @@ def spread(values: list[float], fmt: Callable[[float], str]) -> str:
     return "/".join(fmt(v) for v in (min(values), statistics.median(values), max(values)))
 
 
+def profile(out: Path, n: int, rate: float, t: float) -> None:
+    """One run of contender (a) under cProfile: the top functions by own time into out."""
+    raw = Path(tempfile.gettempdir()) / f"{out.stem}.prof"  # kept, for python3 -m pstats
+    got = one_run("a", n, rate, t, profile=raw)
+    split = json.loads(Path(f"{raw}.json").read_text())
+    per_job = {k: f"{v / max(got.done, 1) * 1000:.2f}" for k, v in split.items()}
+    with out.open("w") as f:
+        f.write(
+            f"N={n} R={rate:g}/s T={t:g} s, done {got.done}, under cProfile (inflated), "
+            f"CPU ms/job: {per_job} (main_thread = the event loop, profiled below; the rest "
+            "is worker threads: fsyncs, hashing, PyAV)\n"
+        )
+        pstats.Stats(str(raw), stream=f).sort_stats("tottime").print_stats(40)
+    Path(f"{raw}.json").unlink()
+    print(out.read_text())
+
+
 NAMES = {"a": "i2v, rate = limit", "b": "i2v, rate = 2x limit", "naive": "naive script"}
 
 
@@ -125,7 +146,11 @@ def main() -> None:
     ap.add_argument("--processing", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", nargs="+", choices=sorted(NAMES), default=["a", "b", "naive"])
+    ap.add_argument("--profile", metavar="FILE", type=Path, help="one run of (a) under cProfile")
     args = ap.parse_args()
+    if args.profile is not None:
+        profile(args.profile.resolve(), args.jobs[0], args.rate, args.processing)
+        return
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
     print(

@@ -19,3 +19,11 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def freeze_heap() -> None:
+    """Move everything alive now (imports, the manifest, the plan) out of the cyclic GC's
+    reach: it lives until the process ends anyway, and a long run's collections otherwise
+    rescan it again and again (measured: ~5 % of a run's CPU). Later objects are collected
+    as usual (and acyclic garbage among the frozen ones is still freed by reference counts)."""
+    gc.freeze()

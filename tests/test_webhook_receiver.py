@@ -230,9 +230,9 @@ async def test_sink_fsyncs_the_journal_before_answering(tmp_path: Path) -> None:
     order: list[str] = []
     real_sync = journal.sync
 
-    def sync() -> None:
+    def sync() -> int:
         order.append("sync:" + journal.path.read_text().strip().split("\n")[-1][:20])
-        real_sync()
+        return real_sync()
 
     journal.sync = sync  # type: ignore[method-assign]
     sink = sink_for(FakeExecutor(recorder, {RID}), recorder)  # type: ignore[arg-type]

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-from ..emulator import Emulator, EmulatorConfig
-from ..emulator.media import default_cache_dir
-from ..emulator.persist import StateBusy
 from ..run.providers.akool import AkoolProvider, ApiKeyAuth, Auth
 from ..spec.campaign import Campaign
 from .logs import warn
 
+if TYPE_CHECKING:  # imported where used: a run on a real endpoint never loads the emulator
+    from ..emulator import EmulatorConfig
+
 
 def embedded_config() -> EmulatorConfig:
     """The quickstart's emulator: quick jobs, and state kept between runs (like a real account)."""
+    from ..emulator import EmulatorConfig
+    from ..emulator.media import default_cache_dir
+
     cache = default_cache_dir().parent
     return EmulatorConfig(
         queue_time=0.3, processing_time=1.5, state_file=cache / "emulator-state.json"
@@ -46,6 +50,9 @@ async def endpoint_for(
     if not campaign.provider.is_emulator:
         yield campaign.provider.endpoint, auth()
         return
+    from ..emulator import Emulator
+    from ..emulator.persist import StateBusy
+
     config = embedded_config()
     emu = Emulator(config)
     try:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import anyio
 
 from ..model import PlanItem, RunStats
+from ..perf import freeze_heap
 from ..run.session import RunSession, credentials
 from ..run.webhook_receiver import WebhookSetup
 from .common import Planned
@@ -25,6 +26,7 @@ def execute_plan(
 ) -> tuple[RunStats, bool]:
     """Run the work; (stats, interrupted). Ctrl-C or SIGTERM stops submitting and returns.
     webhook: take AKOOL's webhooks during the run (`--webhook-listen`)."""
+    freeze_heap()
     return anyio.run(_run, planned, work, progress, max_credits, webhook)
 
 

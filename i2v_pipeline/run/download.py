@@ -15,6 +15,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -130,22 +131,30 @@ async def fetch(
     TransientDownloadError when another try may work, DownloadError otherwise."""
     target.parent.mkdir(parents=True, exist_ok=True)
     part = _part(target)
+    f = None
     try:
-        sha256, size = await _stream(session, url, part, policy)
+        f, sha256, size = await _stream(session, url, part, policy)
+        got = Downloaded(sha256, size)
         return await anyio.to_thread.run_sync(
-            lambda: _seal(part, target, Downloaded(sha256, size), seconds, resolution, policy)
+            lambda: _seal(f, part, target, got, seconds, resolution, policy)
         )
     except OSError as exc:
-        part.unlink(missing_ok=True)
+        _discard(f, part)
         raise DownloadError(f"cannot write {target}: {exc}") from None
     except BaseException:
-        part.unlink(missing_ok=True)
+        _discard(f, part)
         raise
+
+
+def _discard(f: BinaryIO | None, part: Path) -> None:
+    if f is not None:
+        f.close()
+    part.unlink(missing_ok=True)
 
 
 async def _stream(
     session: aiohttp.ClientSession, url: str, part: Path, policy: Policy
-) -> tuple[str, int]:
+) -> tuple[BinaryIO, str, int]:
     with anyio.move_on_after(policy.deadline):
         return await _hops(session, url, part, policy)
     # Not retried in this run (another try would wait as long again); a rerun tries again.
@@ -154,7 +163,7 @@ async def _stream(
 
 async def _hops(
     session: aiohttp.ClientSession, url: str, part: Path, policy: Policy
-) -> tuple[str, int]:
+) -> tuple[BinaryIO, str, int]:
     # The stall timer is per read; the whole-download deadline is _stream's.
     timeout = aiohttp.ClientTimeout(sock_connect=policy.connect, sock_read=policy.stall)
     for _ in range(MAX_REDIRECTS + 1):
@@ -184,7 +193,10 @@ def _check_status(status: int) -> None:
         raise DownloadError(f"result URL answered HTTP {status}")
 
 
-async def _save(resp: aiohttp.ClientResponse, part: Path, max_bytes: int) -> tuple[str, int]:
+async def _save(
+    resp: aiohttp.ClientResponse, part: Path, max_bytes: int
+) -> tuple[BinaryIO, str, int]:
+    """The body into part: (the file, still open for _seal's fsync, its sha256 and size)."""
     expected = resp.content_length
     if resp.headers.get("Content-Encoding", "identity") != "identity":
         expected = None  # aiohttp inflates the body: the length is of the compressed bytes
@@ -193,19 +205,24 @@ async def _save(resp: aiohttp.ClientResponse, part: Path, max_bytes: int) -> tup
         raise DownloadError(f"the result is {expected:,} bytes, {too_big}")
     digest = hashlib.sha256()
     size = 0
-    with open(part, "wb") as f:
+    f = open(part, "wb")  # noqa: SIM115 - handed to _seal, closed there or by _discard
+    try:
         async for chunk in resp.content.iter_chunked(CHUNK):
             size += len(chunk)
             if size > max_bytes:
                 raise DownloadError(f"the result went {too_big}; abandoned")
             digest.update(chunk)
             f.write(chunk)
-    if expected is not None and size != expected:
-        raise TransientDownloadError(f"truncated: got {size} bytes of {expected}")
-    return digest.hexdigest(), size
+        if expected is not None and size != expected:
+            raise TransientDownloadError(f"truncated: got {size} bytes of {expected}")
+    except BaseException:
+        f.close()
+        raise
+    return f, digest.hexdigest(), size
 
 
 def _seal(
+    f: BinaryIO,
     part: Path,
     target: Path,
     got: Downloaded,
@@ -213,11 +230,14 @@ def _seal(
     resolution: str | None,
     policy: Policy,
 ) -> Downloaded:
-    """Off the event loop: make the bytes durable, check the video, rename it into place."""
-    with open(part, "rb+") as f:
+    """Off the event loop: make the bytes durable, check the video, rename it into place.
+    f is the part file as _save wrote it (still open: no second open to fsync it)."""
+    with f:
+        f.flush()
         os.fsync(f.fileno())
+        mtime_ns = os.fstat(f.fileno()).st_mtime_ns  # a rename keeps it
     try:
-        info = media.probe(part)
+        info = media.probe(part, hint=target.suffix)
     except media.VerifyError as exc:  # most likely a bad transfer: worth another download
         raise TransientDownloadError(f"the downloaded file is not a usable video: {exc}") from None
     if policy.need_audio and not info.audio:
@@ -228,7 +248,7 @@ def _seal(
     if problem and policy.verify == "strict":
         raise DownloadError(f"the downloaded video {problem} (verify: strict)")
     os.replace(part, target)
-    return Downloaded(got.sha256, got.bytes, target.stat().st_mtime_ns, problem)
+    return Downloaded(got.sha256, got.bytes, mtime_ns, problem)
 
 
 def copy_into_place(source: Path, target: Path) -> Downloaded:

@@ -329,16 +329,23 @@ def _last_line_start(f: IO[bytes], size: int, chunk: int = 65536) -> int:
 class Journal:
     """Append-only, one JSON object per line. durable=True fsyncs before returning.
 
-    Safe to call from the event loop and from worker threads at once (durable appends run in a
-    thread so an fsync never blocks the loop): one lock orders whole lines."""
+    Every line is flushed to the OS as it is appended (a killed process loses none); `sync`
+    makes all of them durable at once, which is how the run group-commits (run/recorder.py).
+    Safe to call from the event loop and from worker threads at once (the run's fsyncs run in
+    a thread so they never block the loop): one lock orders whole lines."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._f: IO[bytes] | None = None
         self._lock = threading.Lock()
+        self._syncing = threading.Lock()
+        """Held across an fsync, so close() cannot close the descriptor under it."""
+        self.written = 0
+        """Lines appended so far (by this object); `sync` returns how many are durable."""
 
-    def append(self, record: Mapping[str, Any], *, durable: bool = False) -> None:
-        """Write one record as a line; durable=True returns only after it is fsynced."""
+    def append(self, record: Mapping[str, Any], *, durable: bool = False) -> int:
+        """Write one record as a line; durable=True returns only after it is fsynced.
+        Returns the line's number (count of lines written by this object, 1-based)."""
         line = canonical_json(record, sort_keys=False) + NEWLINE
         with self._lock:
             if self._f is None:
@@ -346,17 +353,26 @@ class Journal:
                 self._f = open_own(self.path, "ab")  # held open for the whole run
             self._f.write(line)
             self._f.flush()
+            self.written += 1
             if durable:
                 os.fsync(self._f.fileno())
+            return self.written
 
-    def sync(self) -> None:
-        """fsync every record appended so far (those written without durable=True too)."""
-        with self._lock:
-            if self._f is not None:
-                os.fsync(self._f.fileno())
+    def sync(self) -> int:
+        """fsync every line appended so far; returns how many lines are now durable."""
+        with self._syncing:
+            with self._lock:
+                if self._f is None:
+                    return self.written
+                fd, upto = self._f.fileno(), self.written
+            # outside the append lock: appends go on meanwhile (`upto` does not cover them)
+            os.fsync(fd)
+            return upto
 
     def close(self) -> None:
-        with self._lock:
+        """Close the file, fsynced first: `sync` after close reports every line durable."""
+        with self._syncing, self._lock:
             if self._f is not None:
+                os.fsync(self._f.fileno())
                 self._f.close()
                 self._f = None

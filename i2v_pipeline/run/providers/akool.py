@@ -298,7 +298,8 @@ class AkoolProvider:
         )
         if isinstance(answer, str):  # the server said it created nothing
             raise JobRejectedError(answer)
-        log.debug("created ids=%s", ",".join(answer.ids))
+        if debug_shown():
+            log.debug("created ids=%s", ",".join(answer.ids))
         return answer
 
     async def update_audio(self, pre_video_id: str, request: Mapping[str, Any]) -> Created:
@@ -367,7 +368,7 @@ def _log_exchange(
 ) -> None:
     """The DEBUG record of one exchange. The AKOOL code is read from the body again (cheap next
     to the request, and only when DEBUG is on); ids are the `_ids` asked about, if any."""
-    if not log.isEnabledFor(logging.DEBUG):
+    if not debug_shown():
         return
     code = answers.envelope_code(answers.parse_json(raw)) if raw else None
     ids = str(body.get("_ids", "")) if body else ""
@@ -382,6 +383,20 @@ def _log_exchange(
     )
 
 
+def debug_shown() -> bool:
+    """Whether a DEBUG record of `i2v.api` would reach any handler. The CLI keeps the logger at
+    DEBUG and filters on its handler (see cli/logs.py), so isEnabledFor alone says yes on every
+    run: a record built per request, to be dropped, was a measurable share of a run's CPU."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return False
+    logger: logging.Logger | None = log
+    while logger is not None:
+        if any(h.level <= logging.DEBUG for h in logger.handlers):
+            return True
+        logger = logger.parent if logger.propagate else None
+    return False  # logging.lastResort shows WARNING and up only
+
+
 def _list(data: object) -> list[Any]:
     if not isinstance(data, list):
         raise Malformed("`data` is not a list")
@@ -392,6 +407,8 @@ async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None
     """The body, or None past limit bytes (read no further: the rest is never buffered)."""
     if resp.content_length is not None and resp.content_length > limit:
         return None
+    if resp.content_length is not None and "Content-Encoding" not in resp.headers:
+        return await resp.read()  # bounded by its length (nothing inflates it): one read
     buf = bytearray()
     async for chunk in resp.content.iter_chunked(1 << 16):
         buf += chunk
