@@ -7,14 +7,11 @@ Pure apart from hashing local images, which goes through the injected `hasher`.
 
 from __future__ import annotations
 
-import fnmatch
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-
-import jinja2
 
 from ..errors import ManifestError, TemplateError
 from ..model import ImageRef, JobSpec
@@ -30,6 +27,8 @@ from .outputs import (
     reserved_outputs,
 )
 from .prompts import Prompt, resolve_prompts
+from .selectors import SELECTOR_KEYS, check_selectors, matches
+from .simple import Template
 from .size import check_size
 from .templating import base_context, compile_template, is_template, render, slug
 
@@ -58,7 +57,6 @@ DEFAULT_FIELDS: dict[str, Any] = {
     "variants": 1,
 }
 DEFAULT_OUTPUT_PATH = "{{ id }}.mp4"
-SELECTOR_KEYS = ("image", "prompt", "tag")
 Normalize = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
@@ -73,28 +71,6 @@ class Expansion:
     images: Sequence[Image] = ()
     prompts: Sequence[Prompt] = ()
     """The resolved images and prompts, to find which line set a field (spec/provenance.py)."""
-
-
-def _matches(
-    selector: Mapping[str, Any], image: Image, prompt: Prompt, values: Mapping[str, Any]
-) -> bool:
-    for key, want in selector.items():
-        wants = want if isinstance(want, list) else [want]
-        if key == "image":
-            if not any(fnmatch.fnmatchcase(image.id, str(w)) for w in wants):
-                return False
-        elif key == "prompt":
-            if not any(fnmatch.fnmatchcase(prompt.id, str(w)) for w in wants):
-                return False
-        elif key == "tag":
-            if not set(map(str, wants)) & {*image.tags, *prompt.tags}:
-                return False
-        elif values.get(key, _MISSING) not in wants:
-            return False
-    return True
-
-
-_MISSING = object()
 
 
 class _Expander:
@@ -112,7 +88,7 @@ class _Expander:
         self.output_template = compile_template(
             output.get("path", DEFAULT_OUTPUT_PATH), self.output_where
         )
-        self.negative_cache: dict[str, jinja2.Template | str] = {}
+        self.negative_cache: dict[str, Template | str] = {}
         self.where_cache: dict[Loc, str] = {}
         self.last_frames: dict[str, ImageRef] = {}
 
@@ -172,13 +148,13 @@ class _Expander:
         self,
         job_id: str,
         image: Image,
-        template: jinja2.Template,
+        template: Template,
         prompt_id: str | None,
         layers: Sequence[Mapping[str, Any]],
         var_layers: Sequence[Mapping[str, Any]],
         tags: tuple[str, ...],
         loc: Loc,
-        output: jinja2.Template | None = None,
+        output: Template | None = None,
     ) -> JobSpec:
         fields: dict[str, Any] = {}
         for layer in (self.defaults, image.fields, *layers):
@@ -231,18 +207,6 @@ def _split(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return fields, {k: v for k, v in values.items() if k not in FIELDS and k not in SELECTOR_KEYS}
 
 
-def _check_selectors(m: Manifest, keys: Sequence[str], section: str) -> None:
-    allowed = {*SELECTOR_KEYS, *keys}
-    for i, sel in enumerate(m.data.get(section, ())):
-        for key in sel:
-            if section == "exclude" and key not in allowed:
-                raise ManifestError(
-                    f"exclude key `{key}` is not image, prompt, tag or a matrix key",
-                    where=m.locate((section, i, key)),
-                    hint=f"matrix keys: {', '.join(keys) or '(none)'}",
-                )
-
-
 def _generate(
     x: _Expander, images: list[Image], prompts: list[Prompt]
 ) -> Iterator[tuple[JobSpec, Loc]]:
@@ -250,7 +214,7 @@ def _generate(
     keys, combos = _matrix(data)
     varying = [k for k in keys if len(data["matrix"][k]) > 1]
     excludes = data.get("exclude", [])
-    _check_selectors(x.m, keys, "exclude")
+    check_selectors(x.m, keys, "exclude")
     # per combination, once: its values, fields, variables and id suffix
     prepared = []
     for combo in combos:
@@ -263,7 +227,7 @@ def _generate(
             tags = _tags(image.tags, prompt.tags)
             stem = f"{image.id}.{prompt.id}"
             for values, fields, vars_, suffix in prepared:
-                if excludes and any(_matches(sel, image, prompt, values) for sel in excludes):
+                if excludes and any(matches(sel, image, prompt, values) for sel in excludes):
                     continue
                 spec = x.job(
                     stem + suffix,
@@ -283,9 +247,7 @@ def _generate(
             (im, p)
             for im in images
             for p in prompts
-            if _matches(
-                {k: v for k, v in inc.items() if k in ("image", "prompt", "tag")}, im, p, {}
-            )
+            if matches({k: v for k, v in inc.items() if k in ("image", "prompt", "tag")}, im, p, {})
         ]
         if not targets:
             raise ManifestError(
@@ -310,9 +272,9 @@ def _generate(
     by_prompt = {p.id: p for p in prompts}
     for i, job in enumerate(data.get("jobs", [])):
         loc: Loc = ("jobs", i)
-        image = _named(by_id, job, "image", x.m.locate((*loc, "image")))
+        image = _named(by_id, job, "image", x.m, loc)
         if "prompt" in job:
-            prompt = _named(by_prompt, job, "prompt", x.m.locate((*loc, "prompt")))
+            prompt = _named(by_prompt, job, "prompt", x.m, loc)
             template, prompt_id = prompt.template, prompt.id
             layers, var_layers = (
                 [prompt.fields, job.get("fields", {})],
@@ -320,7 +282,7 @@ def _generate(
             )
             ptags = prompt.tags
         else:
-            template = compile_template(job["template"], x.m.locate((*loc, "template")))
+            template = compile_template(job["template"], _at(x.m, (*loc, "template")))
             prompt_id, layers, var_layers, ptags = (
                 None,
                 [job.get("fields", {})],
@@ -328,9 +290,7 @@ def _generate(
                 (),
             )
         output = (
-            compile_template(job["output"], x.m.locate((*loc, "output")))
-            if "output" in job
-            else None
+            compile_template(job["output"], _at(x.m, (*loc, "output"))) if "output" in job else None
         )
         tags = _tags(image.tags, ptags, tuple(job.get("tags", ())))
         yield (
@@ -339,13 +299,18 @@ def _generate(
         )
 
 
-def _named(table: Mapping[str, T], job: Mapping[str, Any], kind: str, where: str) -> T:
+def _at(m: Manifest, loc: Loc) -> Callable[[], str]:
+    """Where loc is, worked out only if an error needs it (100,000 explicit jobs)."""
+    return lambda: m.locate(loc)
+
+
+def _named(table: Mapping[str, T], job: Mapping[str, Any], kind: str, m: Manifest, loc: Loc) -> T:
     """The image or prompt an explicit job names by id, or an error listing the ids there are."""
     found = table.get(job[kind])
     if found is None:
         raise ManifestError(
             f"job {job['id']}: no {kind} with id `{job[kind]}`",
-            where=where,
+            where=m.locate((*loc, kind)),
             hint=f"{kind} ids: {', '.join(sorted(table)[:10])}",
         )
     return found
