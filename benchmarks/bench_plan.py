@@ -48,11 +48,13 @@ CHILD = textwrap.dedent("""
                       "summary": {k: v for k, v in summarize(items).items() if v}}))
 """)
 
-WORDS = (
-    "slow dolly in across a sunlit studio where the product turns on a marble plinth while "
-    "soft shadows drift and dust motes glitter in the warm afternoon light cinematic shallow "
-    "depth of field gentle camera sway reflections ripple over brushed aluminium"
-).split()
+WORDS = " ".join(
+    (
+        "slow dolly in across a sunlit studio where the product turns on a marble plinth while",
+        "soft shadows drift and dust motes glitter in the warm afternoon light cinematic shallow",
+        "depth of field gentle camera sway reflections ripple over brushed aluminium",
+    )
+).split(" ")
 
 
 def build(folder: Path, n_images: int, n_prompts: int, per_combo: int) -> Path:

@@ -80,6 +80,7 @@ class _Expander:
         self.normalize = normalize
         data = manifest.data
         self.vars: dict[str, Any] = data.get("vars", {})
+        self.base = base_context()
         self.defaults: dict[str, Any] = {**DEFAULT_FIELDS, **data.get("defaults", {})}
         output = data.get("output", {})
         self.output_dir = output_folder(manifest, output.get("dir", f"out/{manifest.name}"))
@@ -150,18 +151,13 @@ class _Expander:
         image: Image,
         template: Template,
         prompt_id: str | None,
-        layers: Sequence[Mapping[str, Any]],
-        var_layers: Sequence[Mapping[str, Any]],
+        layers: tuple[dict[str, Any], dict[str, Any]],
         tags: tuple[str, ...],
         loc: Loc,
         output: Template | None = None,
     ) -> JobSpec:
-        fields: dict[str, Any] = {}
-        for layer in (self.defaults, image.fields, *layers):
-            fields.update(layer)
-        ctx = base_context()
-        for layer in (self.vars, image.vars, *var_layers):
-            ctx.update(layer)
+        """One job; layers: its request fields and its template variables (a fresh dict)."""
+        fields, ctx = layers
         ctx.update(fields)
         ctx["image"] = {"id": image.id, "tags": image.tags, "src": image.ref.display}
         ctx["prompt"] = {"id": prompt_id}
@@ -188,6 +184,21 @@ class _Expander:
             tags=tags,
             fingerprint=fingerprint_of(image.ref, last_frame, request),
         )
+
+    def layers(
+        self,
+        image: Image,
+        layers: Sequence[Mapping[str, Any]],
+        var_layers: Sequence[Mapping[str, Any]],
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A job's request fields and template variables, later layers winning."""
+        fields = {**self.defaults, **image.fields}
+        for layer in layers:
+            fields.update(layer)
+        ctx = {**self.base, **self.vars, **image.vars}
+        for layer in var_layers:
+            ctx.update(layer)
+        return fields, ctx
 
     def confine(self, rendered: str, where: str, job_id: str) -> str:
         path = confine(rendered, where=where, job_id=job_id)
@@ -222,20 +233,27 @@ def _generate(
         fields, vars_ = _split(values)
         suffix = "".join(f".{slug(values[k])}" for k in varying)
         prepared.append((values, fields, vars_, suffix))
+    tails: dict[tuple[int, int], tuple[dict[str, Any], dict[str, Any]]] = {}
     for image in images:
-        for prompt in prompts:
+        # the layers of a job (see _Expander.layers), merged once per image and per prompt x
+        # combination rather than once per job: the same fields and values, in the same order
+        head_fields = {**x.defaults, **image.fields}
+        head_vars = {**x.base, **x.vars, **image.vars}
+        for p, prompt in enumerate(prompts):
             tags = _tags(image.tags, prompt.tags)
             stem = f"{image.id}.{prompt.id}"
-            for values, fields, vars_, suffix in prepared:
+            for c, (values, fields, vars_, suffix) in enumerate(prepared):
                 if excludes and any(matches(sel, image, prompt, values) for sel in excludes):
                     continue
+                tail = tails.get((p, c))
+                if tail is None:
+                    tail = tails[p, c] = ({**prompt.fields, **fields}, {**prompt.vars, **vars_})
                 spec = x.job(
                     stem + suffix,
                     image,
                     prompt.template,
                     prompt.id,
-                    (prompt.fields, fields),
-                    (prompt.vars, vars_),
+                    ({**head_fields, **tail[0]}, {**head_vars, **tail[1]}),
                     tags,
                     prompt.loc,
                 )
@@ -261,8 +279,7 @@ def _generate(
                     image,
                     prompt.template,
                     prompt.id,
-                    [prompt.fields, fields],
-                    [prompt.vars, vars_],
+                    x.layers(image, [prompt.fields, fields], [prompt.vars, vars_]),
                     _tags(image.tags, prompt.tags),
                     ("include", i),
                 ),
@@ -294,7 +311,16 @@ def _generate(
         )
         tags = _tags(image.tags, ptags, tuple(job.get("tags", ())))
         yield (
-            x.job(job["id"], image, template, prompt_id, layers, var_layers, tags, loc, output),
+            x.job(
+                job["id"],
+                image,
+                template,
+                prompt_id,
+                x.layers(image, layers, var_layers),
+                tags,
+                loc,
+                output,
+            ),
             loc,
         )
 

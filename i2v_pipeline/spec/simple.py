@@ -59,25 +59,40 @@ class Template:
         out: list[str] = []
         total = 0
         for piece in self.pieces:
-            if isinstance(piece, str):
-                text = piece
+            if piece.__class__ is str:
+                text: str = piece
             else:
-                value = context.get(piece[0], _MISSING)
-                try:
-                    for attr in piece[1:]:
-                        if value is _MISSING or isinstance(value, jinja2.Undefined):
-                            return None
-                        value = SandboxedEnvironment.getattr(env, value, attr)  # type: ignore[arg-type]
-                    if value is _MISSING or isinstance(value, jinja2.Undefined):
-                        return None
-                    text = str(value)
-                except Exception:
+                text = _lookup(piece, context, env)  # type: ignore[arg-type]
+                if text is None:
                     return None
             total += len(text)
             if total > limit:
                 return None
             out.append(text)
         return "".join(out)
+
+
+_DICT_NAMES = frozenset(dir(dict))
+"""A plain dict has no other attributes: the sandbox's getattr of any other name is an item."""
+
+
+def _lookup(path: tuple[str, ...], context: Mapping[str, Any], env: jinja2.Environment) -> Any:
+    """The text of a variable, or None when Jinja should render it (missing, unsafe, …)."""
+    value = context.get(path[0], _MISSING)
+    try:
+        for attr in path[1:]:
+            if value.__class__ is dict and attr not in _DICT_NAMES:
+                # what SandboxedEnvironment.getattr does for a dict, without its AttributeError
+                value = value.get(attr, _MISSING)
+            elif value is _MISSING or isinstance(value, jinja2.Undefined):
+                return None
+            else:
+                value = SandboxedEnvironment.getattr(env, value, attr)  # type: ignore[arg-type]
+        if value is _MISSING or isinstance(value, jinja2.Undefined):
+            return None
+        return value if value.__class__ is str else str(value)
+    except Exception:  # Jinja reproduces it, with its message
+        return None
 
 
 def simple_pieces(source: str) -> tuple[Piece, ...] | None:
