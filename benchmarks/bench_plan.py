@@ -7,7 +7,8 @@ the child's own rusage: a loaded machine inflates wall time, not CPU time) and p
 Targets (issue 9): plan 100k <= 3 s and <= 300 MB; validate the explicit manifest <= 10 s;
 no-op `i2v run` of 10k done jobs <= 1 s.
 
-    python3 benchmarks/bench_plan.py [--jobs 100000] [--explicit 100000] [--runs 3]
+    python3 benchmarks/bench_plan.py [--jobs 100000] [--explicit 100000] [--noop 10000]
+                                     [--runs 3] [--only plan|explicit|noop]
 """
 
 from __future__ import annotations
@@ -178,20 +179,42 @@ def repeat(runs: int, argv: Sequence[str]) -> tuple[str, str]:
     return results[-1][0], stats
 
 
+def make(kind: str, folder: Path, n: int) -> Path:
+    """Build one fixture in a child process: a child's peak RSS counts its memory from before
+    its exec, so this process stays small."""
+    folder.mkdir()
+    argv = [sys.executable, __file__, "--build", kind, str(folder), str(n)]
+    return Path(subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip())
+
+
+def build_fixture(kind: str, folder: Path, n: int) -> Path:
+    if kind == "plan":
+        manifest = build(folder, max(1, n // 1000), 50, 20)
+        fill_lock(manifest, make_files=False)
+    elif kind == "explicit":
+        manifest = build_explicit(folder, n)
+    else:
+        manifest = build(folder, max(1, n // 1000), 50, 20)
+        fill_lock(manifest, make_files=True)
+    return manifest
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=100_000)
     ap.add_argument("--explicit", type=int, default=100_000)
+    ap.add_argument("--noop", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", choices=("plan", "explicit", "noop"))
+    ap.add_argument("--build", nargs=3, metavar=("KIND", "DIR", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.build:
+        print(build_fixture(args.build[0], Path(args.build[1]), int(args.build[2])))
+        return
     print("min/median/max of", args.runs, "runs")
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "plan"):
-            big = Path(tmp) / "big"
-            big.mkdir()
-            manifest = build(big, max(1, args.jobs // 1000), 50, 20)
-            fill_lock(manifest, make_files=False)
+            manifest = make("plan", Path(tmp) / "big", args.jobs)
             out, stats = repeat(args.runs, [sys.executable, "-c", CHILD, str(manifest)])
             r = json.loads(out)
             print(
@@ -201,9 +224,7 @@ def main() -> None:
                 f"import {r['import']:.2f} s"
             )
         if args.only in (None, "explicit"):
-            folder = Path(tmp) / "explicit"
-            folder.mkdir()
-            manifest = build_explicit(folder, args.explicit)
+            manifest = make("explicit", Path(tmp) / "explicit", args.explicit)
             mb = manifest.stat().st_size / 1e6
             _, stats = repeat(
                 args.runs, [sys.executable, "-m", "i2v_pipeline", "validate", str(manifest)]
@@ -213,10 +234,7 @@ def main() -> None:
                 f"{stats}  [target <= 10 s]"
             )
         if args.only in (None, "noop"):
-            small = Path(tmp) / "small"
-            small.mkdir()
-            manifest = build(small, 10, 50, 20)
-            fill_lock(manifest, make_files=True)
+            manifest = make("noop", Path(tmp) / "small", args.noop)
             argv = [sys.executable, "-m", "i2v_pipeline", "run", str(manifest), "--json", "--yes"]
             out, stats = repeat(args.runs, argv)
             summary = json.loads(out)
