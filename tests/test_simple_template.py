@@ -66,9 +66,7 @@ def test_simple_render_equals_jinja(source: str) -> None:
     if jinja[0] == "error" and "syntax error" in jinja[1]:
         assert simple_pieces(source) is None
         return
-    fast = _outcome(
-        lambda: render(compile_template(source, "w"), CONTEXT, where="w", what="p")
-    )
+    fast = _outcome(lambda: render(compile_template(source, "w"), CONTEXT, where="w", what="p"))
     assert fast == jinja
 
 

@@ -11,10 +11,11 @@ import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from ..errors import ManifestError, TemplateError
 from ..model import ImageRef, JobSpec
+from .explicit import explicit_jobs
 from .fingerprint import fingerprint_of
 from .images import Hasher, Image, Loc, is_file, is_inside, resolve_images, url_ref
 from .manifest import Manifest
@@ -27,14 +28,12 @@ from .outputs import (
     reserved_outputs,
 )
 from .prompts import Prompt, resolve_prompts
-from .selectors import SELECTOR_KEYS, check_selectors, matches
+from .selectors import SELECTOR_KEYS, check_selectors, matches, tags_of
 from .simple import Template
 from .size import check_size
 from .templating import base_context, compile_template, is_template, render, slug
 
 # manifest field name -> AKOOL request field name
-T = TypeVar("T")
-
 FIELDS: dict[str, str] = {
     "model": "model_name",
     "resolution": "resolution",
@@ -240,7 +239,7 @@ def _generate(
         head_fields = {**x.defaults, **image.fields}
         head_vars = {**x.base, **x.vars, **image.vars}
         for p, prompt in enumerate(prompts):
-            tags = _tags(image.tags, prompt.tags)
+            tags = tags_of(image.tags, prompt.tags)
             stem = f"{image.id}.{prompt.id}"
             for c, (values, fields, vars_, suffix) in enumerate(prepared):
                 if excludes and any(matches(sel, image, prompt, values) for sel in excludes):
@@ -280,70 +279,12 @@ def _generate(
                     prompt.template,
                     prompt.id,
                     x.layers(image, [prompt.fields, fields], [prompt.vars, vars_]),
-                    _tags(image.tags, prompt.tags),
+                    tags_of(image.tags, prompt.tags),
                     ("include", i),
                 ),
                 ("include", i),
             )
-    by_id = {im.id: im for im in images}
-    by_prompt = {p.id: p for p in prompts}
-    for i, job in enumerate(data.get("jobs", [])):
-        loc: Loc = ("jobs", i)
-        image = _named(by_id, job, "image", x.m, loc)
-        if "prompt" in job:
-            prompt = _named(by_prompt, job, "prompt", x.m, loc)
-            template, prompt_id = prompt.template, prompt.id
-            layers, var_layers = (
-                [prompt.fields, job.get("fields", {})],
-                [prompt.vars, job.get("vars", {})],
-            )
-            ptags = prompt.tags
-        else:
-            template = compile_template(job["template"], _at(x.m, (*loc, "template")))
-            prompt_id, layers, var_layers, ptags = (
-                None,
-                [job.get("fields", {})],
-                [job.get("vars", {})],
-                (),
-            )
-        output = (
-            compile_template(job["output"], _at(x.m, (*loc, "output"))) if "output" in job else None
-        )
-        tags = _tags(image.tags, ptags, tuple(job.get("tags", ())))
-        yield (
-            x.job(
-                job["id"],
-                image,
-                template,
-                prompt_id,
-                x.layers(image, layers, var_layers),
-                tags,
-                loc,
-                output,
-            ),
-            loc,
-        )
-
-
-def _at(m: Manifest, loc: Loc) -> Callable[[], str]:
-    """Where loc is, worked out only if an error needs it (100,000 explicit jobs)."""
-    return lambda: m.locate(loc)
-
-
-def _named(table: Mapping[str, T], job: Mapping[str, Any], kind: str, m: Manifest, loc: Loc) -> T:
-    """The image or prompt an explicit job names by id, or an error listing the ids there are."""
-    found = table.get(job[kind])
-    if found is None:
-        raise ManifestError(
-            f"job {job['id']}: no {kind} with id `{job[kind]}`",
-            where=m.locate((*loc, kind)),
-            hint=f"{kind} ids: {', '.join(sorted(table)[:10])}",
-        )
-    return found
-
-
-def _tags(*groups: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(t for g in groups for t in g))
+    yield from explicit_jobs(x, images, prompts)
 
 
 def expand(

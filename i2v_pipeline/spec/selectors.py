@@ -49,3 +49,8 @@ def check_selectors(m: Manifest, keys: Sequence[str], section: str) -> None:
                     where=m.locate((section, i, key)),
                     hint=f"matrix keys: {', '.join(keys) or '(none)'}",
                 )
+
+
+def tags_of(*groups: tuple[str, ...]) -> tuple[str, ...]:
+    """Tags of several sources, each once, in first-seen order."""
+    return tuple(dict.fromkeys(t for g in groups for t in g))
