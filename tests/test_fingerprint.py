@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from pathlib import Path
 
 from hypothesis import given
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 
 from i2v_pipeline.canonical import canonical_json
 from i2v_pipeline.model import ImageRef, JobSpec
-from i2v_pipeline.spec.fingerprint import fingerprint, hash_file
+from i2v_pipeline.spec.fingerprint import fingerprint, fingerprint_of, hash_file
 
 IMAGE = ImageRef("path", "/x/a.png", "a.png", "c" * 64)
 keys = st.sampled_from(["prompt", "model_name", "resolution", "video_length", "count", "x"])
@@ -109,3 +111,28 @@ def test_fingerprint_of_a_fixed_spec_is_pinned() -> None:
         last_frame=ImageRef("url", "https://x/b.png", "https://x/b.png"),
     )
     assert fingerprint(fixed) == "ae756f6c734d8caff6e3e72324973f5b5606e25197f9013a16663f46f9c981a5"
+
+
+def _reference(image: ImageRef, last_frame: ImageRef | None, request: dict[str, object]) -> str:
+    """The fingerprint as first defined: sha256 of the standard library's canonical JSON."""
+    payload = {
+        "provider": "akool",
+        "endpoint": "image2video.batch",
+        "image": image.identity(),
+        "last_frame": last_frame.identity() if last_frame else None,
+        "request": request,
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+big_values = st.one_of(values, st.integers(min_value=2**64, max_value=2**80), st.text())
+
+
+@given(st.dictionaries(keys, big_values, min_size=1), st.booleans())
+def test_fingerprint_of_matches_the_payload_definition(
+    request: dict[str, object], with_last_frame: bool
+) -> None:
+    """Spelling the payload piece by piece gives the bytes of the whole payload's JSON."""
+    lf = ImageRef("url", "https://a/é.png", "https://a/é.png") if with_last_frame else None
+    assert fingerprint_of(IMAGE, lf, request) == _reference(IMAGE, lf, request)

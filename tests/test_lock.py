@@ -357,3 +357,19 @@ def test_files_beside_the_lock_are_never_written_through_a_symlink(tmp_path: Pat
     with pytest.raises(LockError, match="symbolic link"):
         RunLock(lock, "i2v run m.yaml").acquire()
     assert victim.read_text() == "ORIGINAL"
+
+
+def test_a_torn_line_after_a_bad_entry_decides(tmp_path: Path) -> None:
+    """Entries are built as lines are read, yet a lock cut short further on is still named as
+    cut, not by the bad entry before it: the whole file is read before a problem is raised."""
+    lock = compacted_lock(tmp_path)
+    lines = lock.read_text().splitlines(keepends=True)
+    bad = lines[6].replace('"state": "', '"state": "nonsense-')
+    lock.write_text("".join([*lines[:6], bad, *lines[7:]]).rstrip("\n")[:-5])
+    with pytest.raises(LockError) as info:
+        read_lock(lock)
+    assert info.value.where == f"{lock}:8" and "line 8 (byte" in info.value.render()
+    lock.write_text("".join([*lines[:6], bad, *lines[7:]]))  # whole: now the entry is named
+    with pytest.raises(LockError) as info:
+        read_lock(lock)
+    assert info.value.where == f"{lock}:7" and "unknown state" in info.value.render()

@@ -257,3 +257,30 @@ def test_a_number_too_long_to_read_is_located(write_manifest: WriteManifest) -> 
     with pytest.raises(ManifestError, match="this number is too long to read") as info:
         load(path)
     assert info.value.where == f"{path}:8:11"
+
+
+def test_schemas_use_only_keywords_the_compiled_check_reads_alike() -> None:
+    """validate() trusts the compiled (draft 7) check when it passes: the schemas may use only
+    keywords both validators read the same, and no `$ref` with siblings (draft 7 drops them)."""
+    from i2v_pipeline.spec.validation import SCHEMA_NAMES, load_schema
+
+    alike = {
+        "$defs", "$id", "$ref", "$schema", "additionalProperties", "anyOf", "const", "default",
+        "description", "else", "enum", "exclusiveMinimum", "if", "items", "maxLength", "maximum", "minItems",
+        "minLength", "minProperties", "minimum", "oneOf", "pattern", "properties",
+        "propertyNames", "required", "then", "title", "type",
+    }  # fmt: skip
+
+    def walk(node: object, names: bool) -> None:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                assert set(node) <= {"$ref", "description"}, node
+            for key, value in node.items():
+                assert names or key in alike, key
+                walk(value, not names and key in ("properties", "$defs"))
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, False)
+
+    for name in SCHEMA_NAMES:
+        walk(load_schema(name), False)

@@ -15,11 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-
 from ..canonical import canonical_json
 from ..errors import ManifestError
 from ..model import AudioJob, AudioStage, JobSpec
+from .simple import Template
 from .templating import compile_template, is_template, render
 
 if TYPE_CHECKING:  # images imports the manifest, whose schema check imports this module
@@ -39,13 +38,13 @@ class AudioStages:
 
     def __init__(self, confine: Confine) -> None:
         self.confine = confine
-        self._templates: dict[str, jinja2.Template | str] = {}
+        self._templates: dict[str, Template | str] = {}
 
-    def _template(self, text: str, where: str) -> jinja2.Template | str:
+    def _template(self, text: str, where: str) -> Template | str:
         cached = self._templates.get(text)
         if cached is None:
-            cached = compile_template(text, where) if is_template(text) else text
-            self._templates[text] = cached
+            fresh = compile_template(text, where) if is_template(text) else text
+            self._templates[text] = cached = fresh
         return cached
 
     def _render(self, text: str, ctx: Mapping[str, Any], where: str, what: str) -> str:

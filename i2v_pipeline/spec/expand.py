@@ -7,20 +7,18 @@ Pure apart from hashing local images, which goes through the injected `hasher`.
 
 from __future__ import annotations
 
-import fnmatch
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-
-import jinja2
+from typing import Any
 
 from ..errors import ManifestError, TemplateError
 from ..model import ImageRef, JobSpec
 from .audio import KEY as AUDIO_KEY
 from .audio import AudioStages, block_loc
 from .audio import output_paths as audio_paths
+from .explicit import explicit_jobs
 from .fingerprint import fingerprint_of
 from .images import Hasher, Image, Loc, is_file, is_inside, resolve_images, url_ref
 from .manifest import Manifest
@@ -33,12 +31,12 @@ from .outputs import (
     reserved_outputs,
 )
 from .prompts import Prompt, resolve_prompts
+from .selectors import SELECTOR_KEYS, check_selectors, matches, tags_of
+from .simple import Template
 from .size import check_size
 from .templating import base_context, compile_template, is_template, render, slug
 
 # manifest field name -> AKOOL request field name
-T = TypeVar("T")
-
 FIELDS: dict[str, str] = {
     "model": "model_name",
     "resolution": "resolution",
@@ -61,7 +59,6 @@ DEFAULT_FIELDS: dict[str, Any] = {
     "variants": 1,
 }
 DEFAULT_OUTPUT_PATH = "{{ id }}.mp4"
-SELECTOR_KEYS = ("image", "prompt", "tag")
 Normalize = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
@@ -78,28 +75,6 @@ class Expansion:
     """The resolved images and prompts, to find which line set a field (spec/provenance.py)."""
 
 
-def _matches(
-    selector: Mapping[str, Any], image: Image, prompt: Prompt, values: Mapping[str, Any]
-) -> bool:
-    for key, want in selector.items():
-        wants = want if isinstance(want, list) else [want]
-        if key == "image":
-            if not any(fnmatch.fnmatchcase(image.id, str(w)) for w in wants):
-                return False
-        elif key == "prompt":
-            if not any(fnmatch.fnmatchcase(prompt.id, str(w)) for w in wants):
-                return False
-        elif key == "tag":
-            if not set(map(str, wants)) & {*image.tags, *prompt.tags}:
-                return False
-        elif values.get(key, _MISSING) not in wants:
-            return False
-    return True
-
-
-_MISSING = object()
-
-
 class _Expander:
     def __init__(self, manifest: Manifest, hasher: Hasher, normalize: Normalize) -> None:
         self.m = manifest
@@ -107,6 +82,7 @@ class _Expander:
         self.normalize = normalize
         data = manifest.data
         self.vars: dict[str, Any] = data.get("vars", {})
+        self.base = base_context()
         self.defaults: dict[str, Any] = {**DEFAULT_FIELDS, **data.get("defaults", {})}
         output = data.get("output", {})
         self.output_dir = output_folder(manifest, output.get("dir", f"out/{manifest.name}"))
@@ -115,7 +91,7 @@ class _Expander:
         self.output_template = compile_template(
             output.get("path", DEFAULT_OUTPUT_PATH), self.output_where
         )
-        self.negative_cache: dict[str, jinja2.Template | str] = {}
+        self.negative_cache: dict[str, Template | str] = {}
         self.where_cache: dict[Loc, str] = {}
         self.last_frames: dict[str, ImageRef] = {}
         self.audio = AudioStages(lambda path, where, job_id: self.confine(path, where, job_id))
@@ -176,21 +152,18 @@ class _Expander:
         self,
         job_id: str,
         image: Image,
-        template: jinja2.Template,
+        template: Template,
         prompt_id: str | None,
-        layers: Sequence[Mapping[str, Any]],
-        var_layers: Sequence[Mapping[str, Any]],
+        layers: tuple[dict[str, Any], dict[str, Any]],
         tags: tuple[str, ...],
         loc: Loc,
-        output: jinja2.Template | None = None,
+        output: Template | None = None,
+        raw: Sequence[Mapping[str, Any]] = (),
     ) -> JobSpec:
-        fields: dict[str, Any] = {}
-        for layer in (self.defaults, image.fields, *layers):
-            fields.update(layer)
+        """One job; layers: its request fields and its template variables (fresh dicts); raw:
+        the field layers after the image's, only to say where an `update_audio:` came from."""
+        fields, ctx = layers
         audio_block = fields.pop(AUDIO_KEY, None)  # a stage of its own, not a request field
-        ctx = base_context()
-        for layer in (self.vars, image.vars, *var_layers):
-            ctx.update(layer)
         ctx.update(fields)
         ctx["image"] = {"id": image.id, "tags": image.tags, "src": image.ref.display}
         ctx["prompt"] = {"id": prompt_id}
@@ -219,7 +192,7 @@ class _Expander:
             audio=self.audio.stage(
                 audio_block,
                 ctx,
-                where=self.audio_where(image, layers, loc, where) if audio_block else where,
+                where=self.audio_where(image, raw, loc, where) if audio_block else where,
                 job_id=job_id,
             ),
         )
@@ -235,6 +208,21 @@ class _Expander:
         if cached is None:
             cached = self.where_cache[found] = self.m.locate(found)
         return cached
+
+    def layers(
+        self,
+        image: Image,
+        layers: Sequence[Mapping[str, Any]],
+        var_layers: Sequence[Mapping[str, Any]],
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A job's request fields and template variables, later layers winning."""
+        fields = {**self.defaults, **image.fields}
+        for layer in layers:
+            fields.update(layer)
+        ctx = {**self.base, **self.vars, **image.vars}
+        for layer in var_layers:
+            ctx.update(layer)
+        return fields, ctx
 
     def confine(self, rendered: str, where: str, job_id: str) -> str:
         path = confine(rendered, where=where, job_id=job_id)
@@ -254,18 +242,6 @@ def _split(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return fields, {k: v for k, v in values.items() if k not in FIELDS and k not in SELECTOR_KEYS}
 
 
-def _check_selectors(m: Manifest, keys: Sequence[str], section: str) -> None:
-    allowed = {*SELECTOR_KEYS, *keys}
-    for i, sel in enumerate(m.data.get(section, ())):
-        for key in sel:
-            if section == "exclude" and key not in allowed:
-                raise ManifestError(
-                    f"exclude key `{key}` is not image, prompt, tag or a matrix key",
-                    where=m.locate((section, i, key)),
-                    hint=f"matrix keys: {', '.join(keys) or '(none)'}",
-                )
-
-
 def _generate(
     x: _Expander, images: list[Image], prompts: list[Prompt]
 ) -> Iterator[tuple[JobSpec, Loc]]:
@@ -273,7 +249,7 @@ def _generate(
     keys, combos = _matrix(data)
     varying = [k for k in keys if len(data["matrix"][k]) > 1]
     excludes = data.get("exclude", [])
-    _check_selectors(x.m, keys, "exclude")
+    check_selectors(x.m, keys, "exclude")
     # per combination, once: its values, fields, variables and id suffix
     prepared = []
     for combo in combos:
@@ -281,22 +257,30 @@ def _generate(
         fields, vars_ = _split(values)
         suffix = "".join(f".{slug(values[k])}" for k in varying)
         prepared.append((values, fields, vars_, suffix))
+    tails: dict[tuple[int, int], tuple[dict[str, Any], dict[str, Any]]] = {}
     for image in images:
-        for prompt in prompts:
-            tags = _tags(image.tags, prompt.tags)
+        # the layers of a job (see _Expander.layers), merged once per image and per prompt x
+        # combination rather than once per job: the same fields and values, in the same order
+        head_fields = {**x.defaults, **image.fields}
+        head_vars = {**x.base, **x.vars, **image.vars}
+        for p, prompt in enumerate(prompts):
+            tags = tags_of(image.tags, prompt.tags)
             stem = f"{image.id}.{prompt.id}"
-            for values, fields, vars_, suffix in prepared:
-                if excludes and any(_matches(sel, image, prompt, values) for sel in excludes):
+            for c, (values, fields, vars_, suffix) in enumerate(prepared):
+                if excludes and any(matches(sel, image, prompt, values) for sel in excludes):
                     continue
+                tail = tails.get((p, c))
+                if tail is None:
+                    tail = tails[p, c] = ({**prompt.fields, **fields}, {**prompt.vars, **vars_})
                 spec = x.job(
                     stem + suffix,
                     image,
                     prompt.template,
                     prompt.id,
-                    (prompt.fields, fields),
-                    (prompt.vars, vars_),
+                    ({**head_fields, **tail[0]}, {**head_vars, **tail[1]}),
                     tags,
                     prompt.loc,
+                    raw=(prompt.fields, fields),
                 )
                 yield spec, prompt.loc
     for i, inc in enumerate(data.get("include", [])):
@@ -306,9 +290,7 @@ def _generate(
             (im, p)
             for im in images
             for p in prompts
-            if _matches(
-                {k: v for k, v in inc.items() if k in ("image", "prompt", "tag")}, im, p, {}
-            )
+            if matches({k: v for k, v in inc.items() if k in ("image", "prompt", "tag")}, im, p, {})
         ]
         if not targets:
             raise ManifestError(
@@ -322,60 +304,14 @@ def _generate(
                     image,
                     prompt.template,
                     prompt.id,
-                    [prompt.fields, fields],
-                    [prompt.vars, vars_],
-                    _tags(image.tags, prompt.tags),
+                    x.layers(image, [prompt.fields, fields], [prompt.vars, vars_]),
+                    tags_of(image.tags, prompt.tags),
                     ("include", i),
+                    raw=(prompt.fields, fields),
                 ),
                 ("include", i),
             )
-    by_id = {im.id: im for im in images}
-    by_prompt = {p.id: p for p in prompts}
-    for i, job in enumerate(data.get("jobs", [])):
-        loc: Loc = ("jobs", i)
-        image = _named(by_id, job, "image", x.m.locate((*loc, "image")))
-        if "prompt" in job:
-            prompt = _named(by_prompt, job, "prompt", x.m.locate((*loc, "prompt")))
-            template, prompt_id = prompt.template, prompt.id
-            layers, var_layers = (
-                [prompt.fields, job.get("fields", {})],
-                [prompt.vars, job.get("vars", {})],
-            )
-            ptags = prompt.tags
-        else:
-            template = compile_template(job["template"], x.m.locate((*loc, "template")))
-            prompt_id, layers, var_layers, ptags = (
-                None,
-                [job.get("fields", {})],
-                [job.get("vars", {})],
-                (),
-            )
-        output = (
-            compile_template(job["output"], x.m.locate((*loc, "output")))
-            if "output" in job
-            else None
-        )
-        tags = _tags(image.tags, ptags, tuple(job.get("tags", ())))
-        yield (
-            x.job(job["id"], image, template, prompt_id, layers, var_layers, tags, loc, output),
-            loc,
-        )
-
-
-def _named(table: Mapping[str, T], job: Mapping[str, Any], kind: str, where: str) -> T:
-    """The image or prompt an explicit job names by id, or an error listing the ids there are."""
-    found = table.get(job[kind])
-    if found is None:
-        raise ManifestError(
-            f"job {job['id']}: no {kind} with id `{job[kind]}`",
-            where=where,
-            hint=f"{kind} ids: {', '.join(sorted(table)[:10])}",
-        )
-    return found
-
-
-def _tags(*groups: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(t for g in groups for t in g))
+    yield from explicit_jobs(x, images, prompts)
 
 
 def expand(

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ..errors import ManifestError, utf8_damage
+from . import fastyaml
 from . import validation as schemas
 
 try:  # the C composer is ~10x faster on large manifests
@@ -368,7 +369,8 @@ def _not_utf8(p: Path) -> ManifestError:
 
 def loads(text: str, path: Path) -> Manifest:
     """A manifest from text (path is only for messages and relative paths)."""
-    data, marks = parse_yaml(text, str(path))
+    parsed = fastyaml.parse_fast(text, str(path), parse_yaml)  # a long `jobs:` list, quickly
+    data, marks = parsed if parsed is not None else parse_yaml(text, str(path))
     if not isinstance(data, dict):
         raise ManifestError(
             "a manifest must be a mapping with version, name, images and prompts",

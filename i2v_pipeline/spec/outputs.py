@@ -45,6 +45,8 @@ NAME_MAX = 255
 def _too_long(path: str) -> bool:
     """A name in path longer than NAME_MAX (with room for the `.part` temp file's prefix and
     suffix): refused up front, since the OS would refuse it only after the video was bought."""
+    if len(path) <= (NAME_MAX - 16) // 4:  # a character is at most 4 bytes of UTF-8
+        return False
     return any(len(p.encode("utf-8", "surrogatepass")) > NAME_MAX - 16 for p in path.split("/"))
 
 

@@ -7,11 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jinja2
-
 from ..errors import ManifestError
 from .images import Loc
 from .manifest import Manifest
+from .simple import Template
 from .templating import compile_template
 
 
@@ -20,7 +19,7 @@ class Prompt:
     """One prompt of a manifest: its compiled template plus tags, vars and fields."""
 
     id: str
-    template: jinja2.Template
+    template: Template
     loc: Loc
     tags: tuple[str, ...]
     vars: Mapping[str, Any]

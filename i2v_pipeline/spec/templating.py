@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jinja2
@@ -19,6 +19,7 @@ from jinja2.exceptions import SecurityError
 
 from ..errors import TemplateError
 from . import sandbox
+from .simple import Template, simple_pieces
 
 MAX_OUTPUT = 64 * 1024
 """Longest rendered prompt or path, in characters: far above any model's prompt limit."""
@@ -44,19 +45,40 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def compile_template(source: str, where: str, what: str = "template") -> jinja2.Template:
-    """Compile source, turning a syntax error into a TemplateError at where."""
+def compile_template(
+    source: str, where: str | Callable[[], str], what: str = "template"
+) -> Template:
+    """Compile source, turning a syntax error into a TemplateError at where.
+
+    Plain text and `{{ name.attr }}` substitutions (most prompts, most output paths) skip
+    Jinja's compiler: they render through Template's fast path (see simple.py)."""
+    pieces = simple_pieces(source)
+    if pieces is not None:
+        return Template(source, pieces, None)
+    return Template(source, None, _compile(source, where, what))
+
+
+@functools.lru_cache(maxsize=256)
+def _jinja(source: str) -> jinja2.Template:
+    """One compiled Jinja template per distinct source: 100,000 explicit jobs often share one
+    `output:` or negative prompt, and compiling costs ~1 ms."""
+    return environment().from_string(source)
+
+
+def _compile(source: str, where: str | Callable[[], str], what: str) -> jinja2.Template:
+    """The Jinja template of source; a TemplateError at where (a string, or what gives it)."""
     try:
-        return environment().from_string(source)
+        return _jinja(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(
             f"{what}: syntax error (template line {exc.lineno}): {exc.message}",
-            where=where,
+            where=where if isinstance(where, str) else where(),
             hint="check the {{ }} and {% %} pairs",
         ) from None
     except (ValueError, RecursionError, MemoryError) as exc:  # a 5,000-digit literal, deep nesting
         raise TemplateError(
-            f"{what}: cannot be compiled: {type(exc).__name__}: {str(exc)[:100]}", where=where
+            f"{what}: cannot be compiled: {type(exc).__name__}: {str(exc)[:100]}",
+            where=where if isinstance(where, str) else where(),
         ) from None
 
 
@@ -65,17 +87,23 @@ def base_context() -> dict[str, Any]:
     return dict(environment().globals)
 
 
-def render(template: jinja2.Template, context: Mapping[str, Any], *, where: str, what: str) -> str:
+def render(template: Template, context: Mapping[str, Any], *, where: str, what: str) -> str:
     """Render, translating Jinja's errors to TemplateError naming the job and the variable.
 
     context must start from base_context(). It is shared with Jinja rather than copied, which
     is 3x faster per render (the sandbox is immutable, so templates cannot change it)."""
+    fast = template.fast(context, environment(), MAX_OUTPUT)
+    if fast is not None:
+        return fast.strip()
+    compiled = template.jinja
+    if compiled is None:  # the fast path declined (an undefined variable, …): Jinja says why
+        compiled = template.jinja = _compile(template.source, where, "template")
     finish = sandbox.start()
     try:
-        ctx = template.new_context(
+        ctx = compiled.new_context(
             dict(context) if not isinstance(context, dict) else context, shared=True
         )
-        return _stream(template.root_render_func(ctx)).strip()
+        return _stream(compiled.root_render_func(ctx)).strip()
     except (sandbox.LimitExceeded, RecursionError, MemoryError) as exc:
         raise TemplateError(
             f"{what}: the template goes over the sandbox's limits: {exc or type(exc).__name__}",

@@ -63,8 +63,26 @@ def fast_check(name: str) -> Callable[[Any], Any]:
 
 
 def is_valid(name: str, instance: Any) -> bool:
-    """A fast yes/no against a bundled schema (no message)."""
-    return passes(fast_check(name), instance)
+    """A fast yes/no against a bundled schema (no message).
+
+    A manifest's explicit jobs are checked one by one against the schema's `jobs.items`: the
+    compiled check of a whole array spells each item's path with str.format(**locals()),
+    which costs more than the check itself on 100,000 jobs."""
+    jobs = instance.get("jobs") if name == "manifest" and isinstance(instance, dict) else None
+    if not isinstance(jobs, list) or not jobs:
+        return passes(fast_check(name), instance)
+    if not passes(fast_check(name), {**instance, "jobs": []}):
+        return False
+    check = _job_item_check()
+    return all(passes(check, job) for job in jobs)
+
+
+@functools.cache
+def _job_item_check() -> Callable[[Any], Any]:
+    """The compiled check of one entry of a manifest's `jobs:` (with the schema's $defs)."""
+    schema = load_schema("manifest")
+    item = schema["properties"]["jobs"]["items"]
+    return compile_fast({**item, "$id": schema["$id"], "$defs": schema["$defs"]})
 
 
 def compile_fast(schema: dict[str, Any]) -> Callable[[Any], Any]:
@@ -153,7 +171,14 @@ def validate(
     what: str = "",
     error_class: type[I2VError] = ManifestError,
 ) -> None:
-    """Raise error_class listing up to MAX_REPORTED problems, each with where it is."""
+    """Raise error_class listing up to MAX_REPORTED problems, each with where it is.
+
+    The compiled check decides first: a 50 MB manifest passes it in well under a second, where
+    jsonschema takes tens of seconds. Only a document it refuses meets jsonschema, whose
+    errors make the messages (tests/test_manifest.py pins that the schemas use only keywords
+    both read alike)."""
+    if is_valid(name, instance):
+        return
     errors = sorted(validator(name).iter_errors(instance), key=lambda e: list(map(str, e.path)))
     if not errors:
         return

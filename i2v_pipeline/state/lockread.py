@@ -1,0 +1,280 @@
+"""Reading the lockfile that lock.py writes: entries from their lines, corrupt files refused.
+
+Our own layout (a YAML header, `jobs:`, one JSON line per entry) is read line by line with a
+JSON parser, each line's entry built as soon as it is read; any other layout (a hand-edited
+block-style lock) goes through the YAML loader. Either way a cut-off, damaged or foreign file
+is a LockError naming the line, never a shorter lock.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import yaml
+
+from ..errors import LockError, ManifestError, utf8_damage
+from ..model import ErrorRecord, FileRecord, LockEntry, LockState
+from ..perf import gc_paused
+from ..spec import validation as schemas
+from ..spec.manifest import parse_yaml
+from .journal import Entries, request_text
+
+LOCK_VERSION = 1
+
+REQUEST_KEY = ', "request": '
+"""`request` is the last key of a line. A JSON string cannot hold a bare `"`, so this text only
+occurs as that key: lines split there without parsing the request, which stays JSON text."""
+
+
+STATES: dict[str, LockState] = {
+    "unknown": "unknown",
+    "submitted": "submitted",
+    "succeeded": "succeeded",
+    "failed": "failed",
+}
+
+
+def _shared(text: str | None) -> str | None:
+    """Timestamps repeat across thousands of entries (a batch shares its second): keep one copy."""
+    return sys.intern(text) if text else text
+
+
+def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> LockEntry:
+    """An entry from its parsed line; request_json, if given, is the raw request text."""
+    n = len(d.get("remote_ids", ()))
+    files = d.get("files") or [None] * n
+    err = d.get("error")
+    state = STATES.get(d["state"])
+    if state is None:
+        raise ValueError(f"unknown state {d['state']!r}")
+    fp = d["fingerprint"]
+    if not isinstance(fp, str) or len(fp) != 64:
+        raise ValueError("fingerprint must be 64 hex characters")
+    if request_json is None:
+        request_json = request_text(d.get("request") or {})
+    files_ = tuple(_file_record(f) if f else None for f in files)
+    return LockEntry(
+        job_id=str(d["id"]),
+        fingerprint=fp,
+        state=state,
+        attempt=str(d["attempt"]),
+        request_json=request_json,
+        remote_ids=tuple(map(str, d.get("remote_ids", ()))),
+        remote_status=tuple(map(int, d.get("remote_status", ()))),
+        # result URLs are not kept in the lock: they expire and may carry tokens
+        video_urls=(None,) * n,
+        credits=d.get("credits"),
+        files=files_,
+        intent_at=_shared(d.get("intent_at")),
+        submitted_at=_shared(d.get("submitted_at")),
+        finished_at=_shared(d.get("finished_at")),
+        expires_at=_shared(d.get("expires_at")),
+        error=ErrorRecord(err.get("code"), str(err["message"])) if err else None,
+        **_stage(d),
+    )
+
+
+def _stage(d: Mapping[str, Any]) -> dict[str, Any]:
+    """An audio record's link to its video, checked: prune and the plan trust it."""
+    video = d.get("video")
+    if video is None:
+        return {}
+    if not isinstance(video, str) or len(video) != 64:
+        raise ValueError("video must be a 64-hex fingerprint")
+    variant = d.get("variant")
+    if not isinstance(variant, int) or isinstance(variant, bool) or variant < 1:
+        raise ValueError("an audio record's variant must be a whole number from 1")
+    return {"video": video, "variant": variant}
+
+
+def _file_record(f: Mapping[str, Any]) -> FileRecord:
+    record = FileRecord(**f)
+    check_relative(record.path)
+    return record
+
+
+def check_relative(path: object) -> None:
+    """A recorded file path stays under the manifest's folder: a lock (or journal) is data that
+    may come from a pull request, and prune deletes, run copies, what it names."""
+    if not isinstance(path, str) or not path:
+        raise ValueError("a file path must be a non-empty string")
+    if path.startswith(("/", "\\")) or path[1:2] == ":":  # `C:` is a Windows drive
+        raise ValueError(f"file path {path!r} is absolute: paths are relative to the manifest")
+    if ".." in path and ".." in re.split(r"[/\\]", path):  # the cheap test first: 100k lines
+        raise ValueError(f"file path {path!r} leaves the manifest's folder (`..`)")
+
+
+def _corrupt(path: Path, why: str, line: int | str | None = None) -> LockError:
+    """line: a line number, or a ready `path:line:column`."""
+    where = line if isinstance(line, str) else f"{path}:{line}" if line else str(path)
+    return LockError(
+        f"the lockfile is corrupt or not an i2v lock: {why}",
+        where=where,
+        hint=(
+            f"inspect this file: {path}. If it is an i2v lock, restore it from version control "
+            f"(e.g. `git checkout -- FILE`){' or fix the line named' if where != str(path) else ''}"
+            "; do not delete it: it is the record of the videos bought. If it is not one, move "
+            "it away"
+        ),
+    )
+
+
+def _not_utf8(path: Path) -> LockError:
+    offset, line, col = utf8_damage(path.read_bytes()) or (0, 1, 1)
+    return _corrupt(path, f"not UTF-8 text (byte offset {offset})", f"{path}:{line}:{col}")
+
+
+Row = tuple[int, dict[str, Any], str | None]
+"""(line number, entry without its request, the request's JSON text or None)"""
+
+
+class _TornLine(Exception):
+    """A job line of our own layout that does not parse: cut short or damaged."""
+
+    def __init__(self, line: int, why: str) -> None:
+        super().__init__(why)
+        self.line, self.why = line, why
+
+
+class _Foreign(Exception):
+    """The file is not laid out as i2v writes it: the YAML parser reads it."""
+
+
+def _parse_fast(f: IO[str]) -> tuple[dict[str, Any], Iterator[Row]]:
+    """Our own layout, read line by line: YAML header, `jobs:`, one `- {json}` per line. The
+    rows come as they are read (a 100,000-line lock never holds all its parsed lines at once);
+    _Foreign, now or while rows are read, if the file is laid out otherwise; _TornLine for a
+    `- {` line that is not whole JSON (a lock cut short is never read as a shorter lock)."""
+    head: list[str] = []
+    for line in f:
+        if line.startswith("jobs:"):
+            jobs_line = line.rstrip()
+            break
+        head.append(line)
+    else:
+        raise _Foreign
+    header = yaml.load("".join(head), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    if not isinstance(header, dict) or jobs_line not in ("jobs:", "jobs: []"):
+        raise _Foreign
+    return header, _rows(f, len(head) + 2, jobs_line == "jobs: []")
+
+
+def _rows(f: IO[str], first: int, empty: bool) -> Iterator[Row]:
+    for n, line in enumerate(f, first):
+        if not line.strip():
+            continue
+        if empty or not line.startswith("- {"):
+            raise _Foreign
+        yield (n, *_split_line(n, line))
+
+
+def _split_line(n: int, line: str) -> tuple[dict[str, Any], str | None]:
+    """(the entry without its request, the request's JSON text); _TornLine if either is not
+    whole JSON. The request is parsed only to check it (~2 µs), and kept as text."""
+    body = line[2:].rstrip()
+    cut = body.find(REQUEST_KEY)
+    try:
+        if cut < 0:
+            head, request = orjson.loads(body), None
+        else:
+            request = body[cut + len(REQUEST_KEY) : -1]
+            head = orjson.loads(body[:cut] + "}")
+            if not body.endswith("}") or not isinstance(orjson.loads(request), dict):
+                raise _TornLine(n, "the line's request is not a JSON object")
+    except orjson.JSONDecodeError as exc:
+        raise _TornLine(n, f"the line is cut short or damaged ({exc})") from None
+    if not isinstance(head, dict):
+        raise _TornLine(n, "the line is not a JSON object")
+    return head, request
+
+
+def _byte_offset(path: Path, line: int) -> int:
+    """Where line (1-based) starts in the file, in bytes: for the error message."""
+    offset = 0
+    with open(path, "rb") as f:
+        for _ in range(line - 1):
+            offset += len(f.readline())
+    return offset
+
+
+def read_lock(path: Path) -> Entries:
+    """Load the lockfile (empty if there is none). Corrupt or foreign files are LockError."""
+    with gc_paused():
+        return _read_lock(path)
+
+
+def _read_lock(path: Path) -> Entries:
+    try:
+        with open(path, encoding="utf-8") as f:
+            try:
+                return _collect(path, *_parse_fast(f))
+            except _TornLine as torn:
+                header, rows = _parse_torn(path, torn)
+            except _Foreign:
+                header, rows = _parse_slow(path, path.read_text(encoding="utf-8"))
+        return _collect(path, header, iter(rows))
+    except FileNotFoundError:
+        return {}
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except OSError as exc:
+        raise _corrupt(path, str(exc)) from None
+
+
+def _collect(path: Path, header: dict[str, Any], rows: Iterator[Row]) -> Entries:
+    """The entries of rows, in order. A problem is raised only once every row has been read:
+    a torn or foreign line further on decides first, as when all rows were read up front."""
+    problem: LockError | None = None
+    if header.get("version") != LOCK_VERSION:
+        problem = _corrupt(path, f"version {header.get('version')!r}, expected {LOCK_VERSION}")
+    else:
+        try:
+            schemas.validate("lock", {**header, "jobs": []}, what=str(path), error_class=LockError)
+        except LockError as exc:
+            problem = exc
+    entries: Entries = {}
+    for line, row, request in rows:
+        if problem is not None:
+            continue  # read on: only to see whether the rest is whole
+        try:
+            entry = entry_from_json(row, request)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problem = _corrupt(path, f"bad job entry ({type(exc).__name__}: {exc})", line)
+            continue
+        if entry.fingerprint in entries:
+            problem = _corrupt(path, f"fingerprint {entry.fingerprint[:12]} appears twice", line)
+        entries[entry.fingerprint] = entry
+    if problem is not None:
+        raise problem
+    return entries
+
+
+def _parse_torn(path: Path, torn: _TornLine) -> tuple[dict[str, Any], list[Row]]:
+    """A `- {` line that is not JSON may still be a hand-edited YAML flow mapping; a line cut
+    short never is (its closing brace is gone): then the error names the line and byte."""
+    try:
+        return _parse_slow(path, path.read_text(encoding="utf-8"))
+    except LockError:
+        where = f"line {torn.line} (byte {_byte_offset(path, torn.line)})"
+        raise _corrupt(path, f"{where}: {torn.why}", torn.line) from None
+
+
+def _parse_slow(path: Path, text: str) -> tuple[dict[str, Any], list[Row]]:
+    """Any YAML layout, through the manifest loader: safe, and bounded against alias bombs."""
+    try:
+        doc, marks = parse_yaml(text, str(path))
+    except ManifestError as exc:  # its `where` is path:line:column
+        why = f"not a readable YAML document ({exc.message})"
+        if "\njobs:" in text and text.rsplit("\n", 1)[-1].startswith("- {"):  # our layout, cut
+            why = f"the file ends mid-line, as a cut-off copy or write does ({exc.message})"
+        raise _corrupt(path, why, exc.where) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), list):
+        raise _corrupt(path, "no `jobs:` list")
+    header = {k: v for k, v in doc.items() if k != "jobs"}
+    # each job's line, so an error in one names it as the fast path does
+    return header, [(marks.get(("jobs", i), (0, 0))[0], j, None) for i, j in enumerate(doc["jobs"])]
