@@ -143,6 +143,16 @@ class ErrorRecord:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class PaidAttempt:
+    """Another create of the same job that was paid for too: two clones ran it, and merging
+    their locks (state/merge.py) keeps one attempt as the entry and this one beside it."""
+
+    attempt: str
+    remote_ids: tuple[str, ...]
+    credits: int | None = None
+
+
 Verify = Literal["strict", "warn", "off"]
 """Manifest `verify`: what a downloaded video's duration or frame size mismatch does."""
 
@@ -170,6 +180,8 @@ class LockEntry:
     finished_at: str | None = None
     expires_at: str | None = None
     error: ErrorRecord | None = None
+    also_paid: tuple[PaidAttempt, ...] = ()
+    """Other paid creates of this job, kept by a lock merge: never lose a paid remote id."""
 
     @property
     def request(self) -> dict[str, Any]:

@@ -38,6 +38,7 @@ COMMANDS = {
     "models": "catalog_cmds:models_cmd",
     "effects": "catalog_cmds:effects_cmd",
     "emulator": "emulator_cmds:emulator_group",
+    "lock": "lock_cmds:lock_group",
 }
 
 

@@ -28,7 +28,7 @@ import yaml
 
 from ..canonical import canonical_json
 from ..errors import LockError, ManifestError, utf8_damage
-from ..model import ErrorRecord, FileRecord, JobSpec, LockEntry, LockState
+from ..model import ErrorRecord, FileRecord, JobSpec, LockEntry, LockState, PaidAttempt
 from ..perf import gc_paused
 from ..spec import validation as schemas
 from ..spec.manifest import parse_yaml
@@ -72,9 +72,24 @@ def _head(e: LockEntry) -> dict[str, Any]:
         "submitted_at": e.submitted_at,
         "finished_at": e.finished_at,
         "error": {"code": e.error.code, "message": e.error.message} if e.error else None,
+        "also_paid": [paid_json(p) for p in e.also_paid],
     }
     out.update((k, v) for k, v in optional.items() if v not in (None, []))
     return out
+
+
+def paid_json(p: PaidAttempt) -> dict[str, Any]:
+    out: dict[str, Any] = {"attempt": p.attempt, "remote_ids": list(p.remote_ids)}
+    if p.credits is not None:
+        out["credits"] = p.credits
+    return out
+
+
+def _paid_record(d: Mapping[str, Any]) -> PaidAttempt:
+    ids = d["remote_ids"]
+    if not isinstance(ids, list) or not ids:
+        raise ValueError("also_paid: remote_ids must be a non-empty list")
+    return PaidAttempt(str(d["attempt"]), tuple(map(str, ids)), d.get("credits"))
 
 
 def _file_json(f: FileRecord | None) -> dict[str, Any] | None:
@@ -140,6 +155,7 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
         finished_at=_shared(d.get("finished_at")),
         expires_at=_shared(d.get("expires_at")),
         error=ErrorRecord(err.get("code"), str(err["message"])) if err else None,
+        also_paid=tuple(_paid_record(p) for p in d.get("also_paid") or ()),
     )
 
 
@@ -224,7 +240,10 @@ def _parse_fast(f: IO[str]) -> tuple[dict[str, Any], Rows] | None:
         head.append(line)
     else:
         return None
-    header = yaml.load("".join(head), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    try:
+        header = yaml.load("".join(head), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:  # e.g. git's conflict markers: the slow path says where, cleanly
+        return None
     if not isinstance(header, dict) or jobs_line not in ("jobs:", "jobs: []"):
         return None
     rows: Rows = []
@@ -272,7 +291,9 @@ def read_lock(path: Path) -> Entries:
         return _read_lock(path)
 
 
-def _read_lock(path: Path) -> Entries:
+def read_rows(path: Path) -> tuple[dict[str, Any], Rows]:
+    """The lockfile's header and its job rows, unconverted (a merge keeps fields it does not
+    know); the header is checked. FileNotFoundError if there is none: the caller decides."""
     try:
         with open(path, encoding="utf-8") as f:
             try:
@@ -282,7 +303,7 @@ def _read_lock(path: Path) -> Entries:
         if parsed is None:
             parsed = _parse_slow(path, path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {}
+        raise
     except UnicodeDecodeError:
         raise _not_utf8(path) from None
     except OSError as exc:
@@ -291,6 +312,14 @@ def _read_lock(path: Path) -> Entries:
     if header.get("version") != LOCK_VERSION:
         raise _corrupt(path, f"version {header.get('version')!r}, expected {LOCK_VERSION}")
     schemas.validate("lock", {**header, "jobs": []}, what=str(path), error_class=LockError)
+    return header, rows
+
+
+def _read_lock(path: Path) -> Entries:
+    try:
+        _, rows = read_rows(path)
+    except FileNotFoundError:
+        return {}
     entries: Entries = {}
     for line, row, request in rows:
         try:
@@ -337,16 +366,18 @@ def render_lock(entries: Iterable[LockEntry], *, manifest: str, command: str, en
         "generated_by": command,
         "endpoint": endpoint,
     }
+    rows = sorted(entries, key=lambda e: (e.job_id, e.fingerprint))
+    return lock_text(header, [entry_line(e) for e in rows])
+
+
+def lock_text(header: Mapping[str, Any], job_lines: list[str]) -> str:
+    """The lockfile from its header and its job lines, already sorted."""
     lines = [
         "# i2v lockfile: the record of what was bought. Written by i2v; review it, do not edit it.",
-        yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000).rstrip("\n"),
+        yaml.safe_dump(dict(header), sort_keys=False, allow_unicode=True, width=1000).rstrip("\n"),
+        "jobs:" if job_lines else "jobs: []",
+        *job_lines,
     ]
-    rows = sorted(entries, key=lambda e: (e.job_id, e.fingerprint))
-    if not rows:
-        lines.append("jobs: []")
-    else:
-        lines.append("jobs:")
-        lines.extend(entry_line(e) for e in rows)
     return "\n".join(lines) + "\n"
 
 

@@ -7,6 +7,7 @@ it is a pure function to test.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import time
@@ -177,6 +178,15 @@ def _item(
     return item
 
 
+def _also_paid(item: PlanItem) -> PlanItem:
+    """A job two clones both paid for (a merged lock) says so, whatever its action."""
+    e = item.entry
+    if e is None or not e.also_paid:
+        return item
+    ids = ",".join(rid for p in e.also_paid for rid in p.remote_ids)
+    return dataclasses.replace(item, reason=f"{item.reason}; also paid for: {ids} (merged lock)")
+
+
 def make_plan(
     specs: Sequence[JobSpec],
     entries: Mapping[str, LockEntry],
@@ -207,7 +217,8 @@ def _make_plan(
 ) -> list[PlanItem]:
     by_id = {e.job_id: e for e in entries.values()}
     items = [
-        _item(s, entries.get(s.fingerprint), by_id, options, prefix, probe, now) for s in specs
+        _also_paid(_item(s, entries.get(s.fingerprint), by_id, options, prefix, probe, now))
+        for s in specs
     ]
     live = {s.fingerprint for s in specs}
     live.update(i.replaces.fingerprint for i in items if i.replaces is not None)
