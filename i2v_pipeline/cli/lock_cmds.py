@@ -74,9 +74,7 @@ def install_cmd(command: str) -> None:
 
 def _git(*args: str, cwd: Path) -> str:
     try:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, check=False
-        )
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise UsageError("git is not installed", hint="install git, then run this again") from None
     if done.returncode != 0:
