@@ -11,7 +11,7 @@ the first shard's run start to the last shard's end (Python start-up excluded, a
 `i2v run --json`).
 
     python3 benchmarks/bench_shards.py [--jobs 600] [--rate 20] [--processing 5] [--shards 4]
-                                       [--mult 1 2]
+                                       [--mult 1 2] [--baseline]
 """
 
 from __future__ import annotations
@@ -96,6 +96,9 @@ def one(n: int, rate: float, t: float, k: int, mult: float) -> None:
         f"{requests / max(done, 1):>15.2f} {throttled:>9} ({share:.1f} %) {failed:>8} {done:>6}",
         flush=True,
     )
+    t0 = min(s.start for s in shards)
+    windows = ", ".join(f"{s.start - t0:.1f}-{s.end - t0:.1f} s ({s.done})" for s in shards)
+    print(f"        each shard's run (jobs done): {windows}")
     if done != n:
         print(f"  warning: {done} of {n} finished")
 
@@ -107,6 +110,12 @@ def main() -> None:
     ap.add_argument("--processing", type=float, default=5.0)
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--mult", type=float, nargs="+", default=[1.0], help="configured rate / R")
+    ap.add_argument(
+        "--baseline",
+        action="store_true",
+        help="first run the whole campaign in one process: on a shared machine, what the load "
+        "allows at all",
+    )
     args = ap.parse_args()
     with open("/proc/loadavg") as f:
         load = " ".join(f.read().split()[:3])
@@ -119,6 +128,8 @@ def main() -> None:
         f"{'requests/video':>15} {'throttled':>9} {'failed':>14} {'done':>6}"
     )
     for n in args.jobs:
+        if args.baseline:
+            one(n, args.rate, args.processing, 1, 1.0)
         for mult in args.mult:
             one(n, args.rate, args.processing, args.shards, mult)
     print("target: makespan/(N/R+T) near 1.1-1.2, no failures, every job done")
