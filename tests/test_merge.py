@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,25 @@ def test_a_lock_with_conflict_markers_is_a_lock_error(tmp_path: Path) -> None:
     path.write_text(f"<<<<<<< HEAD\n{text}=======\n{text}>>>>>>> other\n")
     with pytest.raises(LockError):
         read_lock(path)
+
+
+def test_status_shows_the_other_paid_remote_ids(write_manifest: object, workdir: Path) -> None:
+    """`i2v status` names a merged job's also_paid remote ids, in text and in --json."""
+    manifest = write_manifest()  # type: ignore[operator]
+    e = dataclasses.replace(succeeded(), also_paid=(PaidAttempt("y", ("ry",), 20),))
+    write(workdir / "m.lock.yaml", [e])
+    text = CliRunner().invoke(cli, ["status", str(manifest)])
+    assert "(also paid for: ry)" in text.stdout, text.output
+    doc = CliRunner().invoke(cli, ["status", str(manifest), "--json"])
+    assert json.loads(doc.stdout)[0]["also_paid"] == ["ry"]
+
+
+def test_install_merge_driver_outside_git_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside a git repository the installer says so and exits 2, with no traceback."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    res = CliRunner().invoke(cli, ["lock", "install-merge-driver"])
+    assert res.exit_code == 2 and "git repository" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / ".gitattributes").exists()

@@ -111,3 +111,22 @@ def test_four_shards_share_the_account_limit(mult: float, seed: int) -> None:
     assert makespan <= 1.2 * bound, (makespan, bound)
     assert failures == 0
     assert server.refused <= 0.15 * server.accepted
+
+
+def test_a_rate_change_keeps_retry_after() -> None:
+    """A late success raising the rate during a Retry-After wait never brings a slot forward."""
+    loop = VirtualLoop()
+    lim = RateLimiter(10.0, now=loop.now, sleep=loop.sleep)
+    lim.throttled(retry_after=5.0)
+    loop.t = 2.0
+    lim.succeeded()  # an answer to a request sent before the throttle
+    assert lim.rate > 9.5  # the quiet step was taken
+    slots: list[float] = []
+
+    async def one() -> None:
+        await lim.acquire()
+        slots.append(loop.t)
+
+    loop.spawn(one(), 2.0)
+    loop.run()
+    assert slots == [5.0]

@@ -74,6 +74,8 @@ class RateLimiter:
         self._now = now or anyio.current_time
         self._sleep = sleep or anyio.sleep
         self._next: float | None = None
+        self._hold = float("-inf")
+        """No slot before this: the end of the last Retry-After."""
         self._epoch = 0
         """Bumped on every rate change: slots reserved under an older one are stale."""
         self._last_change = float("-inf")
@@ -127,15 +129,16 @@ class RateLimiter:
             self._accepted.clear()
         self._last_throttle = now
         if retry_after:
-            self._next = max(self._next or now, now + retry_after)
+            self._hold = max(self._hold, now + retry_after)
+            self._next = max(self._next or now, self._hold)
 
     def _set(self, rate: float, now: float) -> None:
         """A new rate, and a new schedule: waiters holding slots at the old rate take new ones."""
         self.rate = max(self.min_rate, rate)
         self._last_change = now
         self._epoch += 1
-        if self._next is not None:
-            self._next = min(self._next, now + 1.0 / self.rate)
+        if self._next is not None:  # never before a Retry-After still running
+            self._next = max(min(self._next, now + 1.0 / self.rate), self._hold)
 
     def succeeded(self) -> None:
         """Count the success for the measurement; add a step per quiet period (additive
