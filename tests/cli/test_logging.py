@@ -60,7 +60,13 @@ def test_no_color_reaches_errors(write_manifest: WriteManifest) -> None:
     assert result.exit_code == 2 and "error: " in result.stderr and ANSI not in result.stderr
 
 
-@pytest.mark.parametrize("name", [*sorted(set(COMMANDS) - {"emulator"}), "emulator serve"])
+GROUPS = {"emulator", "lock"}  # their subcommands take the flags
+
+
+@pytest.mark.parametrize(
+    "name",
+    [*sorted(set(COMMANDS) - GROUPS), "emulator serve", "lock merge", "lock install-merge-driver"],
+)
 def test_every_command_documents_the_output_flags(name: str) -> None:
     """Each command's --help lists -v/--verbose, -q/--quiet and --no-color."""
     text = invoke(*name.split(), "--help").stdout
