@@ -191,6 +191,16 @@ class ErrorRecord:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class PaidAttempt:
+    """Another create of the same job that was paid for too: two clones ran it, and merging
+    their locks (state/merge.py) keeps one attempt as the entry and this one beside it."""
+
+    attempt: str
+    remote_ids: tuple[str, ...]
+    credits: int | None = None
+
+
 Verify = Literal["strict", "warn", "off"]
 """Manifest `verify`: what a downloaded video's duration or frame size mismatch does."""
 
@@ -222,6 +232,8 @@ class LockEntry:
     """Set on an audio record (the audio stage): the fingerprint of the video it adds to."""
     variant: int | None = None
     """On an audio record: which variant of that video (1-based)."""
+    also_paid: tuple[PaidAttempt, ...] = ()
+    """Other paid creates of this job, kept by a lock merge: never lose a paid remote id."""
 
     @property
     def request(self) -> dict[str, Any]:

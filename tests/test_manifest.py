@@ -266,8 +266,8 @@ def test_schemas_use_only_keywords_the_compiled_check_reads_alike() -> None:
 
     alike = {
         "$defs", "$id", "$ref", "$schema", "additionalProperties", "anyOf", "const", "default",
-        "description", "else", "enum", "exclusiveMinimum", "if", "items", "maxLength", "maximum", "minItems",
-        "minLength", "minProperties", "minimum", "oneOf", "pattern", "properties",
+        "description", "else", "enum", "exclusiveMinimum", "if", "items", "maxLength", "maximum",
+        "minItems", "minLength", "minProperties", "minimum", "oneOf", "pattern", "properties",
         "propertyNames", "required", "then", "title", "type",
     }  # fmt: skip
 

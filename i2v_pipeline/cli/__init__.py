@@ -43,6 +43,7 @@ COMMANDS = {
     "credits": "lifecycle:credits_cmd",
     "publish-check": "publish_cmds:publish_check_cmd",
     "webhook": "webhook_cmds:webhook_group",
+    "lock": "lock_cmds:lock_group",
 }
 
 

@@ -80,8 +80,8 @@ def effects_cmd(manifest: str | None, as_json: bool) -> None:
 @click.option("--refresh", is_flag=True, help="Also ask the API for each video's status now.")
 @json_option(
     "Print a JSON array, one object per job: id, state, remote_ids, credits, files, mismatch, "
-    "downloaded, error (and remote_now with --refresh; audio_of {video, variant} on an audio "
-    "record)."
+    "downloaded, error, also_paid (and remote_now with --refresh; audio_of {video, variant} on "
+    "an audio record)."
 )
 @output_options()
 def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
@@ -104,6 +104,8 @@ def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
             # true only when every video is held: an unknown or running job has none yet
             "downloaded": bool(e.files) and all(e.files),
             "error": e.error.message if e.error else None,
+            # other creates of this job that were paid too (kept by `i2v lock merge`)
+            "also_paid": [rid for p in e.also_paid for rid in p.remote_ids],
             # an audio record (the audio stage) names its video's fingerprint and variant
             **({"audio_of": {"video": e.video, "variant": e.variant}} if e.video else {}),
             **({"remote_now": [remote.get(rid) for rid in e.remote_ids]} if refresh else {}),
@@ -121,6 +123,7 @@ def status_cmd(manifest: str, refresh: bool, as_json: bool) -> None:
         # finished but not held: a download failed or the run stopped first
         fetch = r["state"] == "succeeded" and not r["downloaded"]
         err += "  (not downloaded: `i2v run` fetches it)" if fetch else ""
+        err += f"  (also paid for: {','.join(r['also_paid'])})" if r["also_paid"] else ""
         now = ""
         if refresh:
             now = "  remote: " + ",".join(STATUS_NAMES.get(s, "gone") for s in r["remote_now"])

@@ -53,6 +53,7 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
     """Fold one journal record into entries. Records for unknown fingerprints are ignored."""
     kind, fp = rec["t"], rec["fp"]
     if kind == "intent":
+        old = entries.get(fp)
         entries[fp] = LockEntry(
             job_id=rec["id"],
             fingerprint=fp,
@@ -61,6 +62,7 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
             request_json=request_text(rec.get("request", {})),
             intent_at=rec["at"],
             **_stage(rec),
+            also_paid=old.also_paid if old else (),  # a retry keeps what a merge recorded
         )
         return
     if kind == "forget":

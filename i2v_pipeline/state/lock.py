@@ -17,14 +17,14 @@ took 35 s). Hand-edited block YAML is still accepted, through the slow path.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..canonical import canonical_json
-from ..model import FileRecord, JobSpec, LockEntry
+from ..model import FileRecord, JobSpec, LockEntry, PaidAttempt
 from .files import open_own
 from .journal import Entries, Warn, journal_path, replay
 from .lockread import LOCK_VERSION, REQUEST_KEY, check_relative
@@ -61,8 +61,16 @@ def _head(e: LockEntry) -> dict[str, Any]:
         "submitted_at": e.submitted_at,
         "finished_at": e.finished_at,
         "error": {"code": e.error.code, "message": e.error.message} if e.error else None,
+        "also_paid": [paid_json(p) for p in e.also_paid],
     }
     out.update((k, v) for k, v in optional.items() if v not in (None, []))
+    return out
+
+
+def paid_json(p: PaidAttempt) -> dict[str, Any]:
+    out: dict[str, Any] = {"attempt": p.attempt, "remote_ids": list(p.remote_ids)}
+    if p.credits is not None:
+        out["credits"] = p.credits
     return out
 
 
@@ -112,16 +120,18 @@ def render_lock(entries: Iterable[LockEntry], *, manifest: str, command: str, en
         "generated_by": command,
         "endpoint": endpoint,
     }
+    rows = sorted(entries, key=lambda e: (e.job_id, e.fingerprint))
+    return lock_text(header, [entry_line(e) for e in rows])
+
+
+def lock_text(header: Mapping[str, Any], job_lines: list[str]) -> str:
+    """The lockfile from its header and its job lines, already sorted."""
     lines = [
         "# i2v lockfile: the record of what was bought. Written by i2v; review it, do not edit it.",
-        yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000).rstrip("\n"),
+        yaml.safe_dump(dict(header), sort_keys=False, allow_unicode=True, width=1000).rstrip("\n"),
+        "jobs:" if job_lines else "jobs: []",
+        *job_lines,
     ]
-    rows = sorted(entries, key=lambda e: (e.job_id, e.fingerprint))
-    if not rows:
-        lines.append("jobs: []")
-    else:
-        lines.append("jobs:")
-        lines.extend(entry_line(e) for e in rows)
     return "\n".join(lines) + "\n"
 
 

@@ -18,7 +18,7 @@ import orjson
 import yaml
 
 from ..errors import LockError, ManifestError, utf8_damage
-from ..model import ErrorRecord, FileRecord, LockEntry, LockState
+from ..model import ErrorRecord, FileRecord, LockEntry, LockState, PaidAttempt
 from ..perf import gc_paused
 from ..spec import validation as schemas
 from ..spec.manifest import parse_yaml
@@ -75,8 +75,17 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
         finished_at=_shared(d.get("finished_at")),
         expires_at=_shared(d.get("expires_at")),
         error=ErrorRecord(err.get("code"), str(err["message"])) if err else None,
+        also_paid=tuple(_paid_record(p) for p in d.get("also_paid") or ()),
         **_stage(d),
     )
+
+
+def _paid_record(d: Mapping[str, Any]) -> PaidAttempt:
+    """Another paid create of the job, kept by a lock merge (state/merge.py)."""
+    ids = d["remote_ids"]
+    if not isinstance(ids, list) or not ids:
+        raise ValueError("also_paid: remote_ids must be a non-empty list")
+    return PaidAttempt(str(d["attempt"]), tuple(map(str, ids)), d.get("credits"))
 
 
 def _stage(d: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,7 +167,10 @@ def _parse_fast(f: IO[str]) -> tuple[dict[str, Any], Iterator[Row]]:
         head.append(line)
     else:
         raise _Foreign
-    header = yaml.load("".join(head), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    try:
+        header = yaml.load("".join(head), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:  # e.g. git's conflict markers: the slow path says where, cleanly
+        raise _Foreign from None
     if not isinstance(header, dict) or jobs_line not in ("jobs:", "jobs: []"):
         raise _Foreign
     return header, _rows(f, len(head) + 2, jobs_line == "jobs: []")
@@ -224,6 +236,30 @@ def _read_lock(path: Path) -> Entries:
         raise _not_utf8(path) from None
     except OSError as exc:
         raise _corrupt(path, str(exc)) from None
+
+
+def read_rows(path: Path) -> tuple[dict[str, Any], list[Row]]:
+    """The lockfile's header and its job rows, unconverted (a merge keeps fields it does not
+    know); the header is checked. FileNotFoundError if there is none: the caller decides."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            try:
+                header, it = _parse_fast(f)
+                rows = list(it)
+            except _TornLine as torn:
+                header, rows = _parse_torn(path, torn)
+            except _Foreign:
+                header, rows = _parse_slow(path, path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except OSError as exc:
+        raise _corrupt(path, str(exc)) from None
+    if header.get("version") != LOCK_VERSION:
+        raise _corrupt(path, f"version {header.get('version')!r}, expected {LOCK_VERSION}")
+    schemas.validate("lock", {**header, "jobs": []}, what=str(path), error_class=LockError)
+    return header, rows
 
 
 def _collect(path: Path, header: dict[str, Any], rows: Iterator[Row]) -> Entries:

@@ -7,6 +7,7 @@ it is a pure function to test.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import time
@@ -187,6 +188,15 @@ def _item(
     return item
 
 
+def _also_paid(item: PlanItem) -> PlanItem:
+    """A job two clones both paid for (a merged lock) says so, whatever its action."""
+    e = item.entry
+    if e is None or not e.also_paid:
+        return item
+    ids = ",".join(rid for p in e.also_paid for rid in p.remote_ids)
+    return dataclasses.replace(item, reason=f"{item.reason}; also paid for: {ids} (merged lock)")
+
+
 def make_plan(
     specs: Sequence[JobSpec],
     entries: Mapping[str, LockEntry],
@@ -219,7 +229,7 @@ def _make_plan(
     by_id = {e.job_id: e for e in entries.values() if e.video is None}
     items = []
     for s in specs:
-        item = _item(s, entries.get(s.fingerprint), by_id, options, prefix, probe, now)
+        item = _also_paid(_item(s, entries.get(s.fingerprint), by_id, options, prefix, probe, now))
         items.append(item)
         if s.audio is not None:
             items.extend(audio_plan.items(s, item, entries, options, prefix, probe, now))

@@ -60,8 +60,18 @@ def test_no_color_reaches_errors(write_manifest: WriteManifest) -> None:
     assert result.exit_code == 2 and "error: " in result.stderr and ANSI not in result.stderr
 
 
+GROUPS = {"emulator", "lock", "webhook"}  # their subcommands take the flags
+
+
 @pytest.mark.parametrize(
-    "name", [*sorted(set(COMMANDS) - {"emulator", "webhook"}), "emulator serve", "webhook verify"]
+    "name",
+    [
+        *sorted(set(COMMANDS) - GROUPS),
+        "emulator serve",
+        "lock merge",
+        "lock install-merge-driver",
+        "webhook verify",
+    ],
 )
 def test_every_command_documents_the_output_flags(name: str) -> None:
     """Each command's --help lists -v/--verbose, -q/--quiet and --no-color."""
