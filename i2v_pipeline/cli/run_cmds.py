@@ -12,6 +12,7 @@ from ..errors import Interrupted
 from ..model import Action, RunStats
 from ..run import preflight
 from ..run.store import open_store
+from ..spec.budget import BudgetExceeded
 from ..spec.campaign import check_reachable_images
 from ..state.plan import PlanOptions, disk_check, make_plan
 from ..state.runlock import RunLock
@@ -123,9 +124,15 @@ def run_cmd(
         planned = plan_campaign(campaign, options, selection)
         if saved is not None:  # under the run lock: nothing changes the lock after the check
             planned = lifecycle.apply_saved(planned, saved)
-        work, over_budget = lifecycle.within_budget(
-            planned, [i for i in planned.items if i.action.is_work]
-        )
+        todo = [i for i in planned.items if i.action.is_work]
+        try:
+            work, over_budget = lifecycle.within_budget(planned, todo)
+        except BudgetExceeded as exc:  # nothing fits: --json still says why on stdout
+            if as_json:
+                problem = {"id": "", "event": "budget", "detail": exc.message}
+                stats = RunStats(skipped=len(todo))
+                _finish(planned, stats, 0.0, True, quiet, False, [problem], budget=True)
+            raise
         if not work:
             _finish(planned, RunStats(), 0.0, as_json, quiet, interrupted=False, problems=[])
             return

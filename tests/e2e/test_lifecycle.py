@@ -251,8 +251,9 @@ def test_budget_stops_submitting_and_says_by_how_much(
     budget = json.loads(out)["budget"]
     assert budget["spent"] == 40 and budget["planned"] == 80 and budget["over"] == 70
     requests = emulator.requests()
-    code, _, err = invoke("run", str(path), "--yes")  # nothing fits: refused before any request
+    code, out, err = invoke("run", str(path), "--yes", "--json")  # nothing fits: no request
     assert code == 3 and "would be passed by 70" in err
+    assert json.loads(out)["outcome"] == "budget" and json.loads(out)["skipped"] == 4
     assert emulator.requests() == requests
 
 
