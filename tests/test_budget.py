@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from i2v_pipeline.errors import ManifestError
 from i2v_pipeline.model import Action, ImageRef, JobSpec, LockEntry, PlanItem
 from i2v_pipeline.spec.budget import Budget, budget_of, calibrate, exceeded, tally, within
+from i2v_pipeline.spec.campaign import load_campaign
+
+MANIFEST = """\
+version: 1
+name: b
+images:
+  - url: "https://x.example/a.png"
+prompts:
+  - id: a
+    template: "x"
+"""
 
 IMG = ImageRef("path", "/a.png", "a.png", "1" * 64)
 REQ = {"model_name": "M", "resolution": "720p", "video_length": 5, "count": 1, "prompt": "p"}
@@ -99,3 +114,16 @@ def test_exceeded_says_by_how_much() -> None:
     assert error.exit_code == 3
     assert "budget.credits 30 would be passed by 10 credits" in error.message
     assert "1 create (~20 credits) not sent" in error.message
+
+
+def test_budget_schema_errors_are_plain_words(tmp_path: Path) -> None:
+    """budget.credits empty, negative or fractional: a message about credits, not Python's
+    "None is not of type 'integer'"."""
+    for value in ("", "-1", "2.5", "lots"):
+        path = tmp_path / "m.yaml"
+        path.write_text(MANIFEST + f"budget:\n  credits: {value}\n")
+        with pytest.raises(ManifestError) as caught:
+            load_campaign(path)
+        message = caught.value.message
+        assert "budget.credits: must be a whole number of credits ≥ 0" in message, message
+        assert "None" not in message and "integer" not in message

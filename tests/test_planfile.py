@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,48 @@ def test_unreadable_plan_files_are_user_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="plan format version 9") as info:
         planfile.read(path)
     assert info.value.exit_code == 2
+
+
+def test_apply_checks_every_listed_job_fresh_ones_too(tmp_path: Path) -> None:
+    """A job listed fresh that would now download, another id, or another price: stale."""
+    plan = saved(tmp_path, [item(1), item(2, Action.FRESH)], sources(tmp_path))
+    assert [i.job_id for i in planfile.apply(plan, [item(1), item(2, Action.FRESH)])] == ["j1"]
+    with pytest.raises(planfile.StalePlanError, match="job j2 was planned to fresh, now download"):
+        planfile.apply(plan, [item(1), item(2, Action.DOWNLOAD)])
+    renamed = dataclasses.replace(item(1), job_id="other")
+    with pytest.raises(planfile.StalePlanError, match="job j1 is now job other"):
+        planfile.apply(plan, [renamed, item(2, Action.FRESH)])
+    dearer = dataclasses.replace(item(1), credits=40)
+    with pytest.raises(planfile.StalePlanError, match="planned at 20 credits, now 40"):
+        planfile.apply(plan, [dearer, item(2, Action.FRESH)])
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d["jobs"][0].update(id="x"),
+        lambda d: d["selection"].update(shard=None),
+        lambda d: d["options"].update(verify=True),
+        lambda d: d.pop(planfile.SEAL),
+    ],
+)
+def test_a_plan_file_edited_by_hand_is_refused(tmp_path: Path, edit: Any) -> None:
+    """Any change to the written document (a job, the selection, the options) or a missing
+    seal: InputError "was edited", exit 2."""
+    plan = saved(tmp_path, [item(1)], sources(tmp_path))
+    doc = json.loads(plan.path.read_text())
+    edit(doc)
+    plan.path.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="was edited after `i2v plan` wrote it"):
+        planfile.read(plan.path)
+
+
+def test_write_never_follows_a_symlinked_temporary_name(tmp_path: Path) -> None:
+    """A symlink planted where the old fixed temporary name was is left alone, its target
+    untouched; the plan file is replaced by rename."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (tmp_path / ".p.json.tmp").symlink_to(victim)
+    planfile.write(tmp_path / "p.json", {"a": 1})
+    assert victim.read_text() == "keep"
+    assert json.loads((tmp_path / "p.json").read_text()) == {"a": 1}

@@ -334,3 +334,44 @@ async def test_a_poll_answer_older_than_a_webhook_does_not_undo_it(tmp_path: Pat
         assert t.status == [JobStatus.SUCCEEDED, JobStatus.PROCESSING]
         assert t.urls == ["https://x/a.mp4", None]
     journal.close()
+
+
+def test_schedule_polls_jobs_of_an_earlier_run_as_without_webhooks() -> None:
+    """webhook=False (a create from an earlier run, its webhook sent there): polled at once,
+    then at the normal recheck cadence, not after webhook_poll_interval."""
+    s = PollSchedule(5.0, 1.0, 5.0)
+    s.expect_webhooks(60.0)
+    s.add("old", 0.0, at_once=True, webhook=False)
+    assert s.due["old"] == 0.0
+    s.unfinished("old", 0.0)
+    assert s.due["old"] == 1.0
+    s.add("new", 0.0)
+    assert s.due["new"] == 60.0
+
+
+async def test_resumed_jobs_are_not_left_waiting_for_webhooks(tmp_path: Path) -> None:
+    """A job resumed from the lock (created by a run that is gone) is polled at once and, still
+    running, again within the normal poll interval though this run takes webhooks."""
+    import aiohttp
+
+    from i2v_pipeline.model import LockEntry
+    from i2v_pipeline.spec.settings import Limits
+
+    from .test_executor import FakeProvider, executor, items
+
+    journal = Journal(tmp_path / "m.lock.journal")
+    async with aiohttp.ClientSession() as session:
+        ex = executor(FakeProvider([3]), session, journal, Limits(), tmp_path)
+        ex.schedule.expect_webhooks(60.0)
+        spec = items(1)[0].spec
+        assert spec is not None
+        fp = spec.fingerprint
+        ex.entries[fp] = LockEntry(
+            spec.id, fp, "submitted", "1", remote_ids=("a1",), remote_status=(1,)
+        )
+        ex._track_existing(spec)
+        now = ex._now()
+        assert ex.schedule.due[fp] <= now
+        ex.schedule.unfinished(fp, now)
+        assert ex.schedule.due[fp] - now <= Limits().poll_interval
+    journal.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from ..model import PlanItem
 from ..spec.budget import BudgetExceeded, Tally, budget_of, exceeded, tally, within
 from ..spec.campaign import Campaign, load_campaign
 from ..spec.catalog import Catalog
+from ..spec.outputs import input_files, protected_name
 from ..state import planfile
 from ..state.plan import PlanOptions
 from ..text import plural
@@ -73,7 +75,7 @@ def after_plan(
             "`i2v run` stops submitting before it"
         )
     if out is not None:
-        _write_plan(planned, Path(out), t, options, selection)
+        _write_plan(planned, _plan_target(out, planned), t, options, selection)
     if t.planned and not planned.campaign.provider.is_emulator:
         _warn_if_unaffordable(planned.campaign, t.planned)
 
@@ -97,12 +99,57 @@ def _write_plan(
     )
     try:
         planfile.write(out, doc)
-    except OSError as exc:
-        raise UsageError(f"cannot write the plan file {out}: {exc.strerror}") from None
+    except OSError as exc:  # the temporary file beside it could not be made, or renamed
+        raise UsageError(
+            f"cannot write the plan file {out}: cannot create a file in "
+            f"{out.parent} ({exc.strerror or exc})",
+            hint="give --out a file in a folder you can write to",
+        ) from None
     work = sum(i.action.is_work for i in planned.items)
     manifest = planned.campaign.manifest.path
     note(f"saved the plan ({plural(work, 'job')} with work) to {out}")
     note(f"apply exactly this plan with: i2v run {manifest} --plan {out}")
+
+
+def _plan_target(out: str, planned: Planned) -> Path:
+    """--out's path, refused (exit 2) when empty, a symlink, a folder, or a file of the campaign:
+    the manifest, its lock, journal and run lock, any YAML file (the rule outputs follow), a
+    file the lock records or the plan will write, or an input image."""
+    hint = "give --out a new file name, e.g. --out plan.json"
+    if not out.strip():
+        raise UsageError("--out needs a file name", hint=hint)
+    path = Path(out)
+    if path.is_symlink():
+        raise UsageError(
+            f"--out {out} is a symbolic link: a plan is never written through one", hint=hint
+        )
+    if path.is_dir():
+        raise UsageError(f"--out {out} is a folder", hint=hint)
+    real = Path(os.path.realpath(path))
+    what = _campaign_file(real, planned) or protected_name(real.name)
+    if what:
+        raise UsageError(f"--out {out} would overwrite {what}", hint=hint)
+    return path
+
+
+def _campaign_file(real: Path, planned: Planned) -> str | None:
+    """What real (a resolved path) is to the campaign, None when it is none of its files."""
+    campaign = planned.campaign
+    lock = campaign.lock_path
+    own = {campaign.manifest.path: "the manifest", lock: "the lockfile"}
+    own |= {lock.with_name(f"{lock.name}.{x}"): f"the lock's {x} file" for x in ("journal", "run")}
+    for path, what in own.items():
+        if real == Path(os.path.realpath(path)):
+            return what
+    base = campaign.manifest.base_dir
+    videos = {base / f.path for e in planned.entries.values() for f in e.files if f is not None}
+    videos |= {campaign.output_dir / p for s in campaign.specs for p in s.output_paths()}
+    if real in {Path(os.path.realpath(v)) for v in videos}:
+        return "a video of this campaign"
+    refs = [r for s in campaign.specs for r in (s.image, s.last_frame)]
+    if str(real).casefold() in input_files(refs, base):
+        return "an input image of this campaign"
+    return None
 
 
 def _warn_if_unaffordable(campaign: Campaign, planned: int) -> None:
@@ -131,15 +178,43 @@ def _warn_if_unaffordable(campaign: Campaign, planned: int) -> None:
 # ---------------------------------------------------------------- run
 
 
-def read_saved(path: str, *, flags: Mapping[str, bool]) -> planfile.SavedPlan:
-    """The plan file for `run --plan`, refusing flags that would change what it does."""
-    clash = [name for name, given in flags.items() if given]
+def from_env() -> dict[str, str]:
+    """The current command's option flags (as `--name`) set by an environment variable ->
+    that variable's name."""
+    ctx = click.get_current_context()
+    out: dict[str, str] = {}
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name or "")
+        if isinstance(param, click.Option) and source is click.core.ParameterSource.ENVIRONMENT:
+            out[max(param.opts, key=len)] = str(param.envvar)
+    return out
+
+
+def read_saved(
+    path: str, *, flags: Mapping[str, bool], env: Mapping[str, str] | None = None
+) -> planfile.SavedPlan:
+    """The plan file for `run --plan`, refusing flags that would change what it does. A flag
+    set by an environment variable (env: flag -> variable) counts only when it disagrees with
+    the plan's recorded options: I2V_VERIFY=1 in a shell must not refuse every plan."""
+    env = env or {}
+    saved = planfile.read(Path(path))
+    recorded = saved.doc["options"]
+    clash: list[str] = []
+    for name, given in flags.items():
+        if not given:
+            continue
+        var = env.get(name)
+        if var is None:
+            clash.append(name)
+        elif recorded.get(name.removeprefix("--").replace("-", "_")) is not True:
+            clash.append(f"{name} (from {var} in the environment)")
     if clash:
         raise UsageError(
             f"--plan applies a saved plan exactly; {', '.join(clash)} cannot change it",
-            hint="make a new plan with those flags: i2v plan M --out PLAN ...",
+            hint="make a new plan with those flags (i2v plan M --out PLAN ...), or unset the "
+            "variable",
         )
-    return planfile.read(Path(path))
+    return saved
 
 
 def apply_saved(planned: Planned, saved: planfile.SavedPlan) -> Planned:

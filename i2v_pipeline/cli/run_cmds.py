@@ -12,6 +12,7 @@ from ..errors import Interrupted
 from ..model import Action, RunStats
 from ..run import preflight
 from ..run.store import open_store
+from ..spec.budget import BudgetExceeded
 from ..spec.campaign import check_reachable_images
 from ..state.plan import PlanOptions, disk_check, make_plan
 from ..state.runlock import RunLock
@@ -117,15 +118,21 @@ def run_cmd(
         flags = {"--retry-failed": retry_failed, "--resubmit-unknown": resubmit_unknown}
         flags |= {"--verify": verify, "--only": bool(only), "--select": bool(patterns)}
         flags |= {"--shard": bool(shard), "--limit": limit is not None}
-        saved = lifecycle.read_saved(plan_file, flags=flags)
+        saved = lifecycle.read_saved(plan_file, flags=flags, env=lifecycle.from_env())
         options, selection = saved.options, Selection()
     with RunLock(campaign.lock_path, command_line()):
         planned = plan_campaign(campaign, options, selection)
         if saved is not None:  # under the run lock: nothing changes the lock after the check
             planned = lifecycle.apply_saved(planned, saved)
-        work, over_budget = lifecycle.within_budget(
-            planned, [i for i in planned.items if i.action.is_work]
-        )
+        todo = [i for i in planned.items if i.action.is_work]
+        try:
+            work, over_budget = lifecycle.within_budget(planned, todo)
+        except BudgetExceeded as exc:  # nothing fits: --json still says why on stdout
+            if as_json:
+                problem = {"id": "", "event": "budget", "detail": exc.message}
+                stats = RunStats(skipped=len(todo))
+                _finish(planned, stats, 0.0, True, quiet, False, [problem], budget=True)
+            raise
         if not work:
             _finish(planned, RunStats(), 0.0, as_json, quiet, interrupted=False, problems=[])
             return
@@ -159,8 +166,12 @@ def run_cmd(
             return
         held = sum(i.action.is_work for i in planned.items) - len(work)
         stats.skipped += held  # not sent: the budget held them
+        problems = [
+            *progress.problems,
+            {"id": "", "event": "budget", "detail": over_budget.message},
+        ]
         try:
-            _finish(planned, stats, seconds, as_json, quiet, interrupted, progress.problems)
+            _finish(planned, stats, seconds, as_json, quiet, interrupted, problems, budget=True)
         except click.exceptions.Exit:
             raise over_budget from None  # failures too, but the budget is what to act on
         raise over_budget
@@ -174,12 +185,18 @@ def _finish(
     quiet: bool,
     interrupted: bool,
     problems: list[dict[str, str]],
+    *,
+    budget: bool = False,
 ) -> None:
+    """Print the summary (text, or JSON); exit by outcome. budget: budget.credits held back
+    creates (the caller raises BudgetExceeded, exit 3, after this)."""
     fresh = sum(i.action is Action.FRESH for i in planned.items)
     # unknowns left from earlier runs are unfinished work too, not "fresh" or "nothing to do"
     unknown = stats.unknown + sum(i.action is Action.UNKNOWN for i in planned.items)
     manifest = str(planned.campaign.manifest.path)
     outcome = _outcome(stats, interrupted, unknown)
+    if budget and outcome in ("partial", "done", "nothing to do"):
+        outcome = "budget"  # what stopped it is the budget, not --max-credits
     left = Left(stats.skipped, 0, 0, unknown)
     if outcome in ("fatal", "interrupted"):  # the counters only know what was started
         left = _left(planned)
@@ -202,7 +219,11 @@ def _finish(
         "seconds": round(seconds, 2),
         "interrupted": interrupted,
         "fatal": stats.fatal.message if stats.fatal else None,
-        "next": (resume if outcome in ("fatal", "interrupted", "partial") else None)
+        "next": (
+            f"raise budget.credits in {manifest}, then: i2v run {manifest}"
+            if outcome == "budget"
+            else (resume if outcome in ("fatal", "interrupted", "partial") else None)
+        )
         or (unknown_advice(unknown, manifest) if unknown else None),
         "lock": str(planned.campaign.lock_path),
         "problems": problems,
@@ -275,7 +296,8 @@ def _print_summary(
 
 
 def _outcome(stats: RunStats, interrupted: bool, unknown: int) -> str:
-    """One word for scripts: fatal, interrupted, unfinished, partial, done or nothing to do."""
+    """One word for scripts: fatal, interrupted, unfinished, partial, done or nothing to do
+    (and `budget`, which _finish sets)."""
     if stats.fatal:
         return "fatal"
     if interrupted:

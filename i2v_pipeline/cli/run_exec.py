@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import anyio
 
+from ..errors import I2VError
 from ..model import PlanItem, RunStats
 from ..perf import freeze_heap
 from ..run.session import RunSession, credentials
@@ -27,7 +28,19 @@ def execute_plan(
     """Run the work; (stats, interrupted). Ctrl-C or SIGTERM stops submitting and returns.
     webhook: take AKOOL's webhooks during the run (`--webhook-listen`)."""
     freeze_heap()
-    return anyio.run(_run, planned, work, progress, max_credits, webhook)
+    try:
+        return anyio.run(_run, planned, work, progress, max_credits, webhook)
+    except BaseExceptionGroup as group:  # the task group wraps a user error (a port in use)
+        raise sole_user_error(group) from None
+
+
+def sole_user_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one I2VError a task group's exception group holds (raised as such: exit 2 and its
+    message, not a traceback), else the group itself."""
+    while len(group.exceptions) == 1 and isinstance(group.exceptions[0], BaseExceptionGroup):
+        group = group.exceptions[0]
+    only = group.exceptions[0] if len(group.exceptions) == 1 else None
+    return only if isinstance(only, I2VError) else group
 
 
 async def _run(

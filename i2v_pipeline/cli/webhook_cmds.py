@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from ..errors import ConfigError, InputError, UsageError
+from ..errors import ConfigError, I2VError, InputError, UsageError
 from ..spec.campaign import Campaign
 from ..spec.settings import ProviderSettings
 from ..state.journal import utc_iso
@@ -126,6 +126,19 @@ def verify_cmd(body_file: str, emulator: bool, max_age: float | None, as_json: b
     The signature (sha1 over the client id, timestamp, nonce and dataEncrypt) and the AES
     decryption use AKOOL_CLIENT_ID and AKOOL_CLIENT_SECRET. Exit 0 when it verifies, 2 when
     it does not (the message says which check failed)."""
+    try:
+        _verify(body_file, emulator, max_age, as_json)
+    except I2VError as exc:
+        if as_json:  # a script reads stdout: say it failed there too, and why
+            verified = exc.message.startswith(VERIFIES_BUT)
+            print_json({"ok": False, "verified": verified, "reason": exc.message})
+        raise
+
+
+VERIFIES_BUT = "the delivery verifies but is refused"
+
+
+def _verify(body_file: str, emulator: bool, max_age: float | None, as_json: bool) -> None:
     from ..run.webhook_receiver import Rejected, age_problem, open_delivery
 
     keys = emulator_keys() if emulator else env_keys(ProviderSettings(), os.environ)
@@ -140,11 +153,12 @@ def verify_cmd(body_file: str, emulator: bool, max_age: float | None, as_json: b
         ) from None
     now = time.time()
     if max_age is not None and (problem := age_problem(delivery, now, max_age)):
-        raise InputError(f"the delivery verifies but is refused: {problem}", where=body_file)
+        raise InputError(f"{VERIFIES_BUT}: {problem}", where=body_file)
     sent = delivery.timestamp / 1000
     if as_json:
         print_json(
             {
+                "ok": True,
                 "verified": True,
                 "sent_at": utc_iso(sent),
                 "age_seconds": round(now - sent, 3),

@@ -257,7 +257,7 @@ class AudioStage:
             status = [s if s not in TERMINAL_STATUSES else queued for s in e.remote_status]
         self.owned.add(fp)
         ex.tracked[fp] = Tracked(result_spec(job), ids, status, [None] * len(ids))
-        ex.schedule.add(fp, ex._now(), at_once=created is None)
+        ex.schedule.add(fp, ex._now(), at_once=created is None, webhook=created is not None)
         ex._wake.set()
 
     def owns(self, t: Tracked) -> bool:

@@ -168,7 +168,8 @@ class Executor:
         status = [s if s not in TERMINAL_STATUSES else queued for s in e.remote_status]
         status = status or [queued] * n
         self.tracked[spec.fingerprint] = Tracked(spec, list(e.remote_ids), status, [None] * n)
-        self.schedule.add(spec.fingerprint, self._now(), at_once=True)
+        # created by an earlier run: its webhook went there, so poll it as without webhooks
+        self.schedule.add(spec.fingerprint, self._now(), at_once=True, webhook=False)
         self._wake.set()
 
     # ------------------------------------------------------------------ creates

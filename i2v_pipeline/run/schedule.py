@@ -34,6 +34,9 @@ class PollSchedule:
         """Set by expect_webhooks: how long a job waits for its webhook before it is polled."""
         self.nap = float("inf")
         """Longest sleep of the poll loop: short while webhooks may finish jobs between polls."""
+        self._no_hook: set[str] = set()
+        """Jobs created by an earlier run: their webhooks went to its URL, so they are polled
+        on the normal schedule even when this run takes webhooks."""
 
     def expect_webhooks(self, wait: float) -> None:
         """Webhooks bring the statuses: poll a job only `wait` s (or twice the expected job
@@ -46,9 +49,17 @@ class PollSchedule:
         assert self.webhook_wait is not None
         return max(self.webhook_wait, 2 * self.expected)
 
-    def add(self, key: str, now: float, *, at_once: bool = False) -> None:
+    def _hooked(self, key: str) -> bool:
+        """Whether key's status is expected by webhook (polls are then only a safety net)."""
+        return self.webhook_wait is not None and key not in self._no_hook
+
+    def add(self, key: str, now: float, *, at_once: bool = False, webhook: bool = True) -> None:
+        """Track key from now; webhook=False: its create was an earlier run's, whose webhook
+        URL this run may not receive, so it is polled as without webhooks."""
         self._since[key] = now
-        wait = self.expected if self.webhook_wait is None else self._patience()
+        if not webhook:
+            self._no_hook.add(key)
+        wait = self._patience() if self._hooked(key) else self.expected
         self.due[key] = now if at_once else now + wait
 
     def earliest(self) -> float | None:
@@ -74,7 +85,7 @@ class PollSchedule:
         """Polled and still running: due again soon if its time has passed, else unchanged."""
         if key in self.due and self.due[key] <= now:
             self._late.add(key)
-            if self.webhook_wait is not None:
+            if self._hooked(key):
                 self.due[key] = now + self._patience()
                 return
             age = now - self._since.get(key, now)
@@ -93,3 +104,4 @@ class PollSchedule:
         self.due.pop(key, None)
         self._since.pop(key, None)
         self._late.discard(key)
+        self._no_hook.discard(key)

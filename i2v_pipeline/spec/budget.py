@@ -43,6 +43,23 @@ class Budget:
     credits: int
 
 
+BUDGET_CREDITS = ("budget", "credits")
+MAX_CREDITS = 1_000_000_000_000
+"""budget.credits' bound in the manifest schema."""
+
+
+def schema_problem(path: Sequence[str | int], instance: object) -> str | None:
+    """A plain message for a budget.credits that fails the manifest schema (not jsonschema's
+    "None is not of type 'integer'"); None for any other path."""
+    if tuple(path) != BUDGET_CREDITS:
+        return None
+    shown = "empty" if instance is None else repr(instance)
+    return (
+        f"must be a whole number of credits ≥ 0 (at most {MAX_CREDITS:,}), not {shown}: "
+        "e.g. `budget: {credits: 500}`"
+    )
+
+
 def budget_of(data: Mapping[str, Any]) -> Budget | None:
     """The budget of a schema-checked manifest document, None when it sets none."""
     raw = data.get("budget")

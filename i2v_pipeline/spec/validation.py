@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # jsonschema is only imported when there is an error to descr
     from jsonschema.exceptions import ValidationError
 
 from ..errors import I2VError, ManifestError
+from . import budget
 from .audio import HINT as AUDIO_HINT
 from .audio import KEY as AUDIO_KEY
 from .settings import env_name_problem
@@ -131,6 +132,10 @@ def describe(error: ValidationError) -> tuple[list[str | int], str]:
         options = [o for o in options if o]
         if options:
             return path, f"give exactly one of: {', '.join(options)}"
+    if error.validator in ("type", "minimum", "maximum") and (
+        plain := budget.schema_problem(path, error.instance)
+    ):
+        return path, plain
     if error.validator == "maxLength" and isinstance(error.instance, str):
         return path, f"is too long ({len(error.instance):,} characters)"
     if error.validator == "required":

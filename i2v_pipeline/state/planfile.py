@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -104,7 +105,7 @@ def build(
     for job in body["jobs"]:
         if job["credits"]:
             job["estimate"] = "lock" if job["fingerprint"] in calibrated else "price_table"
-    return {
+    doc: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "i2v_version": version,
@@ -122,17 +123,34 @@ def build(
         "summary": body["summary"],
         "jobs": body["jobs"],
     }
+    doc[SEAL] = body_sha256(doc)
+    return doc
+
+
+SEAL = "plan_sha256"
+"""The key of the plan's own hash: a hand edit of any other field is refused at read time."""
+
+
+def body_sha256(doc: Mapping[str, Any]) -> str:
+    """sha256 of the plan document's canonical JSON without its SEAL."""
+    return hashlib.sha256(canonical_json({k: v for k, v in doc.items() if k != SEAL})).hexdigest()
 
 
 def write(path: Path, doc: Mapping[str, Any]) -> None:
-    """Write the plan file atomically (temp file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1, ensure_ascii=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    """Write the plan file atomically: a new temporary file beside it (created exclusively, so
+    never through a planted symlink), fsync, rename over path (a rename replaces a symlink
+    itself, never its target)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1, ensure_ascii=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)
@@ -175,6 +193,13 @@ def read(path: Path) -> SavedPlan:
             hint="re-run `i2v plan M --out PLAN` with this i2v",
         )
     schemas.validate("plan", doc, what=str(path), error_class=InputError)
+    if doc.get(SEAL) != body_sha256(doc):
+        raise InputError(
+            f"the plan file {path} was edited after `i2v plan` wrote it (its {SEAL} does not "
+            "match its contents): nothing was sent",
+            hint="a plan is applied exactly as reviewed; make a new one with "
+            "`i2v plan M --out PLAN`",
+        )
     return SavedPlan(path, doc)
 
 
@@ -206,23 +231,27 @@ def stale(saved: SavedPlan, why: Sequence[str]) -> StalePlanError:
 
 def apply(saved: SavedPlan, items: Sequence[PlanItem]) -> list[PlanItem]:
     """The work of a fresh (unselected) plan that the saved plan authorises: exactly its jobs,
-    each with the same action. Raises StalePlanError when any planned job now plans otherwise
-    (an input image changed, a file was deleted, ...)."""
-    wanted = saved.work
+    each with the same action. Raises StalePlanError when any job the plan lists, fresh ones
+    included, now plans otherwise (another id, action or price: an input image changed, a file
+    was deleted, ...)."""
     now = {i.fingerprint: i for i in items}
     why: list[str] = []
     out: list[PlanItem] = []
-    ids = {j["fingerprint"]: j["id"] for j in saved.doc["jobs"]}
-    for fp, action in wanted.items():
-        item = now.get(fp)
+    for job in saved.doc["jobs"]:
+        item = now.get(job["fingerprint"])
         if item is None:
-            why.append(f"job {ids[fp]} is no longer planned (its inputs changed)")
-        elif item.action.label != action:
-            why.append(f"job {ids[fp]} was planned to {action}, now {item.action.label}")
-        else:
+            why.append(f"job {job['id']} is no longer planned (its inputs changed)")
+        elif item.job_id != job["id"]:
+            why.append(f"job {job['id']} is now job {item.job_id}")
+        elif item.action.label != job["action"]:
+            why.append(f"job {job['id']} was planned to {job['action']}, now {item.action.label}")
+        elif item.credits != job["credits"]:
+            cost = f"{job['credits']} credits, now {item.credits}"
+            why.append(f"job {job['id']} was planned at {cost}")
+        elif job["fingerprint"] in saved.work:
             out.append(item)
     if why:
-        more = f"; … and {len(why) - MAX_LISTED} more" if len(why) > MAX_LISTED else ""
-        raise stale(saved, why[:MAX_LISTED] + ([more[2:]] if more else []))
-    order = {fp: n for n, fp in enumerate(wanted)}
+        more = f"… and {len(why) - MAX_LISTED} more" if len(why) > MAX_LISTED else ""
+        raise stale(saved, why[:MAX_LISTED] + ([more] if more else []))
+    order = {fp: n for n, fp in enumerate(saved.work)}
     return sorted(out, key=lambda i: order[i.fingerprint])

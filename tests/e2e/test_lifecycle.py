@@ -144,6 +144,87 @@ def test_not_a_plan_file(write_manifest: WriteManifest, workdir: Path) -> None:
     assert code == 2 and "is not an i2v plan file" in err and "Traceback" not in err
 
 
+def test_plan_out_refuses_to_overwrite_campaign_files(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """--out naming the manifest, its lock or journal, another YAML file, a recorded video or
+    an input image, a symlink, or nothing: exit 2, the file is untouched."""
+    path = write_manifest(MANIFEST.format(url=emulator.base_url))
+    assert invoke("run", str(path), "--yes", "-q", "--select", "garden.dolly")[0] == 0
+    lock = workdir / "m.lock.yaml"
+    video = next((workdir / "out").rglob("*.mp4"))
+    other = workdir / "sub" / "other.yaml"
+    other.parent.mkdir()
+    other.write_text("version: 1\n")
+    (workdir / "link.json").symlink_to(lock)
+    image = workdir / "images" / "garden.png"
+    targets = [path, lock, workdir / "m.lock.yaml.journal", other, video, image]
+    targets.append(workdir / "link.json")
+    for target in targets:
+        before = target.read_bytes() if target.exists() else None
+        code, _, err = invoke("plan", str(path), "--out", str(target))
+        assert code == 2 and "Traceback" not in err, (target, err)
+        assert "would overwrite" in err or "symbolic link" in err, err
+        assert (target.read_bytes() if target.exists() else None) == before
+    code, _, err = invoke("plan", str(path), "--out", "")
+    assert code == 2 and "--out needs a file name" in err
+    code, _, err = invoke("plan", str(path), "--out", "/proc/version")
+    assert code == 2 and "cannot write the plan file /proc/version" in err
+    assert "cannot create a file in /proc" in err
+    assert not list(workdir.glob(".*.tmp"))
+
+
+def test_saved_plan_refuses_a_fresh_job_that_now_plans_otherwise(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """A job the plan lists as fresh whose video was deleted since (now a download) makes the
+    plan stale: nothing is sent."""
+    path = write_manifest(MANIFEST.format(url=emulator.base_url))
+    assert invoke("run", str(path), "--yes", "-q", "--select", "garden.dolly")[0] == 0
+    plan = workdir / "p.json"
+    assert invoke("plan", str(path), "--out", str(plan))[0] == 0
+    next((workdir / "out").rglob("*.mp4")).unlink()
+    requests = emulator.requests()
+    code, _, err = invoke("run", str(path), "--plan", str(plan))
+    assert code == 2 and "job garden.dolly was planned to fresh, now download" in err, err
+    assert emulator.requests() == requests
+
+
+def test_edited_plan_file_is_refused(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """A plan file edited by hand (a job's id, the selection) is refused before any request."""
+    path = write_manifest(MANIFEST.format(url=emulator.base_url))
+    plan = workdir / "p.json"
+    assert invoke("plan", str(path), "--out", str(plan))[0] == 0
+    doc = json.loads(plan.read_text())
+    doc["jobs"][0]["id"] = "renamed"
+    plan.write_text(json.dumps(doc))
+    requests = emulator.requests()
+    code, _, err = invoke("run", str(path), "--plan", str(plan))
+    assert code == 2 and "was edited" in err, err
+    assert emulator.requests() == requests
+
+
+def test_run_plan_ignores_environment_flags_that_agree(
+    emulator: ThreadedEmulator,
+    write_manifest: WriteManifest,
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """I2V_VERIFY=1 agreeing with the plan's options is no clash; disagreeing, the refusal
+    names the variable."""
+    path = write_manifest(MANIFEST.format(url=emulator.base_url))
+    plan = workdir / "p.json"
+    monkeypatch.setenv("I2V_VERIFY", "1")
+    assert invoke("plan", str(path), "--out", str(plan))[0] == 0
+    code, _, err = invoke("run", str(path), "--plan", str(plan), "-q")
+    assert code == 0, err
+    monkeypatch.setenv("I2V_RETRY_FAILED", "1")
+    code, _, err = invoke("run", str(path), "--plan", str(plan))
+    assert code == 2 and "I2V_RETRY_FAILED" in err, err
+
+
 README = (REPO / "README.md").read_text(encoding="utf-8")
 BUDGET = "budget: {{credits: {n}}}\n"
 
@@ -161,13 +242,18 @@ def test_budget_stops_submitting_and_says_by_how_much(
     assert code == 3, err
     assert "budget.credits 50 would be passed by 70 credits" in err
     assert "4 creates (~80 credits) not sent" in err
-    assert emulator.creates() == 2 and json.loads(out)["skipped"] == 4
+    summary = json.loads(out)
+    assert emulator.creates() == 2 and summary["skipped"] == 4
+    assert summary["outcome"] == "budget" and "budget.credits" in summary["next"]
+    assert [p["event"] for p in summary["problems"]] == ["budget"]
+    assert "passed by 70 credits" in summary["problems"][0]["detail"]
     code, out, _ = invoke("plan", str(path), "--json")
     budget = json.loads(out)["budget"]
     assert budget["spent"] == 40 and budget["planned"] == 80 and budget["over"] == 70
     requests = emulator.requests()
-    code, _, err = invoke("run", str(path), "--yes")  # nothing fits: refused before any request
+    code, out, err = invoke("run", str(path), "--yes", "--json")  # nothing fits: no request
     assert code == 3 and "would be passed by 70" in err
+    assert json.loads(out)["outcome"] == "budget" and json.loads(out)["skipped"] == 4
     assert emulator.requests() == requests
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,24 @@ def test_webhook_listen_errors_exit_2(
     assert code == 2 and "AKOOL_CLIENT_SECRET" in err
 
 
+@pytest.mark.parametrize("where", ["busy", "8.8.8.8:9999", "no such host!:9999"])
+def test_webhook_listen_address_that_cannot_bind_exits_2_before_buying(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, keys: None, where: str
+) -> None:
+    """A port in use, an address not of this machine, a garbage host: exit 2 with the
+    ConfigError message (no ExceptionGroup traceback), and no create was sent."""
+    path = write_manifest(MANIFEST.format(url=emulator.base_url, wait=60))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        if where == "busy":
+            where = f"127.0.0.1:{busy.getsockname()[1]}"
+        code, _, err = run("run", str(path), "--yes", "--webhook-listen", where)
+    assert code == 2 and "cannot listen there" in err, err
+    assert "Traceback" not in err and "ExceptionGroup" not in err
+    assert emulator.creates() == 0
+
+
 def test_verify_prints_the_decrypted_payload(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -152,9 +171,15 @@ def test_verify_failures_exit_2_with_the_reason(
     code, _, err = run("webhook", "verify", "--body", str(body))
     assert code == 2 and "signature does not match" in err
     assert "abcdefghijklmnopqrstuvwx" not in err
+    code, doc, _ = run("webhook", "verify", "--body", str(body), "--json")
+    assert code == 2 and doc is not None and doc["ok"] is False and doc["verified"] is False
+    assert "signature does not match" in str(doc["reason"])
     body.write_text(json.dumps(VECTOR))
     code, _, err = run("webhook", "verify", "--body", str(body), "--max-age", "300")
     assert code == 2 and "stale" in err
+    code, doc, _ = run("webhook", "verify", "--body", str(body), "--max-age", "300", "--json")
+    assert code == 2 and doc is not None and doc["ok"] is False and doc["verified"] is True
+    assert "stale" in str(doc["reason"])
     code, _, err = run("webhook", "verify", "--body", str(tmp_path / "missing.json"))
     assert code == 2 and "cannot read" in err
     monkeypatch.delenv("AKOOL_CLIENT_ID")
