@@ -327,6 +327,16 @@ def test_stored_flag_goes_through_journal_lockfile_and_schema() -> None:
     assert '"stored"' not in entry_line(done(s))  # unflagged files keep their old line
 
 
+def test_a_lock_with_a_malformed_sha256_is_refused() -> None:
+    """A lock line whose sha256 is not 64 lowercase hex digits (`../../../tmp/x`) is refused."""
+    s = spec(0)
+    doc = yaml.safe_load(render_lock([done(s)], manifest="m.yaml", command="i2v", endpoint="x"))
+    job = doc["jobs"][0]
+    job["files"][0]["sha256"] = "../../../tmp/x"
+    with pytest.raises(ValueError, match="sha256"):
+        entry_from_json(job)
+
+
 def test_stored_flag_needs_the_same_content() -> None:
     """A `stored` record for other bytes than the file now held flags nothing; a new download
     of the same bytes keeps the flag, of other bytes drops it."""
@@ -390,6 +400,18 @@ def test_plan_tries_the_store_once_the_url_expired_even_unflagged() -> None:
         options=PlanOptions(store="s3://bucket/team"),
     )  # fmt: skip
     assert item.action is Action.STORE and "tried from the store" in item.reason
+
+
+def test_space_check_of_stored_videos_uses_the_locks_bytes(tmp_path: Path) -> None:
+    """Videos coming from the store need exactly the bytes the lock records, not an estimate."""
+    from i2v_pipeline.model import PlanItem
+    from i2v_pipeline.run.preflight import _space_problems
+
+    s = spec(0)
+    e = _stored(s)  # one 100-byte video
+    item = PlanItem(Action.STORE, s.id, s.fingerprint, "", s, e)
+    assert _space_problems([item], tmp_path, lambda _: 100) == []
+    assert _space_problems([item], tmp_path, lambda _: 99) != []
 
 
 def test_plan_keeps_a_present_stored_file_fresh() -> None:

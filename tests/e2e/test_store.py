@@ -190,7 +190,7 @@ def test_pull_names_a_missing_object_and_refuses_a_wrong_one(
         f"the store has no object s3://{BUCKET}/{missing}"
     )
     refused = next(p for p in pulled["problems"] if "refused" in p["error"])
-    assert f"s3://{BUCKET}/{wrong} does not hold the video its key names" in refused["error"]
+    assert f"s3://{BUCKET}/{wrong} holds 13 bytes, the lock records" in refused["error"]
     assert not (workdir / refused["path"]).exists()
     assert len(videos(workdir)) == 1
 
