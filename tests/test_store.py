@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -527,3 +528,40 @@ async def test_push_reuploads_a_damaged_object(
         assert key.read_bytes() == VIDEO
     else:  # where a directory squats the key, the upload at least is not skipped
         assert result.already == [] and (result.done or result.problems)
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_fetch_leaves_no_temp_file(tmp_path: Path) -> None:
+    """Cancelling aget mid-copy (Ctrl-C, SIGTERM) removes the temp file and stops the thread."""
+    import threading
+
+    import anyio
+
+    release = threading.Event()
+
+    class Stalling(io.BytesIO):
+        def read(self, n: int | None = -1) -> bytes:
+            if self.tell():  # the first chunk is written, then the source stalls
+                release.wait(10)
+            return super().read(min(n or 1, 1000))
+
+    class StallingFileSystem(LocalFileSystem):  # type: ignore[misc]
+        def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+            return {"name": path, "type": "file", "size": len(VIDEO)}
+
+        def open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+            return Stalling(VIDEO)
+
+    store = Store("file:///s", fs=StallingFileSystem())
+    target = tmp_path / "a.mp4"
+    try:
+        with anyio.move_on_after(30) as scope:  # the deadline of the polling below
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(store.aget, sha(VIDEO), target, len(VIDEO))
+                while not list(tmp_path.glob(".a.mp4.*.part")):  # the copy has begun
+                    await anyio.sleep(0.01)
+                tg.cancel_scope.cancel()
+        assert not scope.cancelled_caught
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        release.set()  # the abandoned thread sees the stop flag and ends
