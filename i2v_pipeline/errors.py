@@ -233,6 +233,12 @@ class StoreIntegrityError(StoreError):
     """An object in the store does not hash to its key: it is refused, never written locally."""
 
 
+class StoreUnreachableError(StoreError):
+    """The store's server cannot be reached: a configuration or network problem (exit 2)."""
+
+    exit_code = 2
+
+
 class Interrupted(I2VError):
     """Ctrl-C or SIGTERM stopped the run; the lock holds everything so far (exit 130)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from i2v_pipeline.errors import (
     ConfigError,
     LockError,
     ManifestError,
+    StoreError,
     StoreIntegrityError,
     StoreMissingError,
     mask_userinfo,
@@ -68,7 +70,7 @@ def test_put_then_get_round_trips_and_checks(store: Store, video: Path, tmp_path
     assert store.exists(h)
     assert (tmp_path / "store" / "sha256" / h[:2] / f"{h[2:]}.mp4").read_bytes() == VIDEO
     target = tmp_path / "elsewhere" / "b.mp4"
-    assert store.get(h, target) == len(VIDEO)
+    assert store.get(h, target, len(VIDEO)) == len(VIDEO)
     assert target.read_bytes() == VIDEO
     assert [p.name for p in target.parent.iterdir()] == ["b.mp4"]  # no temp file left
 
@@ -77,10 +79,10 @@ def test_get_refuses_an_object_that_hashes_wrong(store: Store, video: Path, tmp_
     """A damaged or replaced object is refused: nothing is written, the error names it."""
     h = sha(VIDEO)
     store.put(video, h)
-    (tmp_path / "store" / "sha256" / h[:2] / f"{h[2:]}.mp4").write_bytes(b"not the video")
+    (tmp_path / "store" / "sha256" / h[:2] / f"{h[2:]}.mp4").write_bytes(b"x" * len(VIDEO))
     target = tmp_path / "out" / "b.mp4"
     with pytest.raises(StoreIntegrityError) as err:
-        store.get(h, target)
+        store.get(h, target, len(VIDEO))
     assert store.where(h) in err.value.message and "refused" in err.value.message
     assert not target.exists() and sorted(p.name for p in target.parent.iterdir()) == ["a.mp4"]
 
@@ -89,10 +91,83 @@ def test_get_of_a_missing_object_names_it(store: Store, tmp_path: Path) -> None:
     """A missing object is a clear error naming its URL and how to upload it."""
     h = "0" * 64
     with pytest.raises(StoreMissingError) as err:
-        store.get(h, tmp_path / "x.mp4")
+        store.get(h, tmp_path / "x.mp4", 100)
     assert err.value.message == f"the store has no object {store.where(h)}"
     assert "i2v push" in err.value.hint and err.value.exit_code == 1
     assert not (tmp_path / "x.mp4").exists()
+
+
+class SizelessFileSystem(LocalFileSystem):  # type: ignore[misc]
+    """A filesystem that does not tell sizes: only the read limit stands between a fetch and
+    an endless object."""
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        return {"name": path, "type": "file"}
+
+
+@pytest.mark.parametrize("fs", [None, SizelessFileSystem()], ids=["size-first", "read-limit"])
+def test_get_reads_no_more_than_the_recorded_size(tmp_path: Path, fs: Any) -> None:
+    """A key turned into a link to /dev/zero is refused after at most the recorded bytes (+1),
+    and no temp file is left behind."""
+    root = tmp_path / "store"
+    store = Store(root.as_uri(), fs=fs) if fs else Store(root.as_uri())
+    if fs:
+        store.root = str(root)
+    h = sha(VIDEO)
+    key = root / "sha256" / h[:2] / f"{h[2:]}.mp4"
+    key.parent.mkdir(parents=True)
+    key.symlink_to("/dev/zero")
+    target = tmp_path / "out" / "a.mp4"
+    with pytest.raises(StoreIntegrityError) as err:
+        store.get(h, target, len(VIDEO))
+    assert f"the lock records {len(VIDEO):,} bytes: refused" in err.value.message
+    assert not target.parent.exists() or list(target.parent.iterdir()) == []
+
+
+def test_get_refuses_a_longer_object_before_copying_it(store: Store, tmp_path: Path) -> None:
+    """An object longer than the lock's `bytes` is refused on its size alone: nothing copied."""
+    h = sha(VIDEO)
+    key = tmp_path / "store" / "sha256" / h[:2] / f"{h[2:]}.mp4"
+    key.parent.mkdir(parents=True)
+    key.write_bytes(VIDEO * 3)
+    with pytest.raises(StoreIntegrityError, match=f"holds {3 * len(VIDEO):,} bytes"):
+        store.get(h, tmp_path / "x.mp4", len(VIDEO))
+    assert list(tmp_path.glob(".x.mp4*")) == []
+
+
+def test_a_stopped_fetch_removes_its_temp_file(store: Store, video: Path, tmp_path: Path) -> None:
+    """A cancelled caller's stop flag ends the copy, and the temp file goes with it."""
+    import threading
+
+    h = sha(VIDEO)
+    store.put(video, h)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(StoreError, match="cancelled"):
+        store.get(h, tmp_path / "x.mp4", len(VIDEO), stop)
+    assert list(tmp_path.glob(".x.mp4*")) == [] and not (tmp_path / "x.mp4").exists()
+
+
+def test_a_malformed_sha256_builds_no_key(store: Store) -> None:
+    """A lock's sha256 like `../../tmp/x` never becomes a key outside the store's prefix."""
+    with pytest.raises(StoreError, match="malformed sha256"):
+        store.key("../../../tmp/x")
+    with pytest.raises(StoreError):
+        store.exists("A" * 64)
+
+
+def test_unreachable_stores_are_config_errors_with_a_clean_url() -> None:
+    """An ftp:// store nobody listens on is exit 2 naming it; http:// keys are named once."""
+    with pytest.raises(ConfigError) as err:
+        Store("ftp://127.0.0.1:9/x")
+    assert err.value.exit_code == 2 and "cannot reach the store ftp://127.0.0.1:9/x" in (
+        err.value.message
+    )
+    h = "ab" * 32
+    assert Store("http://127.0.0.1:9/x").where(h) == f"http://127.0.0.1:9/x/sha256/ab/{h[2:]}.mp4"
+    down = Store("file:///x", fs=LocalFileSystem())
+    error = down._error("cannot look up", h, ConnectionRefusedError(111, "refused"))
+    assert error.exit_code == 2 and "cannot reach the store file:///x" in error.message
 
 
 def test_put_refuses_a_file_that_no_longer_holds_the_recorded_video(
@@ -173,6 +248,33 @@ def test_store_configuration_errors_name_the_fix(
 
 
 @pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("s3://AKIAXX:SEKRET123@bucket/p", "must not carry credentials (user:password@)"),
+        ("file://user:SEKRET123@host/x", "file://***@host/x"),
+        ("./store", "use file:///absolute/path"),
+        ("/tmp/x/store", "use file:///absolute/path"),
+        ("file:store", "use file:///absolute/path"),
+        ("file://relstore", "use file:///absolute/path"),
+        ("memory://x", "lives only as long as one command"),
+    ],
+)
+def test_unusable_store_urls_are_refused_clearly(url: str, says: str) -> None:
+    """Credentials, relative paths and memory:// are refused by the schema check or the
+    settings, with a message saying what to use, never echoing a password."""
+    doc = {"version": 1, "store": {"url": url}}
+    with pytest.raises(ManifestError) as err:
+        if schemas.is_valid("manifest", doc) or "file://" in url or "memory" in url:
+            StoreSettings.from_manifest(doc)
+        schemas.validate("manifest", doc)
+    assert says in err.value.render() and "SEKRET123" not in err.value.render()
+    if "SEKRET" in url:
+        with pytest.raises(ManifestError) as err:
+            schemas.validate("manifest", {**doc, "name": "t"})
+        assert "SEKRET123" not in err.value.render() and "credentials" in err.value.message
+
+
+@pytest.mark.parametrize(
     "store",
     [
         {"url": "s3://AKIAEXAMPLE:hunter22@bucket/x"},
@@ -224,6 +326,16 @@ def test_stored_flag_goes_through_journal_lockfile_and_schema() -> None:
     schemas.validate("lock", doc, error_class=LockError)
     assert entry_from_json(doc["jobs"][0]).files == e.files
     assert '"stored"' not in entry_line(done(s))  # unflagged files keep their old line
+
+
+def test_a_lock_with_a_malformed_sha256_is_refused() -> None:
+    """A lock line whose sha256 is not 64 lowercase hex digits (`../../../tmp/x`) is refused."""
+    s = spec(0)
+    doc = yaml.safe_load(render_lock([done(s)], manifest="m.yaml", command="i2v", endpoint="x"))
+    job = doc["jobs"][0]
+    job["files"][0]["sha256"] = "../../../tmp/x"
+    with pytest.raises(ValueError, match="sha256"):
+        entry_from_json(job)
 
 
 def test_stored_flag_needs_the_same_content() -> None:
@@ -279,6 +391,30 @@ def test_plan_prefers_the_store_for_a_missing_file(
         assert item.action.is_work and not item.action.submits
 
 
+def test_plan_tries_the_store_once_the_url_expired_even_unflagged() -> None:
+    """A miss drops the `stored` flag; once the result URL has expired the store is still
+    tried first (the object may be back), instead of a download that can only fail."""
+    s = spec(0)
+    e = dataclasses.replace(_stored(s, False), expires_at="2020-01-01T00:00:00Z")
+    (item,) = make_plan(
+        [s], {s.fingerprint: e}, prefix=".", probe=lambda rel: None, now=NOW,
+        options=PlanOptions(store="s3://bucket/team"),
+    )  # fmt: skip
+    assert item.action is Action.STORE and "tried from the store" in item.reason
+
+
+def test_space_check_of_stored_videos_uses_the_locks_bytes(tmp_path: Path) -> None:
+    """Videos coming from the store need exactly the bytes the lock records, not an estimate."""
+    from i2v_pipeline.model import PlanItem
+    from i2v_pipeline.run.preflight import _space_problems
+
+    s = spec(0)
+    e = _stored(s)  # one 100-byte video
+    item = PlanItem(Action.STORE, s.id, s.fingerprint, "", s, e)
+    assert _space_problems([item], tmp_path, lambda _: 100) == []
+    assert _space_problems([item], tmp_path, lambda _: 99) != []
+
+
 def test_plan_keeps_a_present_stored_file_fresh() -> None:
     """The store changes nothing for a file held locally."""
     s = spec(0)
@@ -305,7 +441,14 @@ def _link(tmp_path: Path, store: Store, video: Path) -> tuple[Any, dict[str, Any
         seen.append(rec)
         apply(entries, rec)
 
-    link = StoreLink(store, base_dir=tmp_path, entries=entries, record=record, emit=seen.append)
+    link = StoreLink(
+        store,
+        base_dir=tmp_path,
+        entries=entries,
+        record=record,
+        emit=seen.append,
+        manifest="m.yaml",
+    )
     return link, entries, seen
 
 
@@ -357,4 +500,68 @@ async def test_a_failed_upload_is_a_notice_not_a_failure(video: Path, tmp_path: 
         link.close()
     assert not entries[fp].files[0].stored and link.failed == 1
     assert all(isinstance(e, Event) and e.kind is EventKind.NOTICE for e in seen)
-    assert "connection refused" in seen[0].detail and "i2v push" in seen[-1].detail
+    assert "connection refused" in seen[0].detail and "`i2v push m.yaml`" in seen[-1].detail
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("damage", ["truncated", "empty", "directory"])
+async def test_push_reuploads_a_damaged_object(
+    damage: str, store: Store, video: Path, tmp_path: Path
+) -> None:
+    """An object whose size is not the lock's `bytes` is not "already there": it is uploaded
+    again, whole."""
+    from i2v_pipeline.run.sharing import push
+
+    s = spec(0)
+    rec = FileRecord("out/a.mp4", sha(VIDEO), len(VIDEO))
+    entries = {s.fingerprint: dataclasses.replace(done(s), files=(rec,))}
+    key = tmp_path / "store" / "sha256" / rec.sha256[:2] / f"{rec.sha256[2:]}.mp4"
+    key.parent.mkdir(parents=True)
+    if damage == "directory":
+        key.mkdir()
+        (key / "junk").write_bytes(b"x")
+    else:
+        key.write_bytes(VIDEO[: len(VIDEO) // 2] if damage == "truncated" else b"")
+    result = await push(store, entries, tmp_path, tmp_path / "out", lambda r: apply(entries, r))
+    if damage != "directory":
+        assert result.done == ["out/a.mp4"] and result.already == []
+        assert key.read_bytes() == VIDEO
+    else:  # where a directory squats the key, the upload at least is not skipped
+        assert result.already == [] and (result.done or result.problems)
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_fetch_leaves_no_temp_file(tmp_path: Path) -> None:
+    """Cancelling aget mid-copy (Ctrl-C, SIGTERM) removes the temp file and stops the thread."""
+    import threading
+
+    import anyio
+
+    release = threading.Event()
+
+    class Stalling(io.BytesIO):
+        def read(self, n: int | None = -1) -> bytes:
+            if self.tell():  # the first chunk is written, then the source stalls
+                release.wait(10)
+            return super().read(min(n or 1, 1000))
+
+    class StallingFileSystem(LocalFileSystem):  # type: ignore[misc]
+        def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+            return {"name": path, "type": "file", "size": len(VIDEO)}
+
+        def open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+            return Stalling(VIDEO)
+
+    store = Store("file:///s", fs=StallingFileSystem())
+    target = tmp_path / "a.mp4"
+    try:
+        with anyio.move_on_after(30) as scope:  # the deadline of the polling below
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(store.aget, sha(VIDEO), target, len(VIDEO))
+                while not list(tmp_path.glob(".a.mp4.*.part")):  # the copy has begun
+                    await anyio.sleep(0.01)
+                tg.cancel_scope.cancel()
+        assert not scope.cancelled_caught
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        release.set()  # the abandoned thread sees the stop flag and ends

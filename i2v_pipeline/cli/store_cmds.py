@@ -3,16 +3,19 @@
 push uploads every recorded video the store lacks and flags it in the lock; pull fetches every
 recorded video missing locally into its output path, checked against the lock's sha256. Both
 hold the run lock (a run writes the same files and journal) and compact the lock when they
-recorded anything. Exit 1 when a file could not be moved, each named with its object."""
+recorded anything that changes it. Exit 1 when a file could not be moved, each named with its
+object; exit 2 when the store cannot be reached. Ctrl-C or SIGTERM stops them cleanly (exit 130):
+no temp file is left behind and what was done is in the lock."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Awaitable, Callable
 
 import anyio
 import click
 
-from ..errors import UsageError
+from ..errors import Interrupted, UsageError
 from ..model import Action
 from ..run import preflight
 from ..run.recorder import Recorder
@@ -37,6 +40,8 @@ from .logs import output_options, warn
 
 FETCHED = (Action.DOWNLOAD, Action.STORE, Action.RELOCATE)
 """Plan actions whose recorded video pull fetches from the store."""
+PRESENT = (Action.FRESH,)
+"""Plan actions whose files are all in place: pull counts them as already there."""
 
 
 def store_of(campaign: Campaign) -> Store:
@@ -50,15 +55,46 @@ def store_of(campaign: Campaign) -> Store:
 
 
 def _recorded(planned: Planned, work: Callable[[Record], Awaitable[Transfer]]) -> Transfer:
-    """Run work with a journal for its records; compact the lock if it recorded anything."""
+    """Run work with a journal for its records, stopped cleanly by Ctrl-C or SIGTERM; fold
+    the journal into the lock only if the lock's content changes (or a journal was left
+    before): otherwise the lock stays byte-identical, header included."""
     journal = Journal(journal_path(planned.campaign.lock_path))
+    leftover = journal.path.exists()
+    before = dict(planned.entries)
     recorder = Recorder(journal, planned.entries)
     try:
-        return anyio.run(work, recorder.record)
+        result, stopped = anyio.run(_stoppable, work, recorder.record)
     finally:
         journal.close()
-        if journal.path.exists():
+        if leftover or (journal.path.exists() and planned.entries != before):
             compact_lock(planned)
+        else:
+            journal.path.unlink(missing_ok=True)  # records that changed nothing
+    if stopped:
+        raise Interrupted("stopped; what was done is recorded in the lock")
+    return result
+
+
+async def _stoppable(
+    work: Callable[[Record], Awaitable[Transfer]], record: Record
+) -> tuple[Transfer, bool]:
+    """(work's result, False), or (an empty result, True) once Ctrl-C or SIGTERM cancelled it:
+    cancelled fetches stop and remove their temp files."""
+    result, stopped = Transfer(), False
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            nonlocal stopped
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    stopped = True
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(watch)
+        result = await work(record)
+        tg.cancel_scope.cancel()
+    return result, stopped
 
 
 def _report(verb: str, store: Store, result: Transfer, as_json: bool, quiet: bool) -> None:
@@ -83,7 +119,7 @@ def _report(verb: str, store: Store, result: Transfer, as_json: bool, quiet: boo
                 err=True,
             )
     if problems:
-        raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(result.exit_code or 1)
 
 
 @click.command("push")
@@ -109,9 +145,15 @@ def push_cmd(manifest: str, as_json: bool, quiet: bool) -> None:
 @click.command("pull")
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @json_option("Print what was fetched as JSON on stdout.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace local files that differ from the lock with the store's copy.",
+)
 @output_options()
-def pull_cmd(manifest: str, as_json: bool, quiet: bool) -> None:
-    """Fetch every recorded video missing locally from the manifest's store, hash-checked."""
+def pull_cmd(manifest: str, as_json: bool, force: bool, quiet: bool) -> None:
+    """Fetch every recorded video missing locally from the manifest's store, hash-checked.
+    A local file that differs from the lock is left alone (and named) unless --force."""
     campaign = load_campaign(manifest)
     store = store_of(campaign)
     with RunLock(campaign.lock_path, command_line()):
@@ -121,7 +163,14 @@ def pull_cmd(manifest: str, as_json: bool, quiet: bool) -> None:
         base = campaign.manifest.base_dir
 
         def work(record: Record) -> Awaitable[Transfer]:
-            return pull(store, items, base, planned.prefix, record)
+            return pull(store, items, base, planned.prefix, record, force=force)
 
         result = _recorded(planned, work)
+    for item in planned.items:
+        if item.action in PRESENT and item.spec is not None:
+            rel = [
+                p if planned.prefix == "." else f"{planned.prefix}/{p}"
+                for p in item.spec.output_paths()
+            ]
+            result.already.extend(rel)
     _report("pulled", store, result, as_json, quiet)

@@ -320,13 +320,19 @@ class _Resolver:
         return self.folder(parent), name.casefold()
 
 
+_RECORDED = (Action.RELOCATE, Action.STORE, Action.DOWNLOAD)
+"""Actions that write videos the lock records (bytes and all), not new ones."""
+
+
 def _space_problems(
     writes: Sequence[PlanItem], folder: Path, free_bytes: Callable[[Path], int]
 ) -> list[str]:
     need = 0
     for item in writes:
-        if item.action is Action.RELOCATE and item.entry is not None:
-            need += sum(f.bytes for f in item.entry.files if f is not None)
+        recorded = item.entry.files if item.entry is not None else ()
+        if item.action in _RECORDED and recorded and all(f is not None for f in recorded):
+            # the lock knows these videos' exact sizes: no estimate needed
+            need += sum(f.bytes for f in recorded if f is not None)
         elif item.spec is not None:
             need += video_bytes(item.spec.request)
     free = free_bytes(folder)

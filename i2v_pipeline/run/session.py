@@ -177,6 +177,7 @@ class RunSession:
             entries=recorder.entries,
             record=recorder.record,
             emit=self.on_event,
+            manifest=str(self.campaign.manifest.path),
         )
 
     @staticmethod

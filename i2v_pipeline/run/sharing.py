@@ -40,29 +40,25 @@ def landed_record(fp: str, i: int, rel: str, rec: FileRecord, mtime_ns: int) -> 
     return out
 
 
-def fetch_one(store: Store, target: Path, rec: FileRecord, same_path: bool) -> int:
-    """Blocking: get rec's video into target; its mtime_ns. On the recorded path the recorded
-    mtime is given back, so the lock's line stays byte-identical (the bytes were just hashed
-    against the record, which is what an unchanged mtime vouches for)."""
-    store.get(rec.sha256, target)
-    if same_path and rec.mtime_ns is not None:
-        os.utime(target, ns=(rec.mtime_ns, rec.mtime_ns))
-        return rec.mtime_ns
-    return target.stat().st_mtime_ns
-
-
 async def fetch_recorded(
     store: Store, record: Record, fp: str, i: int, target: Path, rel: str, rec: FileRecord
 ) -> None:
-    """Fetch rec's video to target (rel: its path as the lock writes it) and record it. A
-    missing or damaged object drops the file's `stored` flag (an `unstored` record): the next
-    plan then goes to the API, and the upload of the new download heals the store."""
+    """Fetch rec's video to target (rel: its path as the lock writes it) and record it. On the
+    recorded path the recorded mtime is given back, so the lock's line stays byte-identical
+    (the bytes were just hashed against the record, which is what an unchanged mtime vouches
+    for). A missing or damaged object drops the file's `stored` flag (an `unstored` record);
+    the plan still tries the store again once the result URL has expired."""
     try:
-        mtime = await store.call(fetch_one, store, target, rec, rec.path == rel)
+        await store.aget(rec.sha256, target, rec.bytes)
     except (StoreMissingError, StoreIntegrityError):
         if rec.stored:
             record(journal_record("unstored", fp, i=i, sha256=rec.sha256))
         raise
+    if rec.path == rel and rec.mtime_ns is not None:
+        os.utime(target, ns=(rec.mtime_ns, rec.mtime_ns))
+        mtime = rec.mtime_ns
+    else:
+        mtime = target.stat().st_mtime_ns
     record(landed_record(fp, i, rel, rec, mtime))
 
 
@@ -78,8 +74,11 @@ class StoreLink:
         entries: Entries,
         record: Record,
         emit: Callable[[Event], None],
+        manifest: str = "MANIFEST",
     ) -> None:
         self.store, self.base_dir, self.entries = store, base_dir, entries
+        self.manifest = manifest
+        """The manifest's path, for the `i2v push` the notice suggests."""
         self.record, self.emit = record, emit
         self.uploaded = 0
         self.failed = 0
@@ -106,7 +105,7 @@ class StoreLink:
                     EventKind.NOTICE,
                     "",
                     f"{plural(self.failed, 'video')} not uploaded to the store "
-                    f"{self.store.display}; `i2v push MANIFEST` uploads them",
+                    f"{self.store.display}; `i2v push {self.manifest}` uploads them",
                 )
             )
 
@@ -154,9 +153,15 @@ class Transfer:
     already: list[str] = field(default_factory=list)
     problems: list[dict[str, str]] = field(default_factory=list)
     """{"path", "job", "error"} for each file that could not be moved."""
+    exit_code: int = 0
+    """1 if a file could not be moved; 2 if the store could not be reached."""
 
-    def problem(self, path: str, job: str, message: str) -> None:
+    def problem(self, path: str, job: str, message: str, exit_code: int = 1) -> None:
         self.problems.append({"path": path, "job": job, "error": message})
+        self.exit_code = max(self.exit_code, exit_code)
+
+    def failed(self, path: str, job: str, exc: StoreError) -> None:
+        self.problem(path, job, exc.message, exc.exit_code)
 
 
 async def push(
@@ -168,7 +173,8 @@ async def push(
 
     async def one(fp: str, job: str, i: int, rec: FileRecord) -> None:
         try:
-            if await store.call(store.exists, rec.sha256):
+            # the size, not just a name: a truncated, empty or directory object is re-uploaded
+            if await store.call(store.size, rec.sha256) == rec.bytes:
                 out.already.append(rec.path)
             else:
                 local = owned_file(output_dir, base_dir, rec.path)
@@ -178,7 +184,7 @@ async def push(
                 await store.aput(local, rec.sha256)
                 out.done.append(rec.path)
         except StoreError as exc:
-            out.problem(rec.path, job, exc.message)
+            out.failed(rec.path, job, exc)
             return
         if not rec.stored:
             record(journal_record("stored", fp, i=i, sha256=rec.sha256))
@@ -192,15 +198,22 @@ async def push(
 
 
 async def pull(
-    store: Store, items: Sequence[PlanItem], base_dir: Path, prefix: str, record: Record
+    store: Store,
+    items: Sequence[PlanItem],
+    base_dir: Path,
+    prefix: str,
+    record: Record,
+    *,
+    force: bool = False,
 ) -> Transfer:
     """Fetch from the store every recorded video the plan finds missing or changed locally
-    (downloads, store fetches, relocations), into the output path the manifest gives it."""
+    (downloads, store fetches, relocations), into the output path the manifest gives it. A file
+    present with other content than the lock's is the user's: replaced only with force."""
     out = Transfer()
     async with anyio.create_task_group() as tg:
         for item in items:
             if item.spec is not None and item.entry is not None:
-                tg.start_soon(_pull_job, store, item, base_dir, prefix, out, record)
+                tg.start_soon(_pull_job, store, item, base_dir, prefix, out, record, force)
     return out
 
 
@@ -211,6 +224,7 @@ async def _pull_job(
     prefix: str,
     out: Transfer,
     record: Record,
+    force: bool,
 ) -> None:
     assert item.spec is not None and item.entry is not None
     e = item.entry
@@ -221,12 +235,21 @@ async def _pull_job(
             out.problem(rel, item.job_id, "never downloaded: `i2v run` fetches it from the API")
             continue
         target = base_dir / rel
-        if rec.path == rel and await anyio.to_thread.run_sync(holds, target, rec.bytes, rec.sha256):
-            out.already.append(rel)
+        if await anyio.to_thread.run_sync(holds, target, rec.bytes, rec.sha256):
+            if rec.path == rel:
+                out.already.append(rel)
+                continue
+        elif not force and (target.exists() or target.is_symlink()):
+            out.problem(
+                rel,
+                item.job_id,
+                f"{rel} differs from the video the lock records (edited locally?): not "
+                "overwritten; `i2v pull --force` replaces it with the store's copy",
+            )
             continue
         try:
             await fetch_recorded(store, record, e.fingerprint, i, target, rel, rec)
         except StoreError as exc:
-            out.problem(rel, item.job_id, exc.message)
+            out.failed(rel, item.job_id, exc)
             continue
         out.done.append(rel)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +34,7 @@ from ..errors import (
     StoreError,
     StoreIntegrityError,
     StoreMissingError,
+    StoreUnreachableError,
     mask_userinfo,
     register_secret,
 )
@@ -56,9 +59,30 @@ def mask(url: str) -> str:
     return mask_userinfo(url)
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def store_key(root: str, sha256: str) -> str:
-    """`<root>/sha256/ab/cdef….mp4`: two hex digits of fan-out keep any one folder small."""
+    """`<root>/sha256/ab/cdef….mp4`: two hex digits of fan-out keep any one folder small.
+    StoreError for anything but 64 lowercase hex digits: the lock may come from a pull request,
+    and `../` in a hash would name a key outside the store's prefix."""
+    if not _SHA256.fullmatch(sha256):
+        raise StoreError(
+            f"the lock records a malformed sha256 {sha256[:16]!r}: no store key is built from it",
+            hint="a sha256 is 64 lowercase hex digits; restore the lock from version control",
+        )
     return f"{root.rstrip('/')}/sha256/{sha256[:2]}/{sha256[2:]}{SUFFIX}"
+
+
+DAMAGED_HINT = (
+    "the object is damaged or was replaced: delete it from the store, then `i2v push` from a "
+    "machine holding the video"
+)
+
+
+def part_path(target: Path) -> Path:
+    """The temp name a fetch writes before the bytes are checked (hidden, beside target)."""
+    return target.with_name(f".{target.name}.{os.getpid()}.store.part")
 
 
 def _open_fs(url: str, endpoint_url: str | None) -> tuple[Any, str]:
@@ -87,6 +111,11 @@ def _open_fs(url: str, endpoint_url: str | None) -> tuple[Any, str]:
         raise ConfigError(
             f"store.url {mask(url)}: {exc}",
             hint="give an fsspec URL: s3://bucket/prefix, gs://bucket/prefix, file:///path",
+        ) from None
+    except OSError as exc:  # some filesystems (ftp://, sftp://) connect when opened
+        raise ConfigError(
+            f"cannot reach the store {mask(url)}: {mask(f'{type(exc).__name__}: {exc}')}",
+            hint="check store.url (host, port) and that the store's server is up",
         ) from None
     return fs, str(root)
 
@@ -128,8 +157,21 @@ class Store:
         return store_key(self.root, sha256)
 
     def where(self, sha256: str) -> str:
-        """The object's full URL, for messages."""
-        return mask(f"{self.url.split('://', 1)[0]}://{self.key(sha256)}")
+        """The object's full URL, for messages (http's paths are whole URLs already)."""
+        key = self.key(sha256)
+        return mask(key if "://" in key else f"{self.protocol}://{key}")
+
+    def size(self, sha256: str) -> int | None:
+        """The object's size if the filesystem tells it cheaply; None if it has no object
+        there or does not say (a damaged object may be a directory)."""
+        try:
+            info = self.fs.info(self.key(sha256))
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._error("cannot look up", sha256, exc) from None
+        size = info.get("size") if info.get("type", "file") == "file" else -1
+        return size if isinstance(size, int) else None
 
     # ------------------------------------------------------------------ blocking
     def exists(self, sha256: str) -> bool:
@@ -174,29 +216,33 @@ class Store:
                 self.fs.rm_file(tmp)
             raise
 
-    def get(self, sha256: str, target: Path) -> int:
+    def get(self, sha256: str, target: Path, size: int, stop: threading.Event | None = None) -> int:
         """Fetch sha256's object to target (a temp name first, hashed, then renamed); its size.
-        StoreMissingError when the store lacks it, StoreIntegrityError when it hashes wrong."""
-        where = self.where(sha256)
+        size: the bytes the lock records; an object that is longer is refused as soon as more
+        arrived (a key pointing at an endless stream must not fill the disk). stop: set by a
+        cancelled caller, the copy ends at its next chunk. The temp file never outlives a
+        failure. StoreMissingError when the store lacks the object, StoreIntegrityError when
+        it is not the recorded video."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        part = target.with_name(f".{target.name}.{os.getpid()}.store.part")
+        part = part_path(target)
         try:
-            got, size = self._copy_out(sha256, part)
-        except BaseException:
+            got = self._copy_out(sha256, part, size, stop)
+            if got != sha256:
+                raise StoreIntegrityError(
+                    f"{self.where(sha256)} does not hold the video its key names (its sha256 is "
+                    f"{got[:12]}…): refused, {target} not written",
+                    hint=DAMAGED_HINT,
+                )
+            os.replace(part, target)
+        finally:
             part.unlink(missing_ok=True)
-            raise
-        if got != sha256:
-            part.unlink(missing_ok=True)
-            raise StoreIntegrityError(
-                f"{where} does not hold the video its key names (its sha256 is {got[:12]}…): "
-                f"refused, {target} not written",
-                hint="the object is damaged or was replaced: delete it from the store, then "
-                "`i2v push` from a machine holding the video",
-            )
-        os.replace(part, target)
         return size
 
-    def _copy_out(self, sha256: str, part: Path) -> tuple[str, int]:
+    def _copy_out(self, sha256: str, part: Path, limit: int, stop: threading.Event | None) -> str:
+        """Copy the object to part (at most limit bytes, or it is refused); its sha256."""
+        held = self.size(sha256)
+        if held is not None and held != limit:
+            raise self._wrong_size(sha256, held, limit)
         try:
             src = self.fs.open(self.key(sha256), "rb")
         except FileNotFoundError:
@@ -210,18 +256,40 @@ class Store:
         digest, size = hashlib.sha256(), 0
         try:
             with src, open(part, "wb") as dst:
-                while chunk := src.read(CHUNK):
+                # one byte past the limit is enough to know the object is too long
+                while chunk := src.read(min(CHUNK, limit + 1 - size)):
+                    if stop is not None and stop.is_set():
+                        raise StoreError(f"the fetch of {self.where(sha256)} was cancelled")
+                    size += len(chunk)
+                    if size > limit:
+                        raise self._wrong_size(sha256, None, limit)
                     digest.update(chunk)
                     dst.write(chunk)
-                    size += len(chunk)
                 dst.flush()
                 os.fsync(dst.fileno())
+        except StoreError:
+            raise
         except Exception as exc:
             raise self._error("cannot fetch", sha256, exc) from None
-        return digest.hexdigest(), size
+        return digest.hexdigest()
+
+    def _wrong_size(self, sha256: str, held: int | None, limit: int) -> StoreIntegrityError:
+        if held == -1:
+            what = "is not a file"
+        else:
+            what = "is longer" if held is None else f"holds {held:,} bytes"
+        return StoreIntegrityError(
+            f"{self.where(sha256)} {what}, the lock records {limit:,} bytes: refused",
+            hint=DAMAGED_HINT,
+        )
 
     def _error(self, what: str, sha256: str, exc: Exception) -> StoreError:
         detail = mask(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return StoreUnreachableError(
+                f"cannot reach the store {self.display} ({what} {self.where(sha256)}): {detail}",
+                hint="check store.url (host, port), store.endpoint_url and the network",
+            )
         return StoreError(
             f"{what} {self.where(sha256)}: {detail}",
             hint="check the store's credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
@@ -242,6 +310,13 @@ class Store:
         """put, off the event loop."""
         await self.call(self.put, local, sha256)
 
-    async def aget(self, sha256: str, target: Path) -> int:
-        """get, off the event loop."""
-        return await self.call(self.get, sha256, target)
+    async def aget(self, sha256: str, target: Path, size: int) -> int:
+        """get, off the event loop; a cancelled caller stops the copy and removes its temp
+        file (the worker thread is abandoned, not waited for)."""
+        stop = threading.Event()
+        try:
+            return await self.call(self.get, sha256, target, size, stop)
+        except BaseException:
+            stop.set()
+            part_path(target).unlink(missing_ok=True)
+            raise

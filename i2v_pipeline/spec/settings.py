@@ -91,17 +91,46 @@ class StoreSettings:
             return None
         for key in ("url", "endpoint_url"):
             value = raw.get(key)
-            if isinstance(value, str) and _USERINFO.match(value):
+            if isinstance(value, str) and (problem := store_url_problem(key, value)):
                 raise ManifestError(
-                    f"store.{key} carries credentials (`user:password@`)",
+                    problem,
                     where=locate(("store", key)) if locate else "store",
-                    hint="remove them: credentials come from the environment (AWS_ACCESS_KEY_ID"
-                    " and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws), never the manifest",
+                    hint=STORE_URL_HINT,
                 )
         return cls(url=raw["url"], endpoint_url=raw.get("endpoint_url"))
 
 
-_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+STORE_URL_HINT = "e.g. `store: {url: s3://BUCKET/PREFIX}` or `{url: file:///srv/videos}`"
+
+
+def store_url_problem(key: str, value: str) -> str | None:
+    """Why store.<key> cannot be used, never echoing a password; None if it may be. The
+    manifest is shared: credentials never belong in it; a relative path would depend on the
+    current folder; memory:// vanishes when the command exits."""
+    if _USERINFO.match(value):
+        masked = _USERINFO.sub(r"\1***@", value)
+        return (
+            f"store.{key} must not carry credentials (user:password@); they come from the "
+            f"environment (AWS_* variables, profile): {masked}"
+        )
+    if key == "endpoint_url":
+        ok = re.match(r"^https?://", value)
+        return None if ok else "store.endpoint_url must be an http(s):// address"
+    if value.lower().startswith("memory:"):
+        return "store.url memory:// lives only as long as one command: use a shared store"
+    if value.lower().startswith("file:") and not value.lower().startswith("file:///"):
+        return (
+            f"store.url {value!r} is a relative path: use file:///absolute/path "
+            "(an absolute path, so the store does not depend on the current folder)"
+        )
+    if not _SCHEME.match(value):
+        return (
+            f"store.url {value!r} is not a URL: use file:///absolute/path for a folder, "
+            "or s3://BUCKET/PREFIX, gs://BUCKET/PREFIX"
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from ..errors import I2VError, ManifestError
 from . import budget
 from .audio import HINT as AUDIO_HINT
 from .audio import KEY as AUDIO_KEY
-from .settings import env_name_problem
+from .settings import STORE_URL_HINT, env_name_problem, store_url_problem
 
 SCHEMA_NAMES = ("manifest", "job", "lock", "plan")
 MAX_REPORTED = 5
@@ -140,6 +140,10 @@ def describe(error: ValidationError) -> tuple[list[str | int], str]:
         return path, f"is too long ({len(error.instance):,} characters)"
     if error.validator == "required":
         return path, error.message.replace("is a required property", "is required")
+    if path[:1] == ["store"] and len(path) == 2 and isinstance(error.instance, str):
+        # never error.message: it quotes the value, which may hold a password
+        problem = store_url_problem(str(path[1]), error.instance)
+        return path, (problem or "is not a usable URL").removeprefix(f"store.{path[1]} ")
     if error.validator == "pattern" and path and str(path[-1]).endswith("_env"):
         return path, env_name_problem(error.instance) or error.message
     if error.validator == "pattern" and path and path[-1] in ("id", "name"):
@@ -152,6 +156,8 @@ def describe(error: ValidationError) -> tuple[list[str | int], str]:
 
 def _hint(error: ValidationError) -> str | None:
     """A hint for this error when there is a better one than the error class's default."""
+    if list(error.absolute_path)[:1] == ["store"] and error.validator == "pattern":
+        return STORE_URL_HINT
     if AUDIO_KEY in error.absolute_path and error.validator in ("required", "type"):
         return AUDIO_HINT
     if error.validator == "additionalProperties":

@@ -104,7 +104,12 @@ def _stage(d: Mapping[str, Any]) -> dict[str, Any]:
 def _file_record(f: Mapping[str, Any]) -> FileRecord:
     record = FileRecord(**f)
     check_relative(record.path)
+    if not isinstance(record.sha256, str) or not _SHA256.fullmatch(record.sha256):
+        raise ValueError("a file's sha256 must be 64 lowercase hex digits")  # it names store keys
     return record
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def check_relative(path: object) -> None:

@@ -106,6 +106,9 @@ def _files_item(
 ) -> PlanItem:
     wanted = [f"{prefix}/{p}" if prefix != "." else p for p in spec.output_paths()]
     missing: list[str] = []
+    # the store is worth a try for a file flagged stored, and for any file once its result
+    # URL has expired: a flag dropped by one miss must not rule out an object put back since
+    expired = bool(e.expires_at and e.expires_at < now)
     in_store = store is not None
     moved = 0
     for i, path in enumerate(wanted):
@@ -116,7 +119,7 @@ def _files_item(
             moved += 1
             continue
         missing.append(path)
-        in_store = in_store and rec is not None and rec.stored
+        in_store = in_store and rec is not None and (rec.stored or expired)
     if not missing and not moved:
         reason = "done, file present"
         if differs := mismatches(e):
@@ -132,11 +135,17 @@ def _files_item(
             e,
         )
     what = missing[0] if len(missing) == 1 else f"{len(missing)} files"
-    if in_store:
+    if in_store and all(r is None or r.stored or r.path not in missing for r in e.files):
         reason = f"finished; {what} missing locally, held by the store {store} (no API request)"
         return PlanItem(Action.STORE, spec.id, spec.fingerprint, reason, spec, e)
+    if in_store:
+        reason = (
+            f"finished; {what} missing locally, result URL expired {e.expires_at}: tried from "
+            f"the store {store} first, then the API"
+        )
+        return PlanItem(Action.STORE, spec.id, spec.fingerprint, reason, spec, e)
     reason = f"finished remotely; {what} missing or changed locally"
-    if e.expires_at and e.expires_at < now:
+    if expired:
         reason += f" (result URL expired {e.expires_at}; it will be re-queried)"
     return PlanItem(Action.DOWNLOAD, spec.id, spec.fingerprint, reason, spec, e)
 

@@ -190,7 +190,7 @@ def test_pull_names_a_missing_object_and_refuses_a_wrong_one(
         f"the store has no object s3://{BUCKET}/{missing}"
     )
     refused = next(p for p in pulled["problems"] if "refused" in p["error"])
-    assert f"s3://{BUCKET}/{wrong} does not hold the video its key names" in refused["error"]
+    assert f"s3://{BUCKET}/{wrong} holds 13 bytes, the lock records" in refused["error"]
     assert not (workdir / refused["path"]).exists()
     assert len(videos(workdir)) == 1
 
@@ -368,3 +368,67 @@ def test_a_store_that_cannot_open_stops_the_run_before_buying(
     code, _, err = run("run", str(path), "--yes")
     assert code == 2 and "store.url nope://bucket/x: Protocol not known: nope" in err
     assert "Traceback" not in err and emulator.creates() == 0
+
+
+def _file_store(emulator: ThreadedEmulator, write_manifest: WriteManifest, root: Path) -> Path:
+    store = f'{{url: "{root.as_uri()}"}}'
+    return write_manifest(MANIFEST.format(url=emulator.base_url, store=store))
+
+
+def test_pull_counts_present_files_and_keeps_local_edits(
+    emulator: ThreadedEmulator,
+    write_manifest: WriteManifest,
+    workdir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With every file present pull counts them and leaves the lock byte-identical (header
+    too); a file edited locally is named and kept, and replaced only with --force."""
+    path = _file_store(emulator, write_manifest, tmp_path / "shared")
+    assert run("run", str(path), "--yes", "-q")[0] == 0
+    lock = workdir / "m.lock.yaml"
+    before = lock.read_text()
+    monkeypatch.setattr("sys.argv", ["i2v", "pull", str(path)])  # the lock header's command
+    code, pulled, err = run("pull", str(path), "--json")
+    assert code == 0, err
+    assert pulled is not None and pulled["already"] == 3 and pulled["pulled"] == []
+    assert lock.read_text() == before
+
+    held = videos(workdir)
+    edited = sorted(held)[0]
+    (workdir / edited).write_bytes(b"my own cut")
+    code, pulled, err = run("pull", str(path), "--json")
+    assert code == 1 and pulled is not None and pulled["pulled"] == []
+    assert [p["path"] for p in pulled["problems"]] == [edited]
+    assert "differs from the video the lock records" in pulled["problems"][0]["error"]
+    assert "--force" in pulled["problems"][0]["error"]
+    assert (workdir / edited).read_bytes() == b"my own cut"
+    code, pulled, err = run("pull", str(path), "--force", "--json")
+    assert code == 0 and pulled is not None and pulled["pulled"] == [edited], err
+    assert videos(workdir) == held and lock.read_text() == before
+
+
+def test_a_run_tries_the_store_again_after_a_miss_once_the_url_expired(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path, tmp_path: Path
+) -> None:
+    """One miss drops the `stored` flag, but with the result URL expired the next run still
+    fetches from the store once the object is back: no API request."""
+    root = tmp_path / "shared"
+    path = _file_store(emulator, write_manifest, root)
+    assert run("run", str(path), "--yes", "-q")[0] == 0
+    held = videos(workdir)
+    lock = workdir / "m.lock.yaml"
+    doc = yaml.safe_load(lock.read_text())
+    # the miss: the store lost its objects, the run fell back on the API, then the flag went
+    for job in doc["jobs"]:
+        job["expires_at"] = "2020-01-01T00:00:00Z"
+        for f in job["files"]:
+            f.pop("stored", None)
+    lock.write_text(yaml.safe_dump(doc, sort_keys=False))
+    for rel in held:
+        (workdir / rel).unlink()
+    requests = emulator.requests()
+    code, summary, err = run("run", str(path), "--yes", "--json")
+    assert code == 0, err
+    assert summary is not None and summary["done"] == 3 and summary["requests"] == 0
+    assert emulator.requests() == requests and videos(workdir) == held
