@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from i2v_pipeline.model import ErrorRecord, FileRecord, LockEntry, PaidAttempt
 from i2v_pipeline.spec import validation as schemas
 from i2v_pipeline.state.lock import read_lock, render_lock
 from i2v_pipeline.state.merge import MergeConflict, merge_files
+from i2v_pipeline.state.plan import plan_to_json
 from tests.test_plan import entry as plan_entry
 from tests.test_plan import plan, spec
 
@@ -203,6 +205,60 @@ def test_genuine_conflicts_exit_1_and_leave_ours(tmp_path: Path, damage: str) ->
     assert ours.read_bytes() == before
 
 
+@pytest.mark.parametrize("kind", ["empty", "missing"])
+@pytest.mark.parametrize("side", ["OURS", "THEIRS"])
+def test_an_empty_or_missing_side_is_a_conflict_not_no_jobs(
+    tmp_path: Path, side: str, kind: str
+) -> None:
+    """A 0-byte or missing OURS/THEIRS exits 1 naming the side, OURS untouched: no record lost."""
+    paid = [succeeded(i, rid=f"r{i}") for i in range(3)]
+    base = write(tmp_path / "base", paid)
+    ours = write(tmp_path / "ours", paid[:2])  # pruned one job
+    theirs = write(tmp_path / "theirs", paid)
+    bad = ours if side == "OURS" else theirs
+    bad.write_text("") if kind == "empty" else bad.unlink()
+    before = ours.read_bytes() if ours.exists() else None
+    with pytest.raises(MergeConflict, match=f"^{side} .* is {kind}: not an i2v lock"):
+        merge_files(base, ours, theirs)
+    res = CliRunner().invoke(cli, ["lock", "merge", str(base), str(ours), str(theirs)])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert f"{side} ({bad}) is {kind}" in res.output and "--ours/--theirs" in res.output
+    assert (ours.read_bytes() if ours.exists() else None) == before
+
+
+@pytest.mark.parametrize("kind", ["empty", "missing"])
+def test_an_empty_or_missing_base_has_no_jobs(tmp_path: Path, kind: str) -> None:
+    """BASE alone may be 0 bytes or missing (git's add/add case): both sides' jobs are kept."""
+    base = tmp_path / "base"
+    if kind == "empty":
+        base.write_text("")
+    ours = write(tmp_path / "ours", [succeeded(0)])
+    theirs = write(tmp_path / "theirs", [succeeded(1, rid="r1")])
+    res = CliRunner().invoke(cli, ["lock", "merge", str(base), str(ours), str(theirs)])
+    assert res.exit_code == 0, res.output
+    assert sorted(e.job_id for e in read_lock(ours).values()) == ["job0", "job1"]
+
+
+def test_a_side_that_pruned_every_job_keeps_only_what_the_other_advanced(
+    tmp_path: Path,
+) -> None:
+    """A valid `jobs: []` side is a prune: unchanged jobs go, ones the other side advanced stay."""
+    got, notes, _ = merged(tmp_path, [submitted(0), submitted(1)], [], [succeeded(0), submitted(1)])
+    assert list(got) == [S0.fingerprint] and got[S0.fingerprint].state == "succeeded"
+    assert len(notes) == 1 and "removed on one side" in notes[0]
+    got, notes, _ = merged(tmp_path, [submitted(0), submitted(1)], [submitted(0), submitted(1)], [])
+    assert got == {} and notes == []
+
+
+def test_plan_json_lists_also_paid_remote_ids(tmp_path: Path) -> None:
+    """`plan --json` gives a merged job's other paid remote ids as `also_paid`, only when any."""
+    e = dataclasses.replace(succeeded(0), also_paid=(PaidAttempt("y", ("ry", "rz"), 20),))
+    doc = plan_to_json(plan([S0, S1], [e], {"out/job0.mp4": 100}), "m.yaml")
+    one, two = doc["jobs"]
+    assert one["id"] == "job0" and one["also_paid"] == ["ry", "rz"]
+    assert "also_paid" not in two
+
+
 def test_merge_command_writes_ours_and_exits_0(tmp_path: Path) -> None:
     """The driver form `%O %A %B`: the result replaces OURS, exit 0, notes on stderr."""
     base = write(tmp_path / "base", [])
@@ -243,3 +299,17 @@ def test_install_merge_driver_outside_git_is_a_usage_error(
     res = CliRunner().invoke(cli, ["lock", "install-merge-driver"])
     assert res.exit_code == 2 and "git repository" in res.output and "Traceback" not in res.output
     assert not (tmp_path / ".gitattributes").exists()
+
+
+@pytest.mark.parametrize("command", ["", "   "])
+def test_install_merge_driver_refuses_an_empty_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """`--command ""` would install a driver git cannot run: exit 2, nothing installed."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["lock", "install-merge-driver", "--command", command])
+    assert res.exit_code == 2 and "--command is empty" in res.output, res.output
+    assert "Traceback" not in res.output and not (tmp_path / ".gitattributes").exists()
+    config = (tmp_path / ".git" / "config").read_text()
+    assert "i2v-lock" not in config

@@ -26,14 +26,17 @@ def lock_group() -> None:
 
 
 @lock_group.command("merge")
-@click.argument("base", type=click.Path(exists=True, dir_okay=False))
-@click.argument("ours", type=click.Path(exists=True, dir_okay=False))
-@click.argument("theirs", type=click.Path(exists=True, dir_okay=False))
+# Not exists=True: a missing BASE is an ancestor with no jobs, and a missing OURS or THEIRS is a
+# merge conflict (exit 1, reported by merge_files), not a usage error.
+@click.argument("base", type=click.Path(dir_okay=False))
+@click.argument("ours", type=click.Path(dir_okay=False))
+@click.argument("theirs", type=click.Path(dir_okay=False))
 @output_options()
 def merge_cmd(base: str, ours: str, theirs: str) -> None:
     """Merge THEIRS into OURS (written in place), BASE being their common ancestor: git's
     `%O %A %B`. Per job by fingerprint, the more advanced record wins; a job paid for on both
-    sides keeps both remote ids. Exit 0 when merged, 1 on a genuine conflict (OURS untouched)."""
+    sides keeps both remote ids. An empty or missing BASE has no jobs; an empty or missing OURS or
+    THEIRS is a conflict. Exit 0 when merged, 1 on a genuine conflict (OURS untouched)."""
     merged = merge_files(Path(base), Path(ours), Path(theirs))
     for line in merged.notes:
         warn(line)
@@ -58,6 +61,12 @@ def install_cmd(command: str) -> None:
     """Make git merge lockfiles with `i2v lock merge` in this repository: sets
     merge.i2v-lock.driver in .git/config and adds `*.lock.yaml merge=i2v-lock` to the top
     .gitattributes. Running it again changes nothing."""
+    if not command.strip():
+        # git would run " lock merge %O %A %B": every lockfile merge would fail.
+        raise UsageError(
+            "--command is empty: git needs a command that runs i2v",
+            hint="pass e.g. --command i2v or --command 'python -m i2v_pipeline', or omit it",
+        )
     root = Path(_git("rev-parse", "--show-toplevel", cwd=Path.cwd()))
     driver = f"{command} lock merge %O %A %B"
     _git("config", f"merge.{DRIVER}.name", "i2v lockfile merge", cwd=root)

@@ -77,11 +77,17 @@ class Merged:
     paid_twice: int = 0
 
 
-def read_side(path: Path) -> Side:
-    """A lockfile as a merge side. An empty file (git's ancestor when there is none) has no
-    jobs; anything that is not an i2v lock is a MergeConflict."""
-    if path.stat().st_size == 0:
+def read_side(path: Path, side: str = "BASE") -> Side:
+    """A lockfile as a merge side. An empty or missing BASE (git's ancestor when there is none,
+    the add/add case) has no jobs; an empty or missing OURS or THEIRS is a MergeConflict, as is
+    anything that is not an i2v lock: merging it as "no jobs" would drop every paid record."""
+    size = path.stat().st_size if path.is_file() else None
+    if side == "BASE" and not size:
         return Side(None, {})
+    if not size:
+        what = "missing" if size is None else "empty"
+        # The default hint says how to resolve it by hand (git checkout --ours/--theirs FILE).
+        raise MergeConflict(f"{side} ({path}) is {what}: not an i2v lock")
     try:
         header, rows = read_rows(path)
     except LockError as exc:
@@ -101,7 +107,7 @@ def read_side(path: Path) -> Side:
 
 
 def merge_files(base: Path, ours: Path, theirs: Path) -> Merged:
-    return merge(read_side(base), read_side(ours), read_side(theirs))
+    return merge(read_side(base), read_side(ours, "OURS"), read_side(theirs, "THEIRS"))
 
 
 def merge(base: Side, ours: Side, theirs: Side) -> Merged:

@@ -351,12 +351,18 @@ def plan_to_json(items: Sequence[PlanItem], manifest: str) -> dict[str, Any]:
                 "reason": i.reason,
                 "credits": i.credits,
                 **({"mismatch": m} if (m := mismatches(i.entry)) else {}),
+                **({"also_paid": paid} if (paid := _paid_ids(i.entry)) else {}),
                 **(_replace_json(i) if i.replaces is not None else {}),
                 **(audio_plan.to_json(i.audio) if i.audio is not None else {}),
             }
             for i in items
         ],
     }
+
+
+def _paid_ids(entry: LockEntry | None) -> list[str]:
+    """The remote ids of a merged lock's other paid creates of this job (its also_paid)."""
+    return [rid for p in entry.also_paid for rid in p.remote_ids] if entry is not None else []
 
 
 def _replace_json(item: PlanItem) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from i2v_pipeline.cli import cli
 from i2v_pipeline.state.lock import read_lock
 
 from ..conftest import IMAGES, REPO, ThreadedEmulator
+from ..test_merge import succeeded, write
 from .test_run import MANIFEST, run
 
 
@@ -84,3 +85,41 @@ def test_two_shards_merge_cleanly_and_the_merge_reruns_free(
     code, summary, err = run("run", str(one / "m.yaml"), "--yes", "--json")
     assert code == 0, err
     assert emulator.requests() == before
+
+
+def test_a_lock_truncated_on_one_side_is_a_conflict_not_an_empty_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One clone prunes a job, the other truncates the lock to 0 bytes: git stops on a conflict
+    and the merged checkout keeps every paid record of ours."""
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    git(origin, "init", "-q", "-b", "main")
+    git(origin, "config", "user.name", "Lead")
+    git(origin, "config", "user.email", "lead@example.com")
+    paid = [succeeded(i, rid=f"r{i}") for i in range(3)]
+    write(origin / "m.lock.yaml", paid)
+    install(origin, monkeypatch)
+    git(origin, "add", "-A")
+    git(origin, "commit", "-qm", "campaign")
+
+    one, two = (clone(origin, tmp_path / f"clone{k}") for k in (1, 2))
+    pruned = write(one / "m.lock.yaml", paid[:2]).read_text()
+    git(one, "commit", "-qam", "prune")
+    (two / "m.lock.yaml").write_text("")
+    git(two, "commit", "-qam", "truncate")
+
+    install(one, monkeypatch)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(one)}
+    done = subprocess.run(
+        ["git", "pull", "--no-rebase", "--no-edit", str(two), "main"],
+        cwd=one,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0 and "CONFLICT" in done.stdout, done.stdout + done.stderr
+    assert "THEIRS" in done.stderr and "is empty" in done.stderr, done.stderr
+    assert (one / "m.lock.yaml").read_text() == pruned
+    assert len(read_lock(one / "m.lock.yaml")) == 2
