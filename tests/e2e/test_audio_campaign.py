@@ -1,0 +1,59 @@
+"""The audio stage (`update_audio:`) in a campaign's life against the emulator: the manifest's
+budget, saved plans, pre-flight output checks and the Markdown report count audio like video."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from i2v_pipeline.cli import cli
+from i2v_pipeline.spec import validation as schemas
+
+from ..conftest import ThreadedEmulator, WriteManifest
+from .test_audio import bought_audio
+
+TWO_JOBS = """\
+version: 1
+name: audio
+provider: {{endpoint: "{url}", image_base_url: "file://"}}
+defaults:
+  update_audio: {{type: ai}}
+images:
+  - path: images/garden.png
+prompts:
+  - id: calm
+    template: "A calm scene"
+  - id: bold
+    template: "A bold scene"
+output:
+  dir: out
+limits: {{poll_interval: 0.1, create_rps: 50, request_rps: 100}}
+"""
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def two_jobs(emulator: ThreadedEmulator, extra: str = "") -> str:
+    return TWO_JOBS.format(url=emulator.base_url) + extra
+
+
+def test_budget_counts_audio_and_stops_before_the_audio_that_passes_it(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest
+) -> None:
+    """budget.credits 45 between video-only (40) and video+audio (50): plan tallies 50 planned,
+    the run buys both videos and one audio, then stops with exit 3."""
+    path = write_manifest(two_jobs(emulator, "budget: {credits: 45}\n"))
+    code, out, _ = invoke("plan", str(path), "--json")
+    budget = json.loads(out)["budget"]
+    assert budget["planned"] == 50 and budget["over"] == 5
+    code, out, err = invoke("run", str(path), "--yes", "--json")
+    assert code == 3, err
+    summary = json.loads(out)
+    assert summary["outcome"] == "budget" and summary["credits"] == 45
+    assert emulator.requests("batch") == 2 and bought_audio(emulator) == 1
