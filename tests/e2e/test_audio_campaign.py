@@ -57,3 +57,20 @@ def test_budget_counts_audio_and_stops_before_the_audio_that_passes_it(
     summary = json.loads(out)
     assert summary["outcome"] == "budget" and summary["credits"] == 45
     assert emulator.requests("batch") == 2 and bought_audio(emulator) == 1
+
+
+def test_saved_plan_with_audio_runs_exactly(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """`plan --out` of a manifest with update_audio writes a schema-valid plan with `audio`
+    items; `run --plan` buys exactly its videos and audio."""
+    path = write_manifest(two_jobs(emulator))
+    plan = workdir / "p.json"
+    assert invoke("plan", str(path), "--out", str(plan))[0] == 0
+    doc = json.loads(plan.read_text())
+    schemas.validate("plan", doc)
+    assert [j["action"] for j in doc["jobs"]] == ["create", "audio", "create", "audio"]
+    code, out, err = invoke("run", str(path), "--plan", str(plan), "--json")
+    assert code == 0, err
+    assert json.loads(out)["credits"] == 50
+    assert emulator.requests("batch") == 2 and bought_audio(emulator) == 2
