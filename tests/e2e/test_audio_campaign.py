@@ -74,3 +74,20 @@ def test_saved_plan_with_audio_runs_exactly(
     assert code == 0, err
     assert json.loads(out)["credits"] == 50
     assert emulator.requests("batch") == 2 and bought_audio(emulator) == 2
+
+
+def test_markdown_report_rows_add_up_to_the_credits_spent_with_audio(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest
+) -> None:
+    """`report --format md` lists each audio call on a row of its own (the header says so):
+    the rows' credits add up to the credits spent."""
+    path = write_manifest(two_jobs(emulator))
+    assert invoke("run", str(path), "--yes", "-q")[0] == 0
+    code, out, err = invoke("report", str(path), "--format", "md")
+    assert code == 0, err
+    assert "**credits**: 50 spent, 0 planned (the audio stage's calls on rows of their own)" in out
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| garden.")]
+    assert sorted(r[0] for r in rows) == [
+        "| garden.bold", "| garden.bold ♪ audio", "| garden.calm", "| garden.calm ♪ audio"
+    ]  # fmt: skip
+    assert sum(int(r[2]) for r in rows) == 50
