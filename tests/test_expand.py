@@ -258,8 +258,7 @@ def test_audio_output_clashing_with_a_video_says_which_is_the_audio(
     with pytest.raises(ManifestError) as info:
         load_campaign(path)
     assert info.value.message == (
-        "job garden.a's update_audio.output and job garden.b's output.path both write "
-        "garden/b.mp4"
+        "job garden.a's update_audio.output and job garden.b's output.path both write garden/b.mp4"
     )
     assert info.value.where == f"{path}:9:7"  # the update_audio block
     assert "update_audio.output" in (info.value.hint or "")
