@@ -20,6 +20,7 @@ from i2v_pipeline.model import (
     ImageRef,
     JobSpec,
     LockEntry,
+    PaidAttempt,
     PlanItem,
 )
 from i2v_pipeline.report.cards import AudioResult, build_report
@@ -291,3 +292,15 @@ def test_report_shows_audio_on_its_video_card(tmp_path: Path) -> None:
     assert report.cards[0].audio == AudioResult("succeeded", "out/job.audio-v1.mp4", None)
     assert report.cards[1].audio == AudioResult("planned", "out/job.audio-v2.mp4", None)
     assert report.credits_planned == 5
+
+
+def test_an_audio_record_paid_twice_says_so_in_the_plan() -> None:
+    """An audio record a lock merge kept two paid attempts of says `also paid for:` in its
+    plan line, as a video's does."""
+    s = spec()
+    rec = FileRecord("out/job.audio.mp4", "c" * 64, 50)
+    paid = (PaidAttempt("z", ("rz",), 5),)
+    e = audio_entry(s, 1, "succeeded", remote_ids=("x",), files=(rec,), also_paid=paid)
+    items = plan([s], [video_done(s), e], {**HELD, "out/job.audio.mp4": 50})
+    assert items[1].action is Action.FRESH
+    assert items[1].reason.endswith("; also paid for: rz (merged lock)")

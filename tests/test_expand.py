@@ -240,3 +240,25 @@ def test_two_jobs_for_one_video_are_refused(write_manifest: WriteManifest) -> No
     with pytest.raises(ManifestError, match="ask for the same video") as info:
         load_campaign(write_manifest(text))
     assert "variants" in info.value.render()
+
+
+def test_audio_output_clashing_with_a_video_says_which_is_the_audio(
+    write_manifest: WriteManifest,
+) -> None:
+    """A clash between an update_audio.output and another job's output.path names both
+    settings and points at the update_audio block, not output.path."""
+    text = (
+        "version: 1\nname: t\nimages:\n  - path: images/garden.png\nprompts:\n"
+        "  - id: a\n    template: x\n"
+        "    fields:\n      update_audio: {type: ai, output: '{{ image.id }}/b.mp4'}\n"
+        "  - id: b\n    template: y\n"
+        "output: {path: '{{ image.id }}/{{ prompt.id }}.mp4'}\n"
+    )
+    path = write_manifest(text)
+    with pytest.raises(ManifestError) as info:
+        load_campaign(path)
+    assert info.value.message == (
+        "job garden.a's update_audio.output and job garden.b's output.path both write garden/b.mp4"
+    )
+    assert info.value.where == f"{path}:9:7"  # the update_audio block
+    assert "update_audio.output" in (info.value.hint or "")

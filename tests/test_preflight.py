@@ -123,3 +123,42 @@ def test_a_file_recorded_for_another_job_is_not_this_jobs(
     old = LockEntry("old.job", "f" * 64, "succeeded", "a1", files=(record,))
     (found,) = _planned_with(path, {old.fingerprint: old})
     assert found.startswith("job garden.a: out/deep/x-garden.mp4 already exists")
+
+
+AUDIO = TEXT.replace(
+    'template: "A calm scene"}]',
+    'template: "A calm scene", fields: {update_audio: {type: ai, output: "snd/{{ id }}.mp4"}}}]',
+)
+
+
+def test_an_audio_output_through_a_symlink_out_of_the_output_folder_is_refused(
+    write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """update_audio.output is checked like output.path: a folder symlinked out is refused."""
+    path = write_manifest(AUDIO)
+    outside = workdir.parent / f"{workdir.name}-outside"
+    outside.mkdir()
+    (workdir / "out" / "deep").mkdir(parents=True)
+    (workdir / "out" / "deep" / "snd").symlink_to(outside)
+    found = problems(path)
+    assert any(
+        "out/deep/snd is a symlink to" in p and "outside the output folder" in p for p in found
+    ), found
+
+
+def test_an_audio_output_another_manifests_lock_records_is_refused(
+    write_manifest: WriteManifest, workdir: Path
+) -> None:
+    """An audio output equal to a file another manifest's lock records is refused."""
+    from i2v_pipeline.state.lock import render_lock
+
+    path = write_manifest(AUDIO)
+    record = FileRecord("out/deep/snd/garden.a.mp4", "0" * 64, 5)
+    other = LockEntry("x.job", "e" * 64, "succeeded", "a1", remote_ids=("r",), files=(record,))
+    text = render_lock([other], manifest="other.yaml", command="i2v run", endpoint="emulator")
+    (workdir / "other.lock.yaml").write_text(text)
+    found = problems(path)
+    assert (
+        "job garden.a: out/deep/snd/garden.a.mp4 would overwrite a video recorded in "
+        "other.lock.yaml (job x.job)"
+    ) in found, found

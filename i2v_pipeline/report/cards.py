@@ -13,7 +13,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,8 @@ class Report:
     credits_spent: int
     credits_planned: int
     last_run: RunWindow | None
+    audio: list[PlanItem] = field(default_factory=list)
+    """The audio stage's items and records (not jobs of their own): their credits count too."""
 
     def card_counts(self) -> dict[str, int]:
         counts = Counter(c.status for c in self.cards)
@@ -319,6 +321,7 @@ def build_report(
     audio = audio_results(items, prefix)
     # the audio stage's items and records show on their video's card, not as jobs of their own
     jobs = [i for i in items if i.audio is None and (i.entry is None or i.entry.video is None)]
+    stage = [i for i in items if i.audio is not None or (i.entry and i.entry.video is not None)]
     for item in jobs:
         status = JOB_STATUS[item.action]
         statuses[item.fingerprint] = status
@@ -333,4 +336,5 @@ def build_report(
         credits_spent=sum(e.credits or 0 for e in entries.values()),
         credits_planned=sum(i.credits for i in items),
         last_run=last_run(list(entries.values())),
+        audio=stage,
     )

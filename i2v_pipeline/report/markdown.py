@@ -9,8 +9,8 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..model import LockEntry
-from .cards import STATUSES, Report, human_duration
+from ..model import LockEntry, PlanItem
+from .cards import JOB_STATUS, STATUSES, Report, human_duration
 
 MAX_ROWS = 200
 """Rows in the jobs table: a comment has a size limit; changed jobs are listed first."""
@@ -68,8 +68,10 @@ def render_markdown(report: Report, base: Mapping[str, LockEntry] | None = None)
     lines = [f"### i2v report: {md_text(report.name)} ({md_text(report.manifest)})", ""]
     counts = " · ".join(f"{n} {s}" for s, n in jobs.items()) or "no jobs"
     lines.append(f"**{len(report.job_status)} jobs**: {counts}  ")
+    # audio calls are paid apart from their video: rows of their own, so the rows add up
+    own_rows = " (the audio stage's calls on rows of their own)" if report.audio else ""
     lines.append(
-        f"**credits**: {report.credits_spent} spent, {report.credits_planned} planned"
+        f"**credits**: {report.credits_spent} spent, {report.credits_planned} planned{own_rows}"
         + (f" · **last run**: {human_duration(report.last_run.seconds)}" if report.last_run else "")
     )
     changes = lock_changes(base, _entries(report)) if base is not None else {}
@@ -86,6 +88,19 @@ def _entries(report: Report) -> dict[str, LockEntry]:
     return {i.fingerprint: i.entry for i in report.jobs if i.entry is not None}
 
 
+def _audio_row(item: PlanItem) -> str:
+    """`garden.two ♪ audio v2`: an audio call's row, named by its job and variant."""
+    if item.audio is not None:  # one variant: no number, as output paths have none
+        variant = item.audio.variant if item.audio.video.variants > 1 else None
+    else:
+        variant = item.entry.variant if item.entry else None
+    return f"{item.job_id} ♪ audio" + (f" v{variant}" if variant else "")
+
+
+def _spent(e: LockEntry | None) -> int | None:
+    return e.credits if e is not None and e.credits is not None else None
+
+
 def _job_table(report: Report, changes: Mapping[str, Change]) -> list[str]:
     order = {s: n for n, s in enumerate(STATUSES)}
     rows = [
@@ -93,10 +108,13 @@ def _job_table(report: Report, changes: Mapping[str, Change]) -> list[str]:
             changes[i.fingerprint].kind if i.fingerprint in changes else "",
             report.job_status[i.fingerprint],
             i.job_id,
-            i.entry.credits if i.entry and i.entry.credits is not None else None,
+            _spent(i.entry),
             i.credits,
         )
         for i in report.jobs
+    ]
+    rows += [
+        ("", JOB_STATUS[i.action], _audio_row(i), _spent(i.entry), i.credits) for i in report.audio
     ]
     rows += [("removed", "-", c.job_id, None, 0) for c in changes.values() if c.kind == "removed"]
     rows.sort(key=lambda r: (r[0] == "", order.get(r[1], len(order)), r[2]))

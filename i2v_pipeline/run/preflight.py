@@ -40,6 +40,7 @@ WRITES = (
     Action.DOWNLOAD,
     Action.STORE,
     Action.RELOCATE,
+    Action.AUDIO,
 )
 
 
@@ -70,7 +71,8 @@ def problems(
     """Every reason the planned writes would fail or do harm, as one line each. entries is the
     lock state (what files the lock owns); free_bytes tells the free space of a folder
     (shutil.disk_usage by default)."""
-    writes = [i for i in items if i.action in WRITES and i.spec is not None]
+    # the audio stage writes files too: its outputs get the very same checks as videos'
+    writes = [i for i in items if i.action in WRITES and _outputs(i)]
     folder = _existing_ancestor(campaign.output_dir)
     out = _folder_problems(campaign.output_dir, folder)
     if out or folder is None:
@@ -84,12 +86,18 @@ def problems(
     return out
 
 
+def _outputs(item: PlanItem) -> tuple[str, ...]:
+    """The files an item writes, relative to the output folder: a video job's output paths, or
+    an audio item's `update_audio.output` (both normalised by expand: `a/b.mp4`, no `..`)."""
+    if item.audio is not None:
+        return (item.audio.output,)
+    return tuple(item.spec.output_paths()) if item.spec is not None else ()
+
+
 def _planned_files(writes: Iterable[PlanItem], prefix: str) -> Files:
     files: Files = {}
     for item in writes:
-        if item.spec is None:
-            continue
-        for path in item.spec.output_paths():  # normalised by expand: `a/b.mp4`, no `..`
+        for path in _outputs(item):
             parent, _, name = (path if prefix == "." else f"{prefix}/{path}").rpartition("/")
             files.setdefault(parent, []).append((name, item.job_id))
     return files
@@ -287,14 +295,14 @@ def _owned(
             if f is not None:
                 owned.setdefault(f.path.casefold(), set()).add(e.job_id)
     for item in writes:
-        if item.entry is None or item.spec is None:
+        if item.entry is None:
             continue
         if item.entry.job_id != item.job_id:  # renamed: the old id's files are this job's
             for f in item.entry.files:
                 if f is not None:
                     owned.setdefault(f.path.casefold(), set()).add(item.job_id)
         if item.action in (Action.RESUME, Action.DOWNLOAD, Action.STORE):
-            for path in item.spec.output_paths():
+            for path in _outputs(item):
                 rel = path if prefix == "." else f"{prefix}/{path}"
                 owned.setdefault(rel.casefold(), set()).add(item.job_id)
     return owned
@@ -335,6 +343,8 @@ def _space_problems(
             need += sum(f.bytes for f in recorded if f is not None)
         elif item.spec is not None:
             need += video_bytes(item.spec.request)
+        elif item.audio is not None:  # one video of its job, with sound
+            need += video_bytes({**item.audio.video.request, "count": 1})
     free = free_bytes(folder)
     if need <= free:
         return []

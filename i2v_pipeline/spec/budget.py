@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import I2VError
-from ..model import LockEntry, PlanItem
+from ..model import Action, LockEntry, PlanItem
 from ..text import plural
-from .catalog import estimate_credits
+from .catalog import estimate_audio_credits, estimate_credits
 
 MAX_SAMPLES = 500
 """Charges per price key that calibrate an estimate; more would only cost parsing time."""
@@ -140,6 +140,21 @@ def calibrate(
     return out, calibrated
 
 
+def paid(item: PlanItem) -> bool:
+    """True when the item sends a paid call: a video create, or the audio stage's own
+    updateVideoAudio (its credits are on the item like a create's)."""
+    return item.action.submits or item.action is Action.AUDIO
+
+
+def _in_flight(e: LockEntry, entries: Mapping[str, LockEntry]) -> int:
+    """The estimated charge of a sent call whose charge the lock does not record yet."""
+    if e.video is None:
+        return estimate_credits(json.loads(e.request_json))
+    video = entries.get(e.video)  # an audio record: priced by its video's length
+    seconds = json.loads(video.request_json).get("video_length") if video else None
+    return estimate_audio_credits(seconds)
+
+
 @dataclass(frozen=True)
 class Tally:
     """Where a campaign stands against its budget (credits)."""
@@ -208,8 +223,8 @@ def tally(
         if e.credits is not None:
             spent += e.credits
         elif e.state in ("submitted", "unknown"):  # sent; the charge is not recorded yet
-            in_flight += estimate_credits(json.loads(e.request_json))
-    submits = [i for i in items if i.action.submits]
+            in_flight += _in_flight(e, entries)
+    submits = [i for i in items if paid(i)]
     n_cal = sum(i.fingerprint in calibrated for i in submits)
     return Tally(
         spent=spent,
@@ -230,7 +245,7 @@ def within(items: Sequence[PlanItem], room: int | None) -> tuple[list[PlanItem],
     held: list[PlanItem] = []
     spent = 0
     for item in items:
-        if item.action.submits:
+        if paid(item):
             if held or spent + item.credits > room:
                 held.append(item)
                 continue

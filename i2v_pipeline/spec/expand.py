@@ -93,6 +93,8 @@ class _Expander:
         )
         self.negative_cache: dict[str, Template | str] = {}
         self.where_cache: dict[Loc, str] = {}
+        self.audio_wheres: dict[str, str] = {}
+        """Job id -> where its `update_audio:` block is written (for output clashes)."""
         self.last_frames: dict[str, ImageRef] = {}
         self.audio = AudioStages(lambda path, where, job_id: self.confine(path, where, job_id))
 
@@ -180,6 +182,9 @@ class _Expander:
         rendered = render(
             output or self.output_template, ctx, where=out_where, what=f"job {job_id}: output path"
         )
+        audio_where = self.audio_where(image, raw, loc, where) if audio_block else where
+        if audio_block:
+            self.audio_wheres[job_id] = audio_where
         return JobSpec(
             id=job_id,
             image=image.ref,
@@ -192,7 +197,7 @@ class _Expander:
             audio=self.audio.stage(
                 audio_block,
                 ctx,
-                where=self.audio_where(image, raw, loc, where) if audio_block else where,
+                where=audio_where,
                 job_id=job_id,
             ),
         )
@@ -332,6 +337,7 @@ def expand(
     specs: list[JobSpec] = []
     origins: dict[str, Loc] = {}
     outputs: dict[str, str] = {}
+    audio: dict[str, bool] = {}  # output path -> written by the audio stage
     for spec, loc in _generate(x, images, prompts):
         if spec.id in origins:
             raise ManifestError(
@@ -340,15 +346,15 @@ def expand(
                 hint="give explicit ids, or add the differing matrix key to the exclude/include",
             )
         origins[spec.id] = loc
-        for path in [*spec.output_paths(), *audio_paths(spec)]:
+        videos = spec.output_paths()
+        for n, path in enumerate([*videos, *audio_paths(spec)]):
             key = path.casefold()
             if key in outputs:
-                raise ManifestError(
-                    f"jobs {outputs[key]} and {spec.id} both write {path}",
-                    where=manifest.locate(("output", "path")),
-                    hint="put {{ id }} (or every matrix value) in output.path",
+                raise _clash(
+                    x, manifest, (outputs[key], audio[key]), (spec.id, n >= len(videos)), path
                 )
             outputs[key] = spec.id
+            audio[key] = n >= len(videos)
         specs.append(spec)
     inputs = input_files([*(im.ref for im in images), *x.last_frames.values()], manifest.base_dir)
     clash = input_clash(x.output_dir, outputs, inputs)
@@ -359,6 +365,30 @@ def expand(
             hint="write videos to their own folder: set output.dir (e.g. `out`)",
         )
     return Expansion(specs, x.output_dir, origins, images, prompts)
+
+
+def _clash(
+    x: _Expander, manifest: Manifest, first: tuple[str, bool], then: tuple[str, bool], path: str
+) -> ManifestError:
+    """Two jobs (id, True for an `update_audio.output`) writing one path: the error names which
+    setting each side comes from, and points at an update_audio block when one is involved."""
+    if not (first[1] or then[1]):
+        return ManifestError(
+            f"jobs {first[0]} and {then[0]} both write {path}",
+            where=manifest.locate(("output", "path")),
+            hint="put {{ id }} (or every matrix value) in output.path",
+        )
+
+    def side(job: tuple[str, bool]) -> str:
+        return f"job {job[0]}'s " + ("update_audio.output" if job[1] else "output.path")
+
+    audio_job = then[0] if then[1] else first[0]
+    return ManifestError(
+        f"{side(first)} and {side(then)} both write {path}",
+        where=x.audio_wheres.get(audio_job, manifest.locate(("output", "path"))),
+        hint="give update_audio.output a path of its own, e.g. `{{ id }}.audio.mp4` (the "
+        "default), or change output.path",
+    )
 
 
 def _output_where(manifest: Manifest, loc: Loc) -> str:

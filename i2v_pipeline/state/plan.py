@@ -241,7 +241,9 @@ def _make_plan(
         item = _also_paid(_item(s, entries.get(s.fingerprint), by_id, options, prefix, probe, now))
         items.append(item)
         if s.audio is not None:
-            items.extend(audio_plan.items(s, item, entries, options, prefix, probe, now))
+            items.extend(
+                map(_also_paid, audio_plan.items(s, item, entries, options, prefix, probe, now))
+            )
     live = {s.fingerprint for s in specs}
     live.update(i.replaces.fingerprint for i in items if i.replaces is not None)
     # an audio record is wanted while its video and its update_audio are (whatever the video's
