@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from i2v_pipeline.errors import ManifestError
-from i2v_pipeline.model import Action, ImageRef, JobSpec, LockEntry, PlanItem
+from i2v_pipeline.model import Action, ImageRef, JobSpec, LockEntry, PaidAttempt, PlanItem
 from i2v_pipeline.spec.budget import Budget, budget_of, calibrate, exceeded, tally, within
 from i2v_pipeline.spec.campaign import load_campaign
 
@@ -95,6 +95,12 @@ def test_tally_counts_spent_in_flight_and_planned() -> None:
     )
     tight = tally(entries, [create(1, credits=20)], Budget(80))
     assert tight.over == 10 and tight.describe().endswith("; 10 over budget")
+
+
+def test_tally_counts_creates_a_lock_merge_kept_as_also_paid() -> None:
+    """A create paid in another clone (also_paid, kept by `i2v lock merge`) is spent too."""
+    twice = dataclasses.replace(entry(1, credits=30), also_paid=(PaidAttempt("b", ("x",), 25),))
+    assert tally(by_fp(twice), [], Budget(100)).spent == 55
 
 
 def test_within_stops_at_the_first_create_that_does_not_fit() -> None:
