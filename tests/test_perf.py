@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Iterator
+
+import pytest
 
 from i2v_pipeline.perf import gc_paused
+
+
+@pytest.fixture
+def thawed() -> Iterator[None]:
+    """No frozen heap during the test (an in-process `run` freezes it); refrozen after."""
+    was_frozen = gc.get_freeze_count()
+    gc.unfreeze()
+    yield
+    if was_frozen:
+        gc.freeze()
 
 
 class _Node:
@@ -13,7 +26,7 @@ class _Node:
         self.other: object = self
 
 
-def test_pause_leaves_no_young_backlog() -> None:
+def test_pause_leaves_no_young_backlog(thawed: None) -> None:
     """Leaving the pause sets off no collection that walks what was built during it."""
     runs: list[int] = []
 
@@ -33,7 +46,7 @@ def test_pause_leaves_no_young_backlog() -> None:
     assert len(kept) + len(after) == 50_010
 
 
-def test_cycles_made_in_a_pause_are_still_collected() -> None:
+def test_cycles_made_in_a_pause_are_still_collected(thawed: None) -> None:
     """Objects built during the pause are not frozen away: their cyclic garbage is freed."""
     with gc_paused():
         node = _Node()
@@ -44,7 +57,7 @@ def test_cycles_made_in_a_pause_are_still_collected() -> None:
     assert ref() is None
 
 
-def test_a_frozen_heap_stays_frozen() -> None:
+def test_a_frozen_heap_stays_frozen(thawed: None) -> None:
     """After freeze_heap (a run), a pause keeps the heap frozen rather than thawing it."""
     gc.freeze()
     try:
