@@ -1,4 +1,4 @@
-"""Frozen value types shared by every layer: job specs, lock entries, plan items, run events.
+"""Value types shared by every layer: job specs, lock entries, plan items, run events.
 
 Nothing here does I/O. Lock entries change by `dataclasses.replace`, never in place, so a
 journal record and the entry it produced can be compared in tests.
