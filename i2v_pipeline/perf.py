@@ -17,8 +17,22 @@ def gc_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        settle()
         if was_enabled:
             gc.enable()
+
+
+def settle() -> None:
+    """Count what was allocated so far as old, without scanning it. Left alone, the first
+    allocation after a bulk build sets off a collection that walks every object it made (the
+    pause only postponed that: 0.3-0.6 s after a 100k-job plan). freeze() resets the young
+    generation's count and unfreeze() hands everything to the oldest generation, as if it had
+    survived collections: its cyclic garbage is still collected by the next full collection.
+    A heap already frozen (freeze_heap) stays frozen, with the new objects beside it."""
+    frozen = gc.get_freeze_count()
+    gc.freeze()
+    if not frozen:
+        gc.unfreeze()
 
 
 def freeze_heap() -> None:

@@ -20,7 +20,6 @@ def _interrupted() -> NoReturn:
 try:  # loading the command line takes a moment on a busy machine: Ctrl-C then is no traceback
     import click
 
-    from .. import __version__
     from .common import I2VGroup
 except KeyboardInterrupt:
     _interrupted()
@@ -82,8 +81,26 @@ Shell completion (bash; zsh and fish alike with zsh_source / fish_source):
 """
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """click's version_option, but the version (importlib.metadata: ~30 ms) is looked up only
+    when asked for, not on every command's start-up."""
+    if not value or ctx.resilient_parsing:
+        return
+    from .. import __version__
+
+    click.echo(f"i2v, version {__version__}", color=ctx.color)
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
-@click.version_option(__version__, prog_name="i2v")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
+)
 def cli() -> None:
     """Image-to-video renders on AKOOL from YAML manifests, reproducibly and without paying twice.
 

@@ -10,8 +10,6 @@ import click
 
 from ..errors import Interrupted
 from ..model import Action, RunStats
-from ..run import preflight
-from ..run.store import open_store
 from ..spec.budget import BudgetExceeded
 from ..spec.campaign import check_reachable_images
 from ..state.plan import PlanOptions, disk_check, make_plan
@@ -31,7 +29,6 @@ from .common import (
 )
 from .inspect import summary_line
 from .logs import output_options
-from .progress import Progress
 from .webhook_cmds import parse_listen, webhook_setup
 
 
@@ -136,6 +133,11 @@ def run_cmd(
         if not work:
             _finish(planned, RunStats(), 0.0, as_json, quiet, interrupted=False, problems=[])
             return
+        # only now: a no-op rerun (all fresh) need not load the checks, the store, or rich
+        from ..run import preflight
+        from ..run.store import open_store
+        from .progress import Progress
+
         if not quiet and not as_json:
             click.echo(summary_line(planned.items, planned.calibrated), err=True)
         hook = webhook_setup(planned.campaign, webhook_listen) if webhook_listen else None

@@ -130,7 +130,9 @@ def _compile(man: Manifest, catalog: Catalog) -> Campaign:
 
 def load_campaign(path: str | Path, catalog: Catalog | None = None) -> Campaign:
     """Read, check and compile the manifest at path."""
-    return compile_manifest(manifest_mod.load(path), catalog)
+    with gc_paused():  # a 50 MB manifest is millions of values and marks: no GC rescans
+        man = manifest_mod.load(path)
+    return compile_manifest(man, catalog)
 
 
 def check_reachable_images(

@@ -57,7 +57,8 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
         raise ValueError("fingerprint must be 64 hex characters")
     if request_json is None:
         request_json = request_text(d.get("request") or {})
-    files_ = tuple(_file_record(f) if f else None for f in files)
+    files_ = tuple([_file_record(f) if f else None for f in files])
+    video = d.get("video")
     return LockEntry(
         job_id=str(d["id"]),
         fingerprint=fp,
@@ -75,8 +76,8 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
         finished_at=_shared(d.get("finished_at")),
         expires_at=_shared(d.get("expires_at")),
         error=ErrorRecord(err.get("code"), str(err["message"])) if err else None,
-        also_paid=tuple(_paid_record(p) for p in d.get("also_paid") or ()),
-        **_stage(d),
+        also_paid=tuple([_paid_record(p) for p in paid]) if (paid := d.get("also_paid")) else (),
+        **(_stage(video, d) if video is not None else {}),
     )
 
 
@@ -88,11 +89,8 @@ def _paid_record(d: Mapping[str, Any]) -> PaidAttempt:
     return PaidAttempt(str(d["attempt"]), tuple(map(str, ids)), d.get("credits"))
 
 
-def _stage(d: Mapping[str, Any]) -> dict[str, Any]:
+def _stage(video: object, d: Mapping[str, Any]) -> dict[str, Any]:
     """An audio record's link to its video, checked: prune and the plan trust it."""
-    video = d.get("video")
-    if video is None:
-        return {}
     if not isinstance(video, str) or len(video) != 64:
         raise ValueError("video must be a 64-hex fingerprint")
     variant = d.get("variant")

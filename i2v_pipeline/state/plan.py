@@ -50,10 +50,12 @@ def disk_check(base_dir: Path, *, rehash: bool = False) -> FileCheck:
     """Same size and mtime as recorded: unchanged, without reading it. Otherwise (or always,
     with rehash) the content hash decides, so a touched but intact file stays fresh and a
     same-size edit does not. Records from before mtimes were kept go by size alone."""
-    base = str(base_dir)
+    # rel is relative (lock paths are checked on reading, plan paths confined): joining is
+    # concatenation, 10x cheaper than Path and 3x than os.path.join per call
+    base = os.path.join(str(base_dir), "")
 
     def check(rel: str, rec: FileRecord) -> bool:
-        path = os.path.join(base, rel)  # str join: 10x cheaper than Path
+        path = base + rel
         try:
             st = os.stat(path)
             if st.st_size != rec.bytes:
@@ -153,7 +155,7 @@ def _files_item(
 def _item(
     spec: JobSpec,
     e: LockEntry | None,
-    by_id: Mapping[str, LockEntry],
+    by_id: _ById,
     opts: PlanOptions,
     prefix: str,
     probe: FileCheck,
@@ -197,6 +199,21 @@ def _item(
     return item
 
 
+class _ById:
+    """The video entries by job id, built on first need: only a spec with no entry of its own
+    looks (a replace), and a full lock of 100,000 entries mostly has none."""
+
+    def __init__(self, entries: Mapping[str, LockEntry]) -> None:
+        self.entries = entries
+        self.index: dict[str, LockEntry] | None = None
+
+    def get(self, job_id: str) -> LockEntry | None:
+        if self.index is None:
+            # audio records (the audio stage) share their video's job id: never one to replace
+            self.index = {e.job_id: e for e in self.entries.values() if e.video is None}
+        return self.index.get(job_id)
+
+
 def _also_paid(item: PlanItem) -> PlanItem:
     """A job two clones both paid for (a merged lock) says so, whatever its action."""
     e = item.entry
@@ -234,8 +251,7 @@ def _make_plan(
     now: str,
     options: PlanOptions,
 ) -> list[PlanItem]:
-    # audio records (the audio stage) share their video's job id: never a video to replace
-    by_id = {e.job_id: e for e in entries.values() if e.video is None}
+    by_id = _ById(entries)
     items = []
     for s in specs:
         item = _also_paid(_item(s, entries.get(s.fingerprint), by_id, options, prefix, probe, now))
@@ -250,9 +266,9 @@ def _make_plan(
     # state in this plan): only a changed or removed update_audio, or video, orphans it
     live.update(audio_plan.live(specs))
     ids = {s.id for s in specs}
-    for e in sorted(entries.values(), key=lambda e: (e.job_id, e.fingerprint)):
-        if e.fingerprint in live:
-            continue
+    # only the orphans are sorted: a full lock has 100,000 entries and few or none of them
+    orphans = [e for e in entries.values() if e.fingerprint not in live]
+    for e in sorted(orphans, key=lambda e: (e.job_id, e.fingerprint)):
         why = "superseded by a changed job" if e.job_id in ids else "no longer in the manifest"
         if e.video is not None and e.video in live:
             why = "audio superseded by a changed or removed update_audio"

@@ -1,0 +1,69 @@
+"""perf.gc_paused: bulk allocation without the cyclic GC, and without a deferred rescan."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from i2v_pipeline.perf import gc_paused
+
+
+@pytest.fixture
+def thawed() -> Iterator[None]:
+    """No frozen heap during the test (an in-process `run` freezes it); refrozen after."""
+    was_frozen = gc.get_freeze_count()
+    gc.unfreeze()
+    yield
+    if was_frozen:
+        gc.freeze()
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: object = self
+
+
+def test_pause_leaves_no_young_backlog(thawed: None) -> None:
+    """Leaving the pause sets off no collection that walks what was built during it."""
+    runs: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            runs.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        with gc_paused():
+            kept = [[i] for i in range(50_000)]
+        after = [[i] for i in range(10)]  # allocations after the pause, as any caller makes
+    finally:
+        gc.callbacks.remove(seen)
+    assert runs == []
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert len(kept) + len(after) == 50_010
+
+
+def test_cycles_made_in_a_pause_are_still_collected(thawed: None) -> None:
+    """Objects built during the pause are not frozen away: their cyclic garbage is freed."""
+    with gc_paused():
+        node = _Node()
+        ref = weakref.ref(node)
+        del node
+    assert ref() is not None  # a cycle: reference counts alone cannot free it
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_frozen_heap_stays_frozen(thawed: None) -> None:
+    """After freeze_heap (a run), a pause keeps the heap frozen rather than thawing it."""
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        with gc_paused():
+            extra = [[i] for i in range(1_000)]
+        assert gc.get_freeze_count() >= before + len(extra)  # the new lists joined it
+    finally:
+        gc.unfreeze()
