@@ -33,6 +33,18 @@ SOAK_LIMITS = """{{create_rps: {rate}, request_rps: {rate}, jobs_in_flight: 1000
 
 
 RUNNER = """
+import os, threading, time, tracemalloc
+if os.environ.get("SOAK_TRACE"):  # Python's own heap beside the RSS: what is live objects
+    every, out = float(os.environ["SOAK_TRACE"]), os.environ["SOAK_TRACE_OUT"]
+    tracemalloc.start(1)
+    def _trace():
+        while True:
+            time.sleep(every)
+            size = tracemalloc.get_traced_memory()[0]
+            with open(out, "a") as f, open("/proc/self/status") as st:
+                rss = next(l.split()[1] for l in st if l.startswith("VmRSS"))
+                f.write(f"traced {size / 2**20:.1f} MB, RSS {int(rss) / 1024:.1f} MB\\n")
+    threading.Thread(target=_trace, daemon=True).start()
 import i2v_pipeline.run.preflight as preflight
 preflight.disk_free = lambda path: 1 << 50
 from i2v_pipeline.cli import main
@@ -78,20 +90,27 @@ def sample(
 
 
 def store_check(store: str, lock: Path) -> str:
-    """Objects under the store's sha256/ prefix against the lock's distinct videos."""
+    """Objects under the store's sha256/ prefix against the lock's videos: one object per
+    distinct video (keys are `sha256/<2 hex>/<62 hex>.mp4`, run/store.py), none missing, none
+    extra, and every file of the lock flagged `stored`."""
     import fsspec
     import yaml
 
     fs, root = fsspec.core.url_to_fs(store.rstrip("/") + "/sha256")
     objects = [p for p in fs.find(root) if not p.endswith("/")]
     doc = yaml.safe_load(lock.read_text())
-    videos = {f["sha256"] for j in doc["jobs"] for f in j.get("files") or [] if f}
-    names = {Path(p).name.split(".")[0] for p in objects}
-    missing = len(videos - {n for n in names if n in videos})
-    verdict = "OK" if len(objects) == len(videos) and not missing else "MISMATCH"
+    files = [f for j in doc["jobs"] for f in j.get("files") or [] if f]
+    videos = {f["sha256"] for f in files}
+    held = [Path(p).parent.name + Path(p).name.split(".")[0] for p in objects]
+    missing, extra = len(videos - set(held)), len(set(held) - videos)
+    twice = len(held) - len(set(held))
+    unflagged = sum(1 for f in files if not f.get("stored"))
+    ok = not (missing or extra or twice or unflagged)
     return (
-        f"store {store}: {len(objects)} objects under sha256/, {len(videos)} distinct videos "
-        f"in the lock, {missing} missing: {verdict} (each video stored exactly once)"
+        f"store {store}: {len(objects)} objects under sha256/ for {len(files)} files "
+        f"({len(videos)} distinct videos) in the lock: {missing} missing, {extra} extra, "
+        f"{twice} duplicated, {unflagged} files not flagged stored: "
+        f"{'OK (each video stored exactly once)' if ok else 'MISMATCH'}"
     )
 
 
