@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from i2v_pipeline.perf import gc_paused
+from i2v_pipeline.perf import frozen_heap, gc_paused
 
 
 @pytest.fixture
@@ -58,12 +58,11 @@ def test_cycles_made_in_a_pause_are_still_collected(thawed: None) -> None:
 
 
 def test_a_frozen_heap_stays_frozen(thawed: None) -> None:
-    """After freeze_heap (a run), a pause keeps the heap frozen rather than thawing it."""
-    gc.freeze()
-    try:
+    """Inside frozen_heap (a run), a pause keeps the heap frozen rather than thawing it; the
+    heap is handed back to the GC when the block ends."""
+    with frozen_heap():
         before = gc.get_freeze_count()
         with gc_paused():
             extra = [[i] for i in range(1_000)]
         assert gc.get_freeze_count() >= before + len(extra)  # the new lists joined it
-    finally:
-        gc.unfreeze()
+    assert gc.get_freeze_count() == 0

@@ -10,7 +10,7 @@ import anyio
 
 from ..errors import I2VError
 from ..model import PlanItem, RunStats
-from ..perf import freeze_heap
+from ..perf import frozen_heap
 from ..run.session import RunSession, credentials
 from ..run.webhook_receiver import WebhookSetup
 from .common import Planned
@@ -27,9 +27,9 @@ def execute_plan(
 ) -> tuple[RunStats, bool]:
     """Run the work; (stats, interrupted). Ctrl-C or SIGTERM stops submitting and returns.
     webhook: take AKOOL's webhooks during the run (`--webhook-listen`)."""
-    freeze_heap()
     try:
-        return anyio.run(_run, planned, work, progress, max_credits, webhook)
+        with frozen_heap():
+            return anyio.run(_run, planned, work, progress, max_credits, webhook)
     except BaseExceptionGroup as group:  # the task group wraps a user error (a port in use)
         raise sole_user_error(group) from None
 
