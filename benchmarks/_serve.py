@@ -48,3 +48,16 @@ def emulator(tmp: Path, **config: Any) -> Iterator[str]:
 def counts(url: str) -> dict[str, int]:
     with urllib.request.urlopen(f"{url}/_emulator/debug/requests") as r:
         return json.load(r)["counts"]  # type: ignore[no-any-return]
+
+
+def account_emulator(tmp: Path, rate: float, processing: float) -> Any:
+    """The emulator as a rate-limited account: every API call past `rate`/s is throttled
+    (code 1005), jobs take `processing` s, and neither credits nor the processing cap bind."""
+    return emulator(
+        tmp,
+        queue_time=0.0,
+        processing_time=processing,
+        max_processing=1_000_000,  # the account's processing cap must not bind here
+        credits=1e9,
+        throttle={"rps": rate, "scope": "account"},
+    )

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _serve import emulator
+from _serve import account_emulator
 from bench_run import manifest
 from bench_throughput import api_counts, user_limits
 
@@ -69,14 +69,7 @@ def run_shards(folders: list[Path], env: dict[str, str]) -> list[Shard]:
 def one(n: int, rate: float, t: float, k: int, mult: float) -> None:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        with emulator(
-            tmp,
-            queue_time=0.0,
-            processing_time=t,
-            max_processing=1_000_000,  # the account's processing cap must not bind here
-            credits=1e9,
-            throttle={"rps": rate, "scope": "account"},
-        ) as url:
+        with account_emulator(tmp, rate, t) as url:
             first = tmp / "s1"
             first.mkdir()
             manifest(first, url, n, rate, user_limits(rate * mult))

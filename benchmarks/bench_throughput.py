@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _serve import emulator
+from _serve import account_emulator
 from bench_run import manifest
 
 HERE = Path(__file__).resolve().parent
@@ -77,14 +77,7 @@ def measured(
 def one_run(contender: str, n: int, rate: float, t: float, profile: Path | None = None) -> Result:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        with emulator(
-            tmp,
-            queue_time=0.0,
-            processing_time=t,
-            max_processing=1_000_000,  # the account's processing cap must not bind here
-            credits=1e9,
-            throttle={"rps": rate, "scope": "account"},
-        ) as url:
+        with account_emulator(tmp, rate, t) as url:
             path = manifest(tmp, url, n, rate, user_limits(rate * (2 if contender == "b" else 1)))
             env = {**os.environ, "AKOOL_API_KEY": "emulator-key", "XDG_CACHE_HOME": str(tmp / "c")}
             if contender == "naive":

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _serve import counts, emulator
+from _serve import account_emulator, counts
 from bench_run import manifest
 from bench_throughput import api_counts, measured, user_limits
 
@@ -35,14 +35,7 @@ from i2v_pipeline.emulator import EmulatorConfig
 def one_run(webhooks: bool, n: int, rate: float, t: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        with emulator(
-            tmp,
-            queue_time=0.0,
-            processing_time=t,
-            max_processing=1_000_000,
-            credits=1e9,
-            throttle={"rps": rate, "scope": "account"},
-        ) as url:
+        with account_emulator(tmp, rate, t) as url:
             path = manifest(tmp, url, n, rate, user_limits(rate))
             keys = EmulatorConfig()  # the emulator signs with its default client id and secret
             env = {
