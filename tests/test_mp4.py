@@ -1,0 +1,154 @@
+"""The MP4 structure reader (run/mp4.py) and verify.py's fast path: it agrees with FFmpeg's
+full probe on real files, refuses damaged ones before decoding, and leaves what it does not know
+to FFmpeg (a fast path, never a narrower or a looser check)."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import av
+import pytest
+
+from i2v_pipeline.emulator.render import render_video
+from i2v_pipeline.run import mp4, verify
+
+IMAGES = Path(__file__).resolve().parent.parent / "manifests" / "images"
+
+
+def clip(folder: Path, name: str, size: tuple[int, int], seconds: int, audio: bool) -> Path:
+    out = folder / name
+    image = (IMAGES / "garden.png").read_bytes()
+    render_video(image, out, size=size, seconds=seconds, fps=4, motion="zoom_in", audio=audio)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("clips")
+    return {
+        "landscape": clip(folder, "l.mp4", (160, 96), 2, audio=False),
+        "portrait": clip(folder, "p.mp4", (96, 160), 3, audio=True),
+    }
+
+
+@pytest.mark.parametrize("name", ["landscape", "portrait"])
+def test_fast_path_agrees_with_ffmpeg(clips: dict[str, Path], name: str) -> None:
+    path = clips[name]
+    with open(path, "rb") as f:
+        movie, sample = mp4.read(f)
+    assert movie.codec == "h264" and sample  # the fast path applies to these files
+    fast = verify.probe(path, hint=".mp4")
+    assert fast == verify._probe(path, "mp4")
+    assert fast.audio is (name == "portrait")
+    assert (fast.width, fast.height) == ((160, 96) if name == "landscape" else (96, 160))
+
+
+@pytest.mark.parametrize("keep", [0.02, 0.5, 0.9, 0.995])
+def test_a_cut_file_is_refused_before_decoding(
+    clips: dict[str, Path], tmp_path: Path, keep: float
+) -> None:
+    data = clips["portrait"].read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with open(cut, "rb") as f, pytest.raises(mp4.Broken):
+        mp4.read(f)
+    with pytest.raises(verify.VerifyError, match="does not decode"):
+        verify.probe(cut, hint=".mp4")
+
+
+def test_samples_outside_the_data_are_refused(clips: dict[str, Path], tmp_path: Path) -> None:
+    """A chunk offset pointing past the mdat (a spliced or doctored file) never passes."""
+    data = bytearray(clips["landscape"].read_bytes())
+    at = data.index(b"stco") + 4 + 4 + 4  # version/flags, entry count, then the first offset
+    struct.pack_into(">I", data, at, len(data) - 10)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    with open(bad, "rb") as f, pytest.raises(mp4.Broken, match="outside the file's data"):
+        mp4.read(f)
+    with pytest.raises(verify.VerifyError):
+        verify.probe(bad, hint=".mp4")
+
+
+def test_a_frame_that_does_not_decode_is_refused(clips: dict[str, Path], tmp_path: Path) -> None:
+    """The structure is intact but the first frame is garbage: the decoder says no."""
+    path = clips["landscape"]
+    with open(path, "rb") as f:
+        movie, sample = mp4.read(f)
+    offset, length = movie.first_sample
+    data = bytearray(path.read_bytes())
+    data[offset + 5 : offset + length] = b"\x55" * (length - 5)
+    bad = tmp_path / "garbage.mp4"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(verify.VerifyError, match="does not decode"):
+        verify.probe(bad, hint=".mp4")
+
+
+def test_what_it_does_not_know_goes_to_ffmpeg(tmp_path: Path) -> None:
+    """An HTML error page named .mp4 is not an ISO file: Unsupported, and FFmpeg's probe
+    refuses it as before. A file in another container (Matroska) still verifies."""
+    page = tmp_path / "page.mp4"
+    page.write_bytes(b"<html><body>expired</body></html>")
+    with open(page, "rb") as f, pytest.raises(mp4.Unsupported):
+        mp4.read(f)
+    with pytest.raises(verify.VerifyError):
+        verify.probe(page, hint=".mp4")
+
+    mkv = tmp_path / "clip.mkv"
+    with av.open(str(mkv), "w", format="matroska") as out:
+        stream = out.add_stream("libx264", rate=4)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(4):
+            frame = av.VideoFrame(64, 48, "yuv420p")
+            for plane in frame.planes:
+                plane.update(b"\x80" * plane.buffer_size)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    named_mp4 = tmp_path / "really-mkv.mp4"
+    named_mp4.write_bytes(mkv.read_bytes())
+    info = verify.probe(named_mp4, hint=".mp4")  # not what its name says: probed as a whole
+    assert (info.width, info.height) == (64, 48)
+
+
+def test_fragmented_mp4_is_left_to_ffmpeg(tmp_path: Path) -> None:
+    frag = tmp_path / "frag.mp4"
+    with av.open(
+        str(frag), "w", format="mp4", options={"movflags": "frag_keyframe+empty_moov"}
+    ) as out:
+        stream = out.add_stream("libx264", rate=4)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(8):
+            frame = av.VideoFrame(64, 48, "yuv420p")
+            for plane in frame.planes:
+                plane.update(b"\x80" * plane.buffer_size)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    with open(frag, "rb") as f, pytest.raises(mp4.Unsupported, match="fragmented"):
+        mp4.read(f)
+    info = verify.probe(frag, hint=".mp4")
+    assert (info.width, info.height) == (64, 48)
+
+
+def test_a_reused_decoder_checks_each_file_on_its_own(tmp_path: Path) -> None:
+    """Files sharing a decoder configuration share a decoder (flushed between them): each is
+    still judged by its own first frame, and a refused frame never poisons the next file."""
+    image = (IMAGES / "tower.png").read_bytes()
+    good = [tmp_path / f"g{i}.mp4" for i in range(3)]
+    for i, path in enumerate(good):
+        render_video(image, path, size=(96, 64), seconds=1 + i, fps=4, motion="pan", audio=False)
+    with open(good[0], "rb") as f:
+        movie, _ = mp4.read(f)
+    data = bytearray(good[0].read_bytes())
+    offset, length = movie.first_sample
+    data[offset + 5 : offset + length] = b"\x55" * (length - 5)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    for path in (good[0], bad, good[1], bad, good[2]):
+        if path == bad:
+            with pytest.raises(verify.VerifyError):
+                verify.probe(path, hint=".mp4")
+            continue
+        info = verify.probe(path, hint=".mp4")
+        assert info == verify._probe(path, "mp4")
+    assert verify.probe(good[2], hint=".mp4").duration == 3.0
+    assert len(verify._decoders.cache) <= verify.DECODERS_KEPT
