@@ -19,6 +19,7 @@ import pytest
 
 from i2v_pipeline.errors import FatalProviderError, TransientError
 from i2v_pipeline.model import Action, Event, EventKind, ImageRef, JobSpec, JobStatus, PlanItem
+from i2v_pipeline.run import offload
 from i2v_pipeline.run.delivery import Delivery
 from i2v_pipeline.run.download import Policy
 from i2v_pipeline.run.executor import Executor
@@ -175,7 +176,7 @@ async def run(
     # journal writes inline instead of in a thread: a task waiting on a thread looks blocked,
     # and the fake clock would jump while an fsync is under way
     inline = mock.patch.object(anyio.to_thread, "run_sync", inline_sync)
-    with inline:
+    with inline, mock.patch.object(offload, "run_blocking", inline_sync):
         async with aiohttp.ClientSession() as session, anyio.create_task_group() as tg:
             tg.start_soon(clock.drive)
             ex = executor(

@@ -161,3 +161,52 @@ async def test_acknowledged_records_survive_a_crash_right_after(
     survived = disk.after_crash(tmp_path)
     assert set(acknowledged) <= set(survived)
     assert set(recorder.entries) <= set(survived)  # memory never ran ahead of the disk
+
+
+async def test_a_created_rides_the_next_intents_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`created` is flushed at once (a killed process keeps it: another reader sees it) and made
+    durable by the next intent's fsync, with no fsync of its own."""
+    path = tmp_path / "j.journal"
+    disk = Disk(path, monkeypatch)
+    recorder = Recorder(Journal(path), {})
+    first, second = f"{1:064x}", f"{2:064x}"
+    await recorder.record_durably(record("intent", first, id="j1", attempt="a", request={}))
+    recorder.record(record("created", first, id="j1", attempt="a", ids=["r1"], credits=5))
+    assert b'"created"' in path.read_bytes()  # in the OS's hands: survives a kill
+    assert b'"created"' not in disk.durable and disk.fsyncs == 1
+    await recorder.record_durably(record("intent", second, id="j2", attempt="b", request={}))
+    assert disk.fsyncs == 2
+    survived = disk.after_crash(tmp_path)
+    assert survived[first].state == "submitted" and survived[first].remote_ids == ("r1",)
+    recorder.journal.close()
+
+
+async def test_records_not_waited_for_become_durable_within_the_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no further intent, keep_durable fsyncs what is left within its window; it fsyncs
+    nothing when nothing is new."""
+    path = tmp_path / "j.journal"
+    disk = Disk(path, monkeypatch)
+    recorder = Recorder(Journal(path), {})
+    fp = f"{3:064x}"
+    await recorder.record_durably(record("intent", fp, id="j3", attempt="a", request={}))
+    recorder.record(record("created", fp, id="j3", attempt="a", ids=["r3"], credits=1))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(recorder.keep_durable, 0.01)
+        with anyio.fail_after(10):
+            while b'"created"' not in disk.durable:
+                await anyio.sleep(0.01)
+        fsyncs = disk.fsyncs
+        written = recorder.journal.written
+        with anyio.fail_after(10):  # a few more windows pass with nothing new
+            while recorder.durable < written:
+                await anyio.sleep(0.01)
+        for _ in range(5):
+            await anyio.sleep(0.02)
+        tg.cancel_scope.cancel()
+    assert disk.fsyncs == fsyncs  # idle windows cost no fsync
+    assert disk.after_crash(tmp_path)[fp].remote_ids == ("r3",)
+    recorder.journal.close()

@@ -211,7 +211,7 @@ class AudioStage:
 
     async def _send(self, job: AudioJob, pre: str, attempt: str) -> Created:
         """One attempt, as the executor sends a create: the intent fsynced just before the call
-        leaves, `created` right after the answer, shielded from Ctrl-C in between."""
+        leaves, `created` written right after the answer, shielded from Ctrl-C in between."""
         await anyio.lowlevel.checkpoint_if_cancelled()
         fp, ex = job.fingerprint, self.ex
         intent = {
@@ -236,7 +236,7 @@ class AudioStage:
                 await ex.record_durably(journal_record("forget", fp))  # nothing was bought
                 raise
             answer = {**intent, "ids": list(created.ids), "credits": created.credits}
-            await ex.record_durably(journal_record("created", fp, **answer))
+            ex.record(journal_record("created", fp, **answer))  # fsynced with the next intent
         return created
 
     # ------------------------------------------------------------------ poll, download

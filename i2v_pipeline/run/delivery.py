@@ -22,6 +22,7 @@ from ..state.journal import Entries
 from ..state.journal import record as journal_record
 from ..state.lock import owned_file
 from ..text import plural
+from . import offload
 from .download import Downloaded, Policy, copy_into_place, fetch, holds
 from .pacing import backoff
 from .sharing import StoreLink
@@ -56,6 +57,8 @@ class Delivery:
         self.slots = anyio.Semaphore(concurrent)
         self.policy, self.retry_base = policy, retry_base
         self.store = store
+        self.seals = offload.Lane("download seal")
+        """Where landed files are sealed: inline while that is quick, else in a thread."""
         """The manifest's store, if any: verified files are uploaded, missing ones fetched."""
 
     def rel_paths(self, spec: JobSpec) -> list[str]:
@@ -105,6 +108,7 @@ class Delivery:
                     seconds=seconds,
                     resolution=resolution,
                     policy=self.policy,
+                    seals=self.seals,
                 )
             except ExpiredResultError:
                 if expired:

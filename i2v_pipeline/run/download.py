@@ -25,9 +25,13 @@ from yarl import URL
 from ..errors import DownloadError, ExpiredResultError, TransientDownloadError
 from ..model import Verify
 from ..spec.fingerprint import hash_file
+from . import offload
 from . import verify as media
 
 CHUNK = 1 << 16
+INLINE_BYTES = 4 << 20
+"""A download up to this size may be sealed (fsync, check, rename) on the event loop while
+sealing has been quick (run/offload.py's Lane); a larger one always goes to a thread."""
 GIB = 1 << 30
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -126,18 +130,21 @@ async def fetch(
     seconds: float | None,
     resolution: str | None,
     policy: Policy,
+    seals: offload.Lane | None = None,
 ) -> Downloaded:
     """Download url to target atomically. ExpiredResultError on 403/404 (re-query the result),
-    TransientDownloadError when another try may work, DownloadError otherwise."""
+    TransientDownloadError when another try may work, DownloadError otherwise. seals: where
+    the file is sealed (fsync, check, rename); by default a worker thread."""
     target.parent.mkdir(parents=True, exist_ok=True)
     part = _part(target)
     f = None
     try:
         f, sha256, size = await _stream(session, url, part, policy)
         got = Downloaded(sha256, size)
-        return await anyio.to_thread.run_sync(
-            lambda: _seal(f, part, target, got, seconds, resolution, policy)
-        )
+        seal = lambda: _seal(f, part, target, got, seconds, resolution, policy)  # noqa: E731
+        if seals is None:
+            return await offload.run_blocking(seal)
+        return await seals.run(seal, may_inline=size <= INLINE_BYTES)
     except OSError as exc:
         _discard(f, part)
         raise DownloadError(f"cannot write {target}: {exc}") from None
@@ -205,7 +212,7 @@ async def _save(
         raise DownloadError(f"the result is {expected:,} bytes, {too_big}")
     digest = hashlib.sha256()
     size = 0
-    f = open(part, "wb")  # noqa: SIM115 - handed to _seal, closed there or by _discard
+    f = open(part, "w+b")  # noqa: SIM115 - handed to _seal (which reads it back to check it)
     try:
         async for chunk in resp.content.iter_chunked(CHUNK):
             size += len(chunk)
@@ -236,10 +243,12 @@ def _seal(
         f.flush()
         os.fsync(f.fileno())
         mtime_ns = os.fstat(f.fileno()).st_mtime_ns  # a rename keeps it
-    try:
-        info = media.probe(part, hint=target.suffix)
-    except media.VerifyError as exc:  # most likely a bad transfer: worth another download
-        raise TransientDownloadError(f"the downloaded file is not a usable video: {exc}") from None
+        try:
+            info = media.probe(part, hint=target.suffix, opened=f)
+        except media.VerifyError as exc:  # most likely a bad transfer: worth another download
+            raise TransientDownloadError(
+                f"the downloaded file is not a usable video: {exc}"
+            ) from None
     if policy.need_audio and not info.audio:
         raise DownloadError("the downloaded video has no audio stream (the audio stage's result)")
     problem = None

@@ -3,8 +3,9 @@ streamed downloads, and a journal record for every state change. Emits events; n
 
 Money rules (design §2): an `intent` is fsynced when a create is about to leave (after the rate
 limiter, the retry backoff and the slot, so an interrupted wait is never an unknown) and `created`
-right after the answer. A create is retried only when it provably never reached the server or the
-server said to retry; an answer lost in transit leaves an unknown, never a second create.
+is written right after the answer (flushed at once, fsynced by the next group commit). A create
+is retried only when it provably never reached the server or the server said to retry; an
+answer lost in transit leaves an unknown, never a second create.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class Executor:
         self.record, self.record_durably = recorder.record, recorder.record_durably
         self.request_for, self.emit = request_for, on_event
         self.max_credits = max_credits if max_credits is not None else limits.max_credits
-        self._now: Now = now or anyio.current_time
+        self._now: Now = now or time.monotonic  # the asyncio loop's clock
         self._sleep: Sleep = sleep or anyio.sleep
         own_create, own_request = lanes(
             limits.create_rps, limits.request_rps, limits.shared_budget, now, sleep
@@ -298,9 +299,10 @@ class Executor:
                 await self.record_durably(journal_record("forget", fp))
                 raise
             # with the intent's id and request: if the intent's line is damaged, this alone
-            # still resumes the job (journal.apply) instead of buying it again
+            # still resumes the job (journal.apply) instead of buying it again. Flushed at
+            # once (a kill keeps it); fsynced with the next intent (run/recorder.py)
             answer = {**intent, "ids": list(created.ids), "credits": created.credits}
-            await self.record_durably(journal_record("created", fp, **answer))
+            self.record(journal_record("created", fp, **answer))
         return created
 
     # ------------------------------------------------------------------ polling

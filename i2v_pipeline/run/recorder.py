@@ -1,20 +1,25 @@
 """The run's memory: every state change goes to the journal and, applied, to the entries the
 plan was made from, so the executor and delivery read what they wrote.
 
-Durable records are group-committed: each is appended (and flushed) at once, in order, then
-waits until an fsync covers its line. One fsync runs at a time, off the event loop; records
-that arrive while it runs share the next one. Nothing returns before its own line is on disk,
-so the crash model is unchanged (an intent is durable before its create is sent, a `created`
-before the run goes on), only the fsyncs are fewer."""
+Every record is appended and flushed to the OS at once, in order: a killed process loses none.
+What must be on disk before the run goes on (an intent, before its create is sent) is
+group-committed: it waits until an fsync covers its line; one fsync runs at a time, off the
+event loop, and records that arrive while it runs share the next one. Everything else (a
+create's `created`, statuses, downloads) rides the next of those fsyncs, and `keep_durable`
+fsyncs what is left within `DURABLE_WITHIN` seconds: only a power cut inside that window can
+lose such a line, and a lost `created` leaves its durable intent, an unknown, never a resend."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import anyio
-import anyio.to_thread
 
 from ..state.journal import Entries, Journal, apply
+from . import offload
+
+DURABLE_WITHIN = 1.0
+"""Seconds within which a record that was not waited for is fsynced (see keep_durable)."""
 
 
 class Recorder:
@@ -25,6 +30,8 @@ class Recorder:
         self.durable = 0
         """Lines of the journal known to be fsynced."""
         self.fsyncs = 0
+        self._fsyncs = offload.Lane("journal fsync")
+        """Where fsyncs run: inline while they are quick, else in a thread."""
         self._syncing: anyio.Event | None = None
         """Set when the fsync in flight ends; None when none is."""
 
@@ -37,6 +44,14 @@ class Recorder:
         """Append rec, return once an fsync covers it (off the event loop), then apply it."""
         await self.sync_through(self.journal.append(rec))
         apply(self.entries, rec)
+
+    async def keep_durable(self, within: float = DURABLE_WITHIN) -> None:
+        """Until cancelled: fsync, every `within` seconds, what was recorded without waiting
+        for its fsync (most lines are covered sooner, by the next intent's)."""
+        while True:
+            await anyio.sleep(within)
+            if self.durable < self.journal.written:
+                await self.sync()
 
     async def sync(self) -> None:
         """Return once everything recorded so far is durable (a webhook's 200 waits for it)."""
@@ -51,7 +66,7 @@ class Recorder:
                 continue
             self._syncing = done = anyio.Event()
             try:
-                self.durable = max(self.durable, await anyio.to_thread.run_sync(self.journal.sync))
+                self.durable = max(self.durable, await self._fsyncs.run(self.journal.sync))
                 self.fsyncs += 1
             finally:
                 self._syncing = None

@@ -10,6 +10,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -30,21 +31,30 @@ from .recorder import Recorder
 from .sharing import StoreLink
 from .store import Store
 from .trust import check_credentials_may_go
-from .webhook_receiver import Listening, WebhookReceiver, WebhookSetup, listening, sink_for
+
+if TYPE_CHECKING:  # the receiver (aiohttp.web, AES) loads only for a run that listens
+    from .webhook_receiver import Listening, WebhookSetup
 
 
 def image_url_for(campaign: Campaign, *, emulator: bool) -> Callable[[ImageRef], str]:
     """How images reach the API: URLs as they are; local files as file:// for the emulator, or
     under provider.image_base_url for a real endpoint."""
     base = campaign.provider.image_base_url
+    known: dict[ImageRef, str] = {}  # many jobs share an image: spell its URL once
 
-    def url(ref: ImageRef) -> str:
+    def spelled(ref: ImageRef) -> str:
         if ref.kind == "url":
             return ref.value
         if emulator or base == "file://":
             return Path(ref.value).as_uri()
         assert base is not None
         return base.rstrip("/") + "/" + quote(ref.display.lstrip("./"))
+
+    def url(ref: ImageRef) -> str:
+        got = known.get(ref)
+        if got is None:
+            got = known[ref] = spelled(ref)
+        return got
 
     return url
 
@@ -149,11 +159,20 @@ class RunSession:
                 link = self._store_link(recorder)
                 self._executor = self._executor_for(session, provider, recorder, url, link)
                 if hook is not None:
+                    from .webhook_receiver import sink_for
+
                     hook.receiver.sink = sink_for(self._executor, recorder)
                     self._executor.schedule.expect_webhooks(limits.webhook_poll_interval)
-                if link is None:
-                    return await self._executor.run(items)
-                return await self._run_sharing(self._executor, link, items)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(recorder.keep_durable)
+                    try:
+                        if link is None:
+                            stats = await self._executor.run(items)
+                        else:
+                            stats = await self._run_sharing(self._executor, link, items)
+                    finally:
+                        tg.cancel_scope.cancel()  # journal.close() fsyncs what is left
+                return stats
         finally:
             journal.close()
 
@@ -164,6 +183,8 @@ class RunSession:
         if setup is None:
             yield None
             return
+        from .webhook_receiver import WebhookReceiver, listening
+
         receiver = WebhookReceiver(setup.keys, max_age=self.campaign.limits.webhook_max_age)
         async with listening(receiver, setup.host, setup.port, setup.public_url) as hook:
             yield hook

@@ -1,9 +1,10 @@
 """The journal: what happens during a run, one JSON line per state change, before the lock.
 
 Appended to `<lock>.journal` (O(1) per update). `intent` is fsynced before a create is sent and
-`created` right after the answer, so a crash can never lose a remote id; an intent without a
-created is an *unknown*. `apply` folds a record into `Entries` (the in-memory lock state, defined
-here) for live updates and replay alike; lock.py turns entries into the lockfile.
+`created` written right after the answer (fsynced with the next group commit: run/recorder.py),
+so a killed process never loses a remote id; an intent without a created is an *unknown*.
+`apply` folds a record into `Entries` (the in-memory lock state, defined here) for live updates
+and replay alike; lock.py turns entries into the lockfile.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -36,7 +38,17 @@ Entries = dict[str, LockEntry]
 
 def utc_iso(ts: float | None = None) -> str:
     """A timestamp as the journal and lock write it: UTC, to the second."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))
+    second = math.floor(time.time() if ts is None else ts)
+    last = _spelled[0]
+    if last[0] == second:  # a run writes many records a second: spell each second once
+        return last[1]
+    text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+    _spelled[0] = (second, text)
+    return text
+
+
+_spelled: list[tuple[int | None, str]] = [(None, "")]
+"""The last second spelled (one tuple, swapped whole: safe from any thread)."""
 
 
 def record(kind: str, fp: str, **fields: Any) -> dict[str, Any]:
