@@ -126,8 +126,7 @@ class Progress:
                 {"id": event.job_id, "event": event.kind.value, "detail": event.detail}
             )
         self.credits += event.credits
-        if self._live is not None:
-            self._live.update(self._render())
+        if self._live is not None:  # it re-renders by itself (get_renderable), 4 times a second
             if event.kind in LOUD:
                 self.console.print(f"[red]{event.kind.value}[/] {event.job_id} {event.detail}")
         elif not self.quiet and (

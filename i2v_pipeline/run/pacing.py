@@ -18,6 +18,7 @@ rate. Retry-After is honoured. The clock and sleep are injected so tests move a 
 from __future__ import annotations
 
 import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -71,7 +72,7 @@ class RateLimiter:
         self.rate = rate
         self.min_rate = min_rate if min_rate is not None else rate / 16
         self.recover_after = recover_after
-        self._now = now or anyio.current_time
+        self._now = now or time.monotonic  # the asyncio loop's clock
         self._sleep = sleep or anyio.sleep
         self._next: float | None = None
         self._hold = float("-inf")

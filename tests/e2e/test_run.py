@@ -346,3 +346,24 @@ def test_status_refresh_asks_the_api(
     assert code == 0 and rows is not None
     (row,) = rows  # type: ignore[misc]
     assert row["state"] == "succeeded" and row["remote_now"] == [3]
+
+
+@pytest.mark.parametrize("uvloop", ["1", "0"])
+def test_a_run_works_on_either_event_loop(
+    emulator: ThreadedEmulator,
+    write_manifest: WriteManifest,
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    uvloop: str,
+) -> None:
+    """uvloop by default (a dependency here), the standard loop with I2V_UVLOOP=0: the same
+    run, the same lock."""
+    from i2v_pipeline.cli.run_exec import loop_options
+
+    monkeypatch.setenv("I2V_UVLOOP", uvloop)
+    assert loop_options() == ({"use_uvloop": True} if uvloop == "1" else {})
+    path = write_manifest(MANIFEST.format(url=emulator.base_url))
+    code, summary, err = run("run", str(path), "--yes", "--json")
+    assert code == 0, err
+    assert summary is not None and summary["done"] == 6 and emulator.creates() == 6
+    check_lock(workdir / "m.lock.yaml", workdir)
