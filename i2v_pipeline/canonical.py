@@ -33,13 +33,11 @@ def canonical_json(obj: Any, *, sort_keys: bool = True, spaced: bool = False) ->
     Requests hold no floats, whose spelling the two libraries differ on.
 
     sort_keys=False keeps the writer's key order (journal records, lock lines: fixed by their
-    writer); spaced=True writes `, ` and `: ` (the lockfile, read by people), with the standard
-    library, whose spelling of floats the existing lockfiles already hold. The compact variants
-    (fingerprints, journal lines) use orjson, falling back on the standard library for what
-    orjson refuses."""
-    if not spaced:
+    writer); spaced=True writes `, ` and `: ` (the lockfile, read by people). Those variants use
+    the standard library, whose spelling of floats the existing files already hold."""
+    if sort_keys and not spaced:
         try:
-            return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+            return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
         except TypeError:  # e.g. an integer beyond 64 bits: the standard library copes
             pass
     return _STDLIB[sort_keys, spaced](obj).encode()

@@ -152,3 +152,28 @@ def test_a_reused_decoder_checks_each_file_on_its_own(tmp_path: Path) -> None:
         assert info == verify._probe(path, "mp4")
     assert verify.probe(good[2], hint=".mp4").duration == 3.0
     assert len(verify._decoders.cache) <= verify.DECODERS_KEPT
+
+
+def test_hostile_structures_are_bounded(clips: dict[str, Path], tmp_path: Path) -> None:
+    """Boxes nested without end, or more tracks than a clip has, are left to FFmpeg (which
+    refuses them as it would any bad file), never a crash or a runaway parse."""
+    def box(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+    deep = b""
+    for _ in range(5000):
+        deep = box(b"edts", deep)
+    mvhd = box(b"mvhd", bytes(12) + struct.pack(">II", 1000, 1000) + bytes(80))
+    nested = tmp_path / "nested.mp4"
+    nested.write_bytes(box(b"ftyp", b"isom" + bytes(4)) + box(b"moov", mvhd + box(b"trak", deep)))
+    with open(nested, "rb") as f, pytest.raises(mp4.Unsupported, match="nested"):
+        mp4.read(f)
+    with pytest.raises(verify.VerifyError):
+        verify.probe(nested, hint=".mp4")
+
+    many = tmp_path / "tracks.mp4"
+    many.write_bytes(
+        box(b"ftyp", b"isom" + bytes(4)) + box(b"moov", mvhd + box(b"trak", b"") * 40)
+    )
+    with open(many, "rb") as f, pytest.raises(mp4.Unsupported, match="tracks"):
+        mp4.read(f)

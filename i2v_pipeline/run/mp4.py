@@ -11,6 +11,7 @@ FFmpeg's full probe, so this is a fast path, never a narrower check.
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 from dataclasses import dataclass
@@ -26,8 +27,11 @@ FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot"}
 MAX_TOP_BOXES = 64
 MAX_MOOV = 64 << 20
 """A movie header larger than this is left to FFmpeg (ours are a few kB)."""
-MAX_SAMPLES = 5_000_000
-"""A sample table longer than this is not a clip we made: leave it to FFmpeg."""
+MAX_SAMPLES = 1_000_000
+"""A sample table longer than this (an hour at 60 fps is 216,000) is left to FFmpeg."""
+MAX_TRACKS = 16
+MAX_DEPTH = 8
+"""Boxes nest 5 deep in a track (trak/mdia/minf/stbl/stsd); deeper is not a file we read."""
 
 
 class Unsupported(Exception):
@@ -76,7 +80,7 @@ def read(f: BinaryIO) -> tuple[Movie, bytes]:
         offset, length = movie.first_sample
         f.seek(offset)
         return movie, f.read(length)
-    except (struct.error, IndexError, ValueError) as exc:
+    except (struct.error, IndexError, ValueError, OverflowError) as exc:
         raise Broken(f"damaged MP4 structure ({exc})") from None
 
 
@@ -173,6 +177,8 @@ def _movie(buf: memoryview, start: int, end: int) -> tuple[float, list[Track]]:
         elif kind == b"mvex":
             raise Unsupported("fragmented MP4")
         elif kind == b"trak":
+            if len(tracks) >= MAX_TRACKS:
+                raise Unsupported("a great many tracks")
             track = Track()
             _walk(buf, s, e, track)
             tracks.append(track)
@@ -181,10 +187,12 @@ def _movie(buf: memoryview, start: int, end: int) -> tuple[float, list[Track]]:
     return duration, tracks
 
 
-def _walk(buf: memoryview, start: int, end: int, t: Track) -> None:
+def _walk(buf: memoryview, start: int, end: int, t: Track, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise Unsupported("boxes nested deeper than a track's")
     for kind, s, e in _boxes(buf, start, end):
         if kind in CONTAINERS:
-            _walk(buf, s, e, t)
+            _walk(buf, s, e, t, depth + 1)
         elif kind == b"hdlr":
             t.kind = bytes(buf[s + 8 : s + 12])
         elif kind == b"stsd":
@@ -244,11 +252,14 @@ def _check_samples(t: Track, data: list[tuple[int, int]]) -> None:
     if sum(per_chunk) != len(t.sizes):
         raise Broken("a track's sample tables disagree on how many samples it has")
     ends = (0, *accumulate(t.sizes))
+    spans = sorted(data)
+    starts = [s for s, _ in spans]
     at = 0
     for offset, n in zip(t.chunks, per_chunk, strict=True):
         length = ends[at + n] - ends[at]
         at += n
-        if n and not any(s <= offset and offset + length <= e for s, e in data):
+        k = bisect.bisect_right(starts, offset) - 1  # the mdat that starts last before it
+        if n and (k < 0 or offset + length > spans[k][1]):
             raise Broken(f"samples at byte {offset} lie outside the file's data (truncated?)")
 
 
