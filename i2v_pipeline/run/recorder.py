@@ -3,8 +3,9 @@ plan was made from, so the executor and delivery read what they wrote.
 
 Every record is appended and flushed to the OS at once, in order: a killed process loses none.
 What must be on disk before the run goes on (an intent, before its create is sent) is
-group-committed: it waits until an fsync covers its line; one fsync runs at a time, off the
-event loop, and records that arrive while it runs share the next one. Everything else (a
+group-committed: it waits until an fsync covers its line; one fsync runs at a time (inline while
+fsyncs are quick, else off the event loop: run/offload.py), and records that arrive while it
+runs share the next one. Everything else (a
 create's `created`, statuses, downloads) rides the next of those fsyncs, and `keep_durable`
 fsyncs what is left within `DURABLE_WITHIN` seconds: only a power cut inside that window can
 lose such a line, and a lost `created` leaves its durable intent, an unknown, never a resend."""
