@@ -28,7 +28,7 @@ def test_run_caps_malloc_arenas(
 ) -> None:
     """A session's run caps the arenas before its worker threads start."""
     calls: list[int] = []
-    monkeypatch.setattr(session_mod, "limit_arenas", lambda: calls.append(1) or True)
+    monkeypatch.setattr(session_mod, "steady_malloc", lambda: calls.append(1))
     campaign = load_campaign(write_manifest(MANIFEST.format(url=emulator.base_url)))
     planned = plan_campaign(campaign, PlanOptions(), Selection())
     work = [i for i in planned.items if i.action.is_work]
