@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -143,8 +144,15 @@ def main() -> None:
                 if proc.wait() not in (0, 1):
                     err.seek(0)
                     raise SystemExit(f"the run failed ({proc.returncode}): {err.read()[-2000:]!r}")
+            # the runner is the only child reaped so far (the emulator still runs)
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
             summary = json.loads(out)
             report(args.n, summary, rows, hwm)
+            print(
+                f"runner CPU {usage.ru_utime + usage.ru_stime:.1f} s "
+                f"({(usage.ru_utime + usage.ru_stime) * 1000 / args.n:.2f} ms per job); "
+                f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+            )
             if args.store:
                 print(store_check(args.store, tmp / "bench.lock.yaml"))
 
@@ -153,6 +161,10 @@ def report(
     n: int, summary: dict[str, object], rows: list[tuple[float, int, int]], hwm: int
 ) -> None:
     print(f"jobs {n}: done {summary['done']}, failed {summary['failed']}, {summary['seconds']} s")
+    if "uploaded" in summary:
+        print(f"store: {summary['stored']} files flagged stored, {summary['uploaded']} uploads")
+    elif summary.get("stored"):
+        print(f"store: {summary['stored']} uploads")
     print(f"{'t (s)':>7} {'created':>8} {'RSS MB':>7}")
     step = max(1, len(rows) // 12)
     for t, made, rss in rows[::step] + rows[-1:]:

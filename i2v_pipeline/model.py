@@ -352,5 +352,7 @@ class RunStats:
     credits: int = 0
     requests: int = 0
     stored: int = 0
-    """Videos uploaded to the manifest's store during the run."""
+    """Files the run flagged stored in the manifest's store (uploaded, or already there)."""
+    uploaded: int = 0
+    """Objects the run uploaded to the store: one per video the store lacked."""
     fatal: ProviderError | None = None

@@ -471,7 +471,7 @@ async def test_a_landed_video_uploads_in_the_background(video: Path, tmp_path: P
     (fp,) = entries
     async with anyio.create_task_group() as tg:
         tg.start_soon(link.serve)
-        link.landed(fp, 0, "out/a.mp4", sha(VIDEO))
+        link.landed(fp, 0, "out/a.mp4", sha(VIDEO), len(VIDEO))
         await anyio.sleep(0)  # the upload task starts, and waits on the gate
         assert seen == [] and not entries[fp].files[0].stored
         gate.set()
@@ -496,7 +496,7 @@ async def test_a_failed_upload_is_a_notice_not_a_failure(video: Path, tmp_path: 
     (fp,) = entries
     async with anyio.create_task_group() as tg:
         tg.start_soon(link.serve)
-        link.landed(fp, 0, "out/a.mp4", sha(VIDEO))
+        link.landed(fp, 0, "out/a.mp4", sha(VIDEO), len(VIDEO))
         link.close()
     assert not entries[fp].files[0].stored and link.failed == 1
     assert all(isinstance(e, Event) and e.kind is EventKind.NOTICE for e in seen)

@@ -218,6 +218,7 @@ def _finish(
         "credits": stats.credits,
         "requests": stats.requests,
         "stored": stats.stored,
+        "uploaded": stats.uploaded,
         "seconds": round(seconds, 2),
         "interrupted": interrupted,
         "fatal": stats.fatal.message if stats.fatal else None,

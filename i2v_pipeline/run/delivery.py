@@ -70,7 +70,7 @@ class Delivery:
         rec = journal_record("downloaded", fp, i=i, path=rel, sha256=got.sha256, bytes=got.bytes)
         self.record({**rec, **{k: v for k, v in extra.items() if v is not None}})
         if self.store is not None:
-            self.store.landed(fp, i, rel, got.sha256)
+            self.store.landed(fp, i, rel, got.sha256, got.bytes)
 
     async def download(self, spec: JobSpec, ids: Sequence[str], urls: Sequence[str | None]) -> None:
         """Every variant not already in place; DownloadError if one cannot be had."""

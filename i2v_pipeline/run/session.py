@@ -23,7 +23,7 @@ from . import retry
 from .delivery import Delivery, Requery
 from .download import Policy, is_local_host
 from .executor import Executor
-from .memory import limit_arenas
+from .memory import steady_malloc
 from .pacing import Lane, RateLimiter, lanes
 from .providers.akool import AkoolProvider, Auth, auth_from_env
 from .providers.base import CreateRequest, Provider
@@ -140,7 +140,7 @@ class RunSession:
     async def run(self, items: Sequence[PlanItem]) -> RunStats:
         """Execute items (the plan's work) to the end, or until stopped or cancelled."""
         limits = self.campaign.limits
-        limit_arenas()  # before the worker threads start: a long run's memory stays flat
+        steady_malloc()  # before the worker threads start: a long run's memory stays flat
         self._stop = anyio.Event()
         if self._stopped:
             self._stop.set()
@@ -215,7 +215,7 @@ class RunSession:
                 stats = await executor.run(items)
             finally:
                 link.close()
-        stats.stored = link.uploaded
+        stats.stored, stats.uploaded = link.stored, link.uploaded
         return stats
 
     def _executor_for(

@@ -27,6 +27,8 @@ from .download import holds
 from .store import Store
 
 Record = Callable[[dict[str, Any]], None]
+Landed = tuple[str, int, str, str, int]
+"""A verified file to store: (fingerprint, variant, path, sha256, bytes)."""
 
 
 def landed_record(fp: str, i: int, rel: str, rec: FileRecord, mtime_ns: int) -> dict[str, Any]:
@@ -80,19 +82,27 @@ class StoreLink:
         self.manifest = manifest
         """The manifest's path, for the `i2v push` the notice suggests."""
         self.record, self.emit = record, emit
+        self.stored = 0
+        """Files the run flagged stored: uploaded, or their video found in the store."""
         self.uploaded = 0
+        """Objects the run uploaded (at most one per video)."""
         self.failed = 0
-        self._send, self._queue = anyio.create_memory_object_stream[tuple[str, int, str, str]](
-            math.inf
-        )
+        self._held: set[str] = set()
+        """Videos (sha256) this run uploaded or found whole in the store: no second look."""
+        self._refused: set[str] = set()
+        """Videos whose upload failed in this run: not tried again (`i2v push` does it)."""
+        self._busy: dict[str, anyio.Event] = {}
+        """Videos being looked up or uploaded; set when that ends."""
+        self._told = False
+        self._send, self._queue = anyio.create_memory_object_stream[Landed](math.inf)
 
-    def landed(self, fp: str, i: int, rel: str, sha256: str) -> None:
-        """A verified file is in place: upload it in the background (never waits), unless the
-        store has it already (a copy of a stored video keeps the flag)."""
+    def landed(self, fp: str, i: int, rel: str, sha256: str, size: int) -> None:
+        """A verified file of `size` bytes is in place: upload it in the background (never
+        waits), unless the store has it already (a copy of a stored video keeps the flag)."""
         files = self.entries[fp].files
         if i < len(files) and (f := files[i]) is not None and f.stored and f.sha256 == sha256:
             return
-        self._send.send_nowait((fp, i, rel, sha256))
+        self._send.send_nowait((fp, i, rel, sha256, size))
 
     async def serve(self) -> None:
         """Upload what lands until close(), then finish the uploads in flight."""
@@ -113,17 +123,43 @@ class StoreLink:
         """No more files will land: serve() returns once the last upload ends."""
         self._send.close()
 
-    async def _upload(self, fp: str, i: int, rel: str, sha256: str) -> None:
-        try:
-            await self.store.aput(self.base_dir / rel, sha256)
-        except StoreError as exc:
+    async def _upload(self, fp: str, i: int, rel: str, sha256: str, size: int) -> None:
+        """Flag the file stored once the store holds its video: one look-up per video and
+        run, and an upload only if the store lacks it (or holds other bytes than `size`).
+        Files of a video being looked up or uploaded wait for that instead of doing it
+        again (copies of one video were once uploaded once per file)."""
+        while (busy := self._busy.get(sha256)) is not None:
+            await busy.wait()
+        if sha256 not in self._held and sha256 not in self._refused:
+            self._busy[sha256] = done = anyio.Event()
+            try:
+                await self._put_missing(fp, rel, sha256, size)
+            finally:
+                del self._busy[sha256]
+                done.set()
+        if sha256 not in self._held:
             self.failed += 1
-            if self.failed == 1:  # one reason is enough; the count comes at the end
-                e = self.entries.get(fp)
-                self.emit(Event(EventKind.NOTICE, e.job_id if e else "", exc.message))
             return
         self.record(journal_record("stored", fp, i=i, sha256=sha256))
-        self.uploaded += 1
+        self.stored += 1
+
+    async def _put_missing(self, fp: str, rel: str, sha256: str, size: int) -> None:
+        """Upload rel unless the store already has its video whole (the key names the content,
+        so an object of the right size is that video; a damaged one is uploaded again, as
+        `push` does); the video goes to _held, or to _refused if the store failed."""
+        try:
+            if await self.store.call(self.store.size, sha256) != size:
+                await self.store.aput(self.base_dir / rel, sha256)  # re-hashes the file first
+                self.uploaded += 1
+        except StoreError as exc:
+            if not self._told:  # one reason is enough; the count comes at the end
+                self._told = True
+                e = self.entries.get(fp)
+                self.emit(Event(EventKind.NOTICE, e.job_id if e else "", exc.message))
+            if not isinstance(exc, StoreIntegrityError):  # that one is this file's fault
+                self._refused.add(sha256)
+            return
+        self._held.add(sha256)
 
     async def restore(self, spec: JobSpec, rel_paths: Sequence[str]) -> None:
         """Every variant of spec not already in place, from the store; StoreError if one
@@ -140,6 +176,7 @@ class StoreLink:
             ):
                 continue
             await fetch_recorded(self.store, self.record, fp, i, target, rel, rec)
+            self._held.add(rec.sha256)  # hashed on the way: a copy landing later is stored
 
 
 # ---------------------------------------------------------------------- push and pull

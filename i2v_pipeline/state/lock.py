@@ -17,7 +17,7 @@ took 35 s). Hand-edited block YAML is still accepted, through the slow path.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,14 @@ def owned_file(output_dir: Path, base_dir: Path, rel: str) -> Path | None:
 
 def render_lock(entries: Iterable[LockEntry], *, manifest: str, command: str, endpoint: str) -> str:
     """The whole lockfile text: header, then one line per entry sorted by job id."""
+    return "".join(lock_lines(entries, manifest=manifest, command=command, endpoint=endpoint))
+
+
+def lock_lines(
+    entries: Iterable[LockEntry], *, manifest: str, command: str, endpoint: str
+) -> Iterator[str]:
+    """render_lock's text line by line (each with its newline), made as it is written: a
+    100,000-job lock is never held whole in memory, let alone as lines, text and bytes."""
     header = {
         "version": LOCK_VERSION,
         "manifest": manifest,
@@ -121,25 +129,37 @@ def render_lock(entries: Iterable[LockEntry], *, manifest: str, command: str, en
         "endpoint": endpoint,
     }
     rows = sorted(entries, key=lambda e: (e.job_id, e.fingerprint))
-    return lock_text(header, [entry_line(e) for e in rows])
+    yield from _lock_head(header, bool(rows))
+    for e in rows:
+        yield entry_line(e) + "\n"
+
+
+TITLE = "# i2v lockfile: the record of what was bought. Written by i2v; review it, do not edit it."
+
+
+def _lock_head(header: Mapping[str, Any], jobs: bool) -> list[str]:
+    return [
+        f"{TITLE}\n",
+        yaml.safe_dump(dict(header), sort_keys=False, allow_unicode=True, width=1000).rstrip("\n")
+        + "\n",
+        "jobs:\n" if jobs else "jobs: []\n",
+    ]
 
 
 def lock_text(header: Mapping[str, Any], job_lines: list[str]) -> str:
     """The lockfile from its header and its job lines, already sorted."""
-    lines = [
-        "# i2v lockfile: the record of what was bought. Written by i2v; review it, do not edit it.",
-        yaml.safe_dump(dict(header), sort_keys=False, allow_unicode=True, width=1000).rstrip("\n"),
-        "jobs:" if job_lines else "jobs: []",
-        *job_lines,
-    ]
-    return "\n".join(lines) + "\n"
+    return "".join(_lock_head(header, bool(job_lines))) + "".join(f"{line}\n" for line in job_lines)
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a temp file beside path, fsync, rename over path, fsync the folder."""
+def atomic_write(path: Path, text: str | Iterable[str]) -> None:
+    """Write text (or its pieces, in order) to a temp file beside path, fsync, rename over
+    path, fsync the folder."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open_own(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
+        if isinstance(text, str):
+            f.write(text)
+        else:
+            f.writelines(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -174,6 +194,6 @@ def compact(
     """Write entries as the new lockfile, then drop the journal they already contain."""
     atomic_write(
         lock_path,
-        render_lock(entries.values(), manifest=manifest, command=command, endpoint=endpoint),
+        lock_lines(entries.values(), manifest=manifest, command=command, endpoint=endpoint),
     )
     journal_path(lock_path).unlink(missing_ok=True)
