@@ -74,7 +74,7 @@ def test_a_frame_that_does_not_decode_is_refused(clips: dict[str, Path], tmp_pat
     """The structure is intact but the first frame is garbage: the decoder says no."""
     path = clips["landscape"]
     with open(path, "rb") as f:
-        movie, sample = mp4.read(f)
+        movie, _ = mp4.read(f)
     offset, length = movie.first_sample
     data = bytearray(path.read_bytes())
     data[offset + 5 : offset + length] = b"\x55" * (length - 5)
@@ -157,6 +157,7 @@ def test_a_reused_decoder_checks_each_file_on_its_own(tmp_path: Path) -> None:
 def test_hostile_structures_are_bounded(clips: dict[str, Path], tmp_path: Path) -> None:
     """Boxes nested without end, or more tracks than a clip has, are left to FFmpeg (which
     refuses them as it would any bad file), never a crash or a runaway parse."""
+
     def box(kind: bytes, payload: bytes) -> bytes:
         return struct.pack(">I4s", 8 + len(payload), kind) + payload
 
@@ -172,8 +173,6 @@ def test_hostile_structures_are_bounded(clips: dict[str, Path], tmp_path: Path) 
         verify.probe(nested, hint=".mp4")
 
     many = tmp_path / "tracks.mp4"
-    many.write_bytes(
-        box(b"ftyp", b"isom" + bytes(4)) + box(b"moov", mvhd + box(b"trak", b"") * 40)
-    )
+    many.write_bytes(box(b"ftyp", b"isom" + bytes(4)) + box(b"moov", mvhd + box(b"trak", b"") * 40))
     with open(many, "rb") as f, pytest.raises(mp4.Unsupported, match="tracks"):
         mp4.read(f)

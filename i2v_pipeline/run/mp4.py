@@ -163,7 +163,7 @@ def _read(f: BinaryIO) -> Movie:
 
 def _movie(buf: memoryview, start: int, end: int) -> tuple[float, list[Track]]:
     duration: float | None = None
-    tracks = []
+    tracks: list[Track] = []
     for kind, s, e in _boxes(buf, start, end):
         if kind == b"mvhd":
             version = buf[s]
