@@ -93,6 +93,8 @@ class _Expander:
         )
         self.negative_cache: dict[str, Template | str] = {}
         self.where_cache: dict[Loc, str] = {}
+        self.image_cache: dict[int, tuple[Image, dict[str, Any]]] = {}
+        self.prompt_cache: dict[str | None, dict[str, Any]] = {}
         self.audio_wheres: dict[str, str] = {}
         """Job id -> where its `update_audio:` block is written (for output clashes)."""
         self.last_frames: dict[str, ImageRef] = {}
@@ -167,8 +169,10 @@ class _Expander:
         fields, ctx = layers
         audio_block = fields.pop(AUDIO_KEY, None)  # a stage of its own, not a request field
         ctx.update(fields)
-        ctx["image"] = {"id": image.id, "tags": image.tags, "src": image.ref.display}
-        ctx["prompt"] = {"id": prompt_id}
+        # one dict per image and per prompt, shared by its jobs' contexts: the sandbox is
+        # immutable, so no template can change them
+        ctx["image"] = self.image_vars(image)
+        ctx["prompt"] = self.prompt_vars(prompt_id)
         where = self.where_cache.get(loc)
         if where is None:
             where = self.where_cache[loc] = self.m.locate(loc)
@@ -182,25 +186,34 @@ class _Expander:
         rendered = render(
             output or self.output_template, ctx, where=out_where, what=f"job {job_id}: output path"
         )
-        audio_where = self.audio_where(image, raw, loc, where) if audio_block else where
-        if audio_block:
-            self.audio_wheres[job_id] = audio_where
+        path = self.confine(rendered, out_where, job_id)
+        fingerprint = fingerprint_of(image.ref, last_frame, request)
+        audio = None
+        if audio_block is not None:  # (an empty block too: the stage says what it lacks)
+            audio_where = self.audio_where(image, raw, loc, where) if audio_block else where
+            if audio_block:
+                self.audio_wheres[job_id] = audio_where
+            audio = self.audio.stage(audio_block, ctx, where=audio_where, job_id=job_id)
         return JobSpec(
-            id=job_id,
-            image=image.ref,
-            request=request,
-            output=self.confine(rendered, out_where, job_id),
-            prompt_id=prompt_id,
-            last_frame=last_frame,
-            tags=tags,
-            fingerprint=fingerprint_of(image.ref, last_frame, request),
-            audio=self.audio.stage(
-                audio_block,
-                ctx,
-                where=audio_where,
-                job_id=job_id,
-            ),
+            job_id, image.ref, request, path, prompt_id, last_frame, tags, fingerprint, audio
         )
+
+    def image_vars(self, image: Image) -> dict[str, Any]:
+        """`image` as templates see it (id, tags, src), built once per image."""
+        found = self.image_cache.get(id(image))
+        if found is None or found[0] is not image:
+            found = self.image_cache[id(image)] = (
+                image,
+                {"id": image.id, "tags": image.tags, "src": image.ref.display},
+            )
+        return found[1]
+
+    def prompt_vars(self, prompt_id: str | None) -> dict[str, Any]:
+        """`prompt` as templates see it (its id), built once per prompt."""
+        found = self.prompt_cache.get(prompt_id)
+        if found is None:
+            found = self.prompt_cache[prompt_id] = {"id": prompt_id}
+        return found
 
     def audio_where(
         self, image: Image, layers: Sequence[Mapping[str, Any]], loc: Loc, fallback: str
@@ -347,7 +360,7 @@ def expand(
             )
         origins[spec.id] = loc
         videos = spec.output_paths()
-        for n, path in enumerate([*videos, *audio_paths(spec)]):
+        for n, path in enumerate(videos if spec.audio is None else [*videos, *audio_paths(spec)]):
             key = path.casefold()
             if key in outputs:
                 raise _clash(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -90,6 +91,37 @@ def compile_fast(schema: dict[str, Any]) -> Callable[[Any], Any]:
     """A compiled validator for a schema built from parts of ours."""
     draft7 = {**schema, "$schema": "http://json-schema.org/draft-07/schema#"}
     return fastjsonschema.compile(draft7)
+
+
+_STRING_KEYWORDS = frozenset({"type", "minLength", "maxLength", "pattern", "description"})
+_DOLLAR = re.compile(r"(?<!\\)\$")
+
+
+def string_check(schema: dict[str, Any]) -> Callable[[Any], bool]:
+    """A yes/no check of one value against a subschema, for 100,000 values: a plain string
+    schema (type, lengths, pattern) is checked in Python, ~5x faster than the compiled check
+    and never laxer (`$` is read as the end of the text, as the compiled check reads it, and a
+    str subclass is refused); any other schema goes through the compiled check."""
+    if schema.get("type") == "string" and schema.keys() <= _STRING_KEYWORDS:
+        lo, hi = schema.get("minLength", 0), schema.get("maxLength")
+        pattern = schema.get("pattern")
+        try:
+            search = re.compile(_DOLLAR.sub(r"\\Z", pattern)).search if pattern else None
+        except (re.error, TypeError):
+            search = lo = None  # the compiled check says what it makes of it
+        if isinstance(lo, int) and (hi is None or isinstance(hi, int)):
+
+            def check(value: Any) -> bool:
+                return (
+                    value.__class__ is str
+                    and lo <= len(value)
+                    and (hi is None or len(value) <= hi)
+                    and (search is None or search(value) is not None)
+                )
+
+            return check
+    compiled = compile_fast(schema)
+    return lambda value: passes(compiled, value)
 
 
 def passes(check: Callable[[Any], Any], instance: Any) -> bool:
