@@ -350,24 +350,26 @@ def expand(
     specs: list[JobSpec] = []
     origins: dict[str, Loc] = {}
     outputs: dict[str, str] = {}
-    audio: dict[str, bool] = {}  # output path -> written by the audio stage
+    audio: set[str] = set()  # the output paths the audio stage writes
     for spec, loc in _generate(x, images, prompts):
-        if spec.id in origins:
+        job_id = spec.id
+        if job_id in origins:
             raise ManifestError(
-                f"duplicate job id `{spec.id}` (first from {manifest.locate(origins[spec.id])})",
+                f"duplicate job id `{job_id}` (first from {manifest.locate(origins[job_id])})",
                 where=manifest.locate(loc),
                 hint="give explicit ids, or add the differing matrix key to the exclude/include",
             )
-        origins[spec.id] = loc
+        origins[job_id] = loc
         videos = spec.output_paths()
         for n, path in enumerate(videos if spec.audio is None else [*videos, *audio_paths(spec)]):
             key = path.casefold()
             if key in outputs:
                 raise _clash(
-                    x, manifest, (outputs[key], audio[key]), (spec.id, n >= len(videos)), path
+                    x, manifest, (outputs[key], key in audio), (job_id, n >= len(videos)), path
                 )
-            outputs[key] = spec.id
-            audio[key] = n >= len(videos)
+            outputs[key] = job_id
+            if n >= len(videos):
+                audio.add(key)
         specs.append(spec)
     inputs = input_files([*(im.ref for im in images), *x.last_frames.values()], manifest.base_dir)
     clash = input_clash(x.output_dir, outputs, inputs)
