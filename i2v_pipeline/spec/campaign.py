@@ -59,7 +59,7 @@ class JobChecks:
     catalog asked, once per distinct rest (request fields, images, tags), and each job's free
     text (id, output, prompt, negative prompt) checked against those properties' own
     subschemas, taken from the same file. Any failure reruns the full validation for its
-    friendly message."""
+    friendly message. The specs checked must outlive the checker (it keys images by id)."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -80,8 +80,9 @@ class JobChecks:
             rest = items[1:]  # as the expander builds it: the prompt first
         else:
             rest = tuple([(k, v) for k, v in items if k not in FREE_TEXT])
-        # the catalog reads only rest and whether there is a last frame: both in the key
-        key = (rest, spec.image, spec.last_frame, spec.tags, spec.prompt_id is None)
+        # the catalog reads only rest and whether there is a last frame: both in the key; the
+        # images by identity (their hash is Python code), held alive by the specs
+        key = (rest, id(spec.image), id(spec.last_frame), spec.tags, spec.prompt_id is None)
         if key in self.seen:
             problem = self.seen[key]
         elif not schemas.is_valid("job", spec.to_json()):
@@ -89,7 +90,9 @@ class JobChecks:
         else:
             problem = self.seen[key] = self.catalog.problem(request, spec.last_frame is not None)
         valid = self.id_ok(spec.id) and self.output_ok(spec.output)
-        valid = valid and all(ok(request[k]) for k, ok in self.text_ok if k in request)
+        for k, ok in self.text_ok:
+            if valid and k in request:
+                valid = ok(request[k])
         return valid, problem
 
 
