@@ -118,15 +118,17 @@ def mismatches(e: LockEntry | None) -> list[str]:
 def _files_item(
     spec: JobSpec, e: LockEntry, prefix: str, check: FileCheck, now: str, store: str | None
 ) -> PlanItem:
-    wanted = [f"{prefix}/{p}" if prefix != "." else p for p in spec.output_paths()]
+    paths = spec.output_paths()
+    wanted = paths if prefix == "." else [f"{prefix}/{p}" for p in paths]
     missing: list[str] = []
     # the store is worth a try for a file flagged stored, and for any file once its result
     # URL has expired: a flag dropped by one miss must not rule out an object put back since
     expired = bool(e.expires_at and e.expires_at < now)
     in_store = store is not None
     moved = 0
+    files = e.files
     for i, path in enumerate(wanted):
-        rec = e.files[i] if i < len(e.files) else None
+        rec = files[i] if i < len(files) else None
         if rec is not None and rec.path == path and check(path, rec):
             continue
         if rec is not None and rec.path != path and check(rec.path, rec):
@@ -160,7 +162,7 @@ def _files_item(
         return PlanItem(Action.STORE, spec.id, spec.fingerprint, reason, spec, e)
     reason = f"finished remotely; {what} missing or changed locally"
     if expired:
-        reason += f" (result URL expired {e.expires_at}; it will be re-queried)"
+        reason = f"{reason} (result URL expired {e.expires_at}; it will be re-queried)"
     return PlanItem(Action.DOWNLOAD, spec.id, spec.fingerprint, reason, spec, e)
 
 
