@@ -94,7 +94,8 @@ class _Expander:
         self.negative_cache: dict[str, Template | str] = {}
         self.where_cache: dict[Loc, str] = {}
         self.image_cache: dict[int, tuple[Image, dict[str, Any]]] = {}
-        self.prompt_cache: dict[str | None, dict[str, Any]] = {}
+        self.prompts: dict[str | None, dict[str, Any]] = {}
+        """`prompt` as templates see it (its id), one dict per prompt."""
         self.audio_wheres: dict[str, str] = {}
         """Job id -> where its `update_audio:` block is written (for output clashes)."""
         self.last_frames: dict[str, ImageRef] = {}
@@ -172,7 +173,9 @@ class _Expander:
         # one dict per image and per prompt, shared by its jobs' contexts: the sandbox is
         # immutable, so no template can change them
         ctx["image"] = self.image_vars(image)
-        ctx["prompt"] = self.prompt_vars(prompt_id)
+        ctx["prompt"] = self.prompts.get(prompt_id) or self.prompts.setdefault(
+            prompt_id, {"id": prompt_id}
+        )
         where = self.where_cache.get(loc)
         if where is None:
             where = self.where_cache[loc] = self.m.locate(loc)
@@ -202,18 +205,9 @@ class _Expander:
         """`image` as templates see it (id, tags, src), built once per image."""
         found = self.image_cache.get(id(image))
         if found is None or found[0] is not image:
-            found = self.image_cache[id(image)] = (
-                image,
-                {"id": image.id, "tags": image.tags, "src": image.ref.display},
-            )
+            found = (image, {"id": image.id, "tags": image.tags, "src": image.ref.display})
+            self.image_cache[id(image)] = found
         return found[1]
-
-    def prompt_vars(self, prompt_id: str | None) -> dict[str, Any]:
-        """`prompt` as templates see it (its id), built once per prompt."""
-        found = self.prompt_cache.get(prompt_id)
-        if found is None:
-            found = self.prompt_cache[prompt_id] = {"id": prompt_id}
-        return found
 
     def audio_where(
         self, image: Image, layers: Sequence[Mapping[str, Any]], loc: Loc, fallback: str

@@ -49,11 +49,8 @@ class PlanOptions:
 def disk_check(base_dir: Path, *, rehash: bool = False) -> FileCheck:
     """Same size and mtime as recorded: unchanged, without reading it. Otherwise (or always,
     with rehash) the content hash decides, so a touched but intact file stays fresh and a
-    same-size edit does not. Records from before mtimes were kept go by size alone.
-
-    A folder found missing is remembered: the files of 100,000 jobs never downloaded are not
-    looked for one by one (a failed stat costs an exception). So a check judges the disk as
-    it is when the plan is made: make one per plan."""
+    same-size edit does not. Records from before mtimes were kept go by size alone. A folder
+    found missing is remembered (its files are not looked for one by one): one check a plan."""
     # rel is relative (lock paths are checked on reading, plan paths confined): joining is
     # concatenation, 10x cheaper than Path and 3x than os.path.join per call
     base = os.path.join(str(base_dir), "")
