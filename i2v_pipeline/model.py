@@ -133,6 +133,8 @@ class JobSpec:
 
     def output_paths(self) -> list[str]:
         """One path per variant: `a.mp4`, or `a-v1.mp4`, `a-v2.mp4`, … when count > 1."""
+        if self.request.get("count", 1) == 1:  # the usual one (twice a job in a plan)
+            return [self.output]
         n = self.variants
         if n == 1:
             return [self.output]

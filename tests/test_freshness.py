@@ -71,6 +71,16 @@ def test_missing_or_resized_file_is_not_fresh(tmp_path: Path) -> None:
     assert not check("out/job0.mp4", rec)
 
 
+def test_files_in_a_missing_folder_are_missing(tmp_path: Path) -> None:
+    """A folder found missing is not searched file by file, and the folders beside it still are."""
+    rec = held(tmp_path)
+    check = disk_check(tmp_path)
+    for n in range(3):
+        assert not check(f"gone/sub/job{n}.mp4", dataclasses.replace(rec, path="gone/sub/x"))
+    assert check("out/job0.mp4", rec)
+    assert not check("out/other.mp4", rec)
+
+
 def test_kept_mismatch_is_shown_by_the_plan(tmp_path: Path) -> None:
     """A video kept despite a frame-size mismatch is fresh, and the plan says how it differs."""
     s = spec()

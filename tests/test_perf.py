@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import weakref
 from collections.abc import Iterator
 
 import pytest
 
 from i2v_pipeline.perf import frozen_heap, gc_paused
+
+from .conftest import REPO
 
 
 @pytest.fixture
@@ -66,3 +70,18 @@ def test_a_frozen_heap_stays_frozen(thawed: None) -> None:
             extra = [[i] for i in range(1_000)]
         assert gc.get_freeze_count() >= before + len(extra)  # the new lists joined it
     assert gc.get_freeze_count() == 0
+
+
+def _exit_state(code: str) -> str:
+    """What the last atexit hook of a child running code sees: a frozen or a thawed heap."""
+    hook = "import atexit, gc\natexit.register(lambda: print(gc.get_freeze_count() > 0))\n"
+    argv = [sys.executable, "-c", hook + code]
+    return subprocess.run(argv, capture_output=True, text=True, check=True, cwd=REPO).stdout
+
+
+def test_a_process_that_built_bulk_data_exits_with_its_heap_frozen() -> None:
+    """The interpreter's collections at exit do not walk what a bulk build left alive; a process
+    that built nothing in bulk exits as it always did."""
+    bulk = "from i2v_pipeline.perf import gc_paused\nwith gc_paused():\n    kept = [[1]] * 9\n"
+    assert _exit_state(bulk).strip() == "True"
+    assert _exit_state("import i2v_pipeline.perf\nkept = [[1]] * 9\n").strip() == "False"

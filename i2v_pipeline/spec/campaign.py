@@ -15,7 +15,7 @@ from ..model import JobSpec, PlanItem, Verify
 from ..perf import gc_paused
 from . import manifest as manifest_mod
 from . import validation as schemas
-from .catalog import Catalog
+from .catalog import Catalog, Problem
 from .expand import expand
 from .fingerprint import FileHasher
 from .manifest import Manifest
@@ -52,50 +52,53 @@ def compile_manifest(man: Manifest, catalog: Catalog | None = None) -> Campaign:
 FREE_TEXT = ("prompt", "negative_prompt")
 
 
-class JobValidator:
-    """job.schema.json for 100,000 jobs without 100,000 full validations.
+class JobChecks:
+    """job.schema.json and the catalog's checks for 100,000 jobs without 100,000 full ones.
 
-    Jobs repeat everything but their free text: the full document is validated once per
-    distinct rest (request fields, images, tags), and each job's free text (id, output, prompt,
-    negative prompt) against those properties' own subschemas, taken from the same file.
-    Any failure reruns the full validation for its friendly message."""
+    Jobs repeat everything but their free text: the full document is validated, and the
+    catalog asked, once per distinct rest (request fields, images, tags), and each job's free
+    text (id, output, prompt, negative prompt) checked against those properties' own
+    subschemas, taken from the same file. Any failure reruns the full validation for its
+    friendly message. The specs checked must outlive the checker (it keys images by id)."""
 
-    def __init__(self) -> None:
-        self.seen: set[tuple[Any, ...]] = set()
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.seen: dict[tuple[Any, ...], Problem | None] = {}
+        """Each rest that passed the full validation, and the catalog's problem with it."""
         props = schemas.load_schema("job")["properties"]
         request = props["request"]["properties"]
-        self.text_check = schemas.compile_fast(
-            {
-                "type": "object",
-                "properties": {
-                    "id": props["id"],
-                    "output": props["output"],
-                    **{k: request[k] for k in FREE_TEXT},
-                },
-            }
-        )
+        self.id_ok = schemas.string_check(props["id"])
+        self.output_ok = schemas.string_check(props["output"])
+        self.text_ok = [(k, schemas.string_check(request[k])) for k in FREE_TEXT]
 
-    def is_valid(self, spec: JobSpec) -> bool:
-        """True if spec passes job.schema.json (the full check runs once per distinct rest)."""
+    def check(self, spec: JobSpec) -> tuple[bool, Problem | None]:
+        """(whether spec passes job.schema.json, the catalog's problem with its request)."""
+        request = spec.request
         # in the request's own order: a rare other order only costs one more full check
-        rest = tuple([(k, v) for k, v in spec.request.items() if k not in FREE_TEXT])
-        lf = spec.last_frame
-        key = (rest, spec.image, lf, spec.tags, spec.prompt_id is None)
-        if key not in self.seen:
-            if not schemas.is_valid("job", spec.to_json()):
-                return False
-            self.seen.add(key)
-        text = {
-            "id": spec.id,
-            "output": spec.output,
-            **{k: spec.request[k] for k in FREE_TEXT if k in spec.request},
-        }
-        return schemas.passes(self.text_check, text)
+        items = tuple(request.items())
+        if items and items[0][0] == "prompt" and "negative_prompt" not in request:
+            rest = items[1:]  # as the expander builds it: the prompt first
+        else:
+            rest = tuple([(k, v) for k, v in items if k not in FREE_TEXT])
+        # the catalog reads only rest and whether there is a last frame: both in the key; the
+        # images by identity (their hash is Python code), held alive by the specs
+        key = (rest, id(spec.image), id(spec.last_frame), spec.tags, spec.prompt_id is None)
+        if key in self.seen:
+            problem = self.seen[key]
+        elif not schemas.is_valid("job", spec.to_json()):
+            return False, self.catalog.problem(request, spec.last_frame is not None)
+        else:
+            problem = self.seen[key] = self.catalog.problem(request, spec.last_frame is not None)
+        valid = self.id_ok(spec.id) and self.output_ok(spec.output)
+        for k, ok in self.text_ok:
+            if valid and k in request:
+                valid = ok(request[k])
+        return valid, problem
 
 
 def _compile(man: Manifest, catalog: Catalog) -> Campaign:
     expansion = expand(man, FileHasher(), catalog.normalize)
-    validator = JobValidator()
+    checks = JobChecks(catalog)
     seen: dict[str, str] = {}
     for spec in expansion.specs:
         twin = seen.setdefault(spec.fingerprint, spec.id)
@@ -108,10 +111,10 @@ def _compile(man: Manifest, catalog: Catalog) -> Campaign:
                 where=man.locate(expansion.origins[spec.id]),
                 hint="drop one, change a setting, or use `variants: N` for several takes",
             )
-        if not validator.is_valid(spec):
+        valid, problem = checks.check(spec)
+        if not valid:
             where = f"{man.locate(expansion.origins[spec.id])} (job {spec.id})"
             schemas.validate("job", spec.to_json(), what=where, error_class=CatalogError)
-        problem = catalog.problem(spec.request, spec.last_frame is not None)
         if problem:
             # the line that set the wrong value, not the prompt the job came from
             loc = field_loc(man, expansion, spec, problem.field) or expansion.origins[spec.id]

@@ -57,10 +57,15 @@ def estimate_audio_credits(seconds: Any) -> int:
     return AUDIO_PRICE.get(length, 5 * max(1, length // 5))
 
 
+def cache_root() -> Path:
+    """The user's i2v cache folder (XDG): model lists, compiled schema checks."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "i2v"
+
+
 def cache_dir() -> Path:
     """Where `i2v models --refresh` caches model lists, one file per endpoint (XDG cache)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "i2v" / "models"
+    return cache_root() / "models"
 
 
 def cache_path(endpoint: str) -> Path:

@@ -93,6 +93,9 @@ class _Expander:
         )
         self.negative_cache: dict[str, Template | str] = {}
         self.where_cache: dict[Loc, str] = {}
+        self.image_cache: dict[int, tuple[Image, dict[str, Any]]] = {}
+        self.prompts: dict[str | None, dict[str, Any]] = {}
+        """`prompt` as templates see it (its id), one dict per prompt."""
         self.audio_wheres: dict[str, str] = {}
         """Job id -> where its `update_audio:` block is written (for output clashes)."""
         self.last_frames: dict[str, ImageRef] = {}
@@ -167,8 +170,12 @@ class _Expander:
         fields, ctx = layers
         audio_block = fields.pop(AUDIO_KEY, None)  # a stage of its own, not a request field
         ctx.update(fields)
-        ctx["image"] = {"id": image.id, "tags": image.tags, "src": image.ref.display}
-        ctx["prompt"] = {"id": prompt_id}
+        # one dict per image and per prompt, shared by its jobs' contexts: the sandbox is
+        # immutable, so no template can change them
+        ctx["image"] = self.image_vars(image)
+        ctx["prompt"] = self.prompts.get(prompt_id) or self.prompts.setdefault(
+            prompt_id, {"id": prompt_id}
+        )
         where = self.where_cache.get(loc)
         if where is None:
             where = self.where_cache[loc] = self.m.locate(loc)
@@ -182,25 +189,25 @@ class _Expander:
         rendered = render(
             output or self.output_template, ctx, where=out_where, what=f"job {job_id}: output path"
         )
-        audio_where = self.audio_where(image, raw, loc, where) if audio_block else where
-        if audio_block:
-            self.audio_wheres[job_id] = audio_where
+        path = self.confine(rendered, out_where, job_id)
+        fingerprint = fingerprint_of(image.ref, last_frame, request)
+        audio = None
+        if audio_block is not None:  # (an empty block too: the stage says what it lacks)
+            audio_where = self.audio_where(image, raw, loc, where) if audio_block else where
+            if audio_block:
+                self.audio_wheres[job_id] = audio_where
+            audio = self.audio.stage(audio_block, ctx, where=audio_where, job_id=job_id)
         return JobSpec(
-            id=job_id,
-            image=image.ref,
-            request=request,
-            output=self.confine(rendered, out_where, job_id),
-            prompt_id=prompt_id,
-            last_frame=last_frame,
-            tags=tags,
-            fingerprint=fingerprint_of(image.ref, last_frame, request),
-            audio=self.audio.stage(
-                audio_block,
-                ctx,
-                where=audio_where,
-                job_id=job_id,
-            ),
+            job_id, image.ref, request, path, prompt_id, last_frame, tags, fingerprint, audio
         )
+
+    def image_vars(self, image: Image) -> dict[str, Any]:
+        """`image` as templates see it (id, tags, src), built once per image."""
+        found = self.image_cache.get(id(image))
+        if found is None or found[0] is not image:
+            found = (image, {"id": image.id, "tags": image.tags, "src": image.ref.display})
+            self.image_cache[id(image)] = found
+        return found[1]
 
     def audio_where(
         self, image: Image, layers: Sequence[Mapping[str, Any]], loc: Loc, fallback: str
@@ -337,24 +344,26 @@ def expand(
     specs: list[JobSpec] = []
     origins: dict[str, Loc] = {}
     outputs: dict[str, str] = {}
-    audio: dict[str, bool] = {}  # output path -> written by the audio stage
+    audio: set[str] = set()  # the output paths the audio stage writes
     for spec, loc in _generate(x, images, prompts):
-        if spec.id in origins:
+        job_id = spec.id
+        if job_id in origins:
             raise ManifestError(
-                f"duplicate job id `{spec.id}` (first from {manifest.locate(origins[spec.id])})",
+                f"duplicate job id `{job_id}` (first from {manifest.locate(origins[job_id])})",
                 where=manifest.locate(loc),
                 hint="give explicit ids, or add the differing matrix key to the exclude/include",
             )
-        origins[spec.id] = loc
+        origins[job_id] = loc
         videos = spec.output_paths()
-        for n, path in enumerate([*videos, *audio_paths(spec)]):
+        for n, path in enumerate(videos if spec.audio is None else [*videos, *audio_paths(spec)]):
             key = path.casefold()
             if key in outputs:
                 raise _clash(
-                    x, manifest, (outputs[key], audio[key]), (spec.id, n >= len(videos)), path
+                    x, manifest, (outputs[key], key in audio), (job_id, n >= len(videos)), path
                 )
-            outputs[key] = spec.id
-            audio[key] = n >= len(videos)
+            outputs[key] = job_id
+            if n >= len(videos):
+                audio.add(key)
         specs.append(spec)
     inputs = input_files([*(im.ref for im in images), *x.last_frames.values()], manifest.base_dir)
     clash = input_clash(x.output_dir, outputs, inputs)

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import yaml
 
-Marks = dict[tuple[str | int, ...], tuple[int, int]]
+Path = tuple[str | int, ...]
+Marks = dict[Path, tuple[int, int]]
 Parse = Callable[[str, str], tuple[Any, Marks]]
 
 THRESHOLD = 1 << 20
@@ -42,6 +43,13 @@ _FLOW_PAIR = re.compile(rf"({_KEY}): ([A-Za-z0-9_][A-Za-z0-9_./-]*)")
 _INT = re.compile(r"0|[1-9][0-9]*")
 _TOP_KEY = re.compile(rf"{_KEY}:( |$)")
 _RESOLVER = yaml.resolver.Resolver()
+_TEXT_ONLY = (
+    frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+    - set(_RESOLVER.yaml_implicit_resolvers)
+    if None not in _RESOLVER.yaml_implicit_resolvers
+    else frozenset()
+)
+"""First characters no implicit resolver looks at: a plain scalar starting so is text."""
 _STR, _INT_TAG = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int"
 _BOOL, _NULL = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"
 
@@ -68,7 +76,7 @@ def parse_fast(text: str, source: str, parse: Parse, threshold: int = THRESHOLD)
     while end > first + 1 and lines[end - 1] == "":  # blank lines end the section
         end -= 1
     try:
-        jobs, marks = _jobs(lines, first + 1, end)
+        jobs, starts = _jobs(lines, first + 1, end, None)
     except _Decline:
         return None
     # the rest without the section: its marks past the section move down by its length
@@ -89,49 +97,111 @@ def parse_fast(text: str, source: str, parse: Parse, threshold: int = THRESHOLD)
     ):
         return None  # `jobs:` was not the top-level key there (inside a quoted scalar, …)
     data["jobs"] = jobs
-    rest_marks.update(marks)
-    return data, rest_marks
+    return data, JobMarks(rest_marks, lines, starts, end)
 
 
-def _jobs(lines: list[str], start: int, end: int) -> tuple[list[dict[str, Any]], Marks]:
+class JobMarks(Mapping[Path, tuple[int, int]]):
+    """The marks of a fast-read document: the rest's as the loader gave them; a job's worked
+    out from its lines when first asked for (only errors ask), by the reading that read it.
+    A million marks of 100,000 jobs are never built, nor held."""
+
+    def __init__(self, rest: Marks, lines: list[str], starts: list[int], end: int) -> None:
+        self.rest, self.lines, self.starts, self.end = rest, lines, starts, end
+        self.indent = 0 if lines[starts[0]].startswith("-") else 2
+        self.jobs: dict[int, Marks] = {}
+
+    def _index(self, key: Path) -> int | None:
+        """The number of the job key is in, or None when key is outside the jobs section."""
+        if len(key) < 2 or key[0] != "jobs" or key[1].__class__ is not int:
+            return None
+        i = int(key[1])
+        return i if 0 <= i < len(self.starts) else None
+
+    def _marks(self, i: int) -> Marks:
+        """Job i's marks, read again from its lines on first need."""
+        found = self.jobs.get(i)
+        if found is None:
+            found = self.jobs[i] = {}
+            stop = self.starts[i + 1] if i + 1 < len(self.starts) else self.end
+            _jobs(self.lines, self.starts[i], stop, found, i)
+        return found
+
+    def __getitem__(self, key: Path) -> tuple[int, int]:
+        i = self._index(key)
+        if i is None:
+            return self.rest[key]
+        if len(key) == 2:  # an item's mark (its line, past the dash) needs no reading
+            return (self.starts[i] + 1, self.indent + 3)
+        return self._marks(i)[key]
+
+    def __iter__(self) -> Iterator[Path]:
+        yield from self.rest
+        for i in range(len(self.starts)):
+            yield from self._marks(i)
+
+    def __len__(self) -> int:
+        return len(self.rest) + sum(len(self._marks(i)) for i in range(len(self.starts)))
+
+
+def _jobs(
+    lines: list[str], start: int, end: int, marks: Marks | None, first: int = 0
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """The jobs of lines[start:end] (numbered from first), and the line index of each job's
+    first line; their marks go into marks, unless it is None."""
     if start >= end:
         raise _Decline
     indent = 0 if lines[start].startswith("-") else 2
     item, field = _ITEM[indent], _FIELD[indent]
+    dash = " " * indent + "- "
     jobs: list[dict[str, Any]] = []
-    marks: Marks = {}
+    starts: list[int] = []
     job: dict[str, Any] = {}
+    i = first - 1  # the current job's index
     for n in range(start, end):
         line = lines[n]
-        m = item.fullmatch(line)
-        if m is not None:
+        # an item line starts with the dash (a field line with spaces there): one regex a line
+        m = item.fullmatch(line) if line.startswith(dash) else field.fullmatch(line)
+        if m is None:
+            raise _Decline
+        key, raw = m.groups()
+        if m.re is item:
             job = {}
             jobs.append(job)
-            marks[("jobs", len(jobs) - 1)] = (n + 1, indent + 3)
-        else:
-            m = field.fullmatch(line)
-            if m is None or not jobs:
-                raise _Decline
-        key, raw = m.group(1), m.group(2)
+            starts.append(n)
+            i += 1
+            if marks is not None:
+                marks[("jobs", i)] = (n + 1, indent + 3)
+        elif not jobs:
+            raise _Decline
         if raw is None or key in job:
             raise _Decline
-        path = ("jobs", len(jobs) - 1, key)
         col = m.start(2)
-        job[key] = _value(raw, n + 1, col, path, marks)
-        if not isinstance(job[key], list | dict):
+        if marks is None:
+            job[key] = _value(raw, n + 1, col, (), None)
+            continue
+        path = ("jobs", i, key)
+        value = job[key] = _value(raw, n + 1, col, path, marks)
+        if value.__class__ is list or value.__class__ is dict:
+            marks[path] = (n + 1, m.start(1) + 1)  # a collection's mark is its key's
+        else:
             marks[path] = (n + 1, col + 1)
-        else:  # a collection's mark is its key's, as the loader records it
-            marks[path] = (n + 1, m.start(1) + 1)
-    return jobs, marks
+    return jobs, starts
 
 
-def _value(raw: str, line: int, col: int, path: tuple[str | int, ...], marks: Marks) -> Any:
-    if raw[:1] in ('"', "'"):
+def _value(raw: str, line: int, col: int, path: Path, marks: Marks | None) -> Any:
+    first = raw[:1]
+    if first == '"' or first == "'":
+        inner = raw[1:-1]
+        # the usual quoted text, without the regex: printable (so none of _BAD), no quote or
+        # backslash inside; anything else is left to the regex's exact rule
+        plain = len(raw) > 1 and raw[-1] == first and first not in inner
+        if plain and raw.isprintable() and (first == "'" or "\\" not in inner):
+            return inner
         q = _QUOTED.fullmatch(raw)
         if q is None:
             raise _Decline
         return q.group(1) if q.group(1) is not None else q.group(2)
-    if raw[:1] == "{":
+    if first == "{":
         out: dict[str, Any] = {}
         at = col + 1
         for part in _flow_parts(raw):
@@ -139,16 +209,18 @@ def _value(raw: str, line: int, col: int, path: tuple[str | int, ...], marks: Ma
             if p is None or p.group(1) in out:
                 raise _Decline
             out[p.group(1)] = _scalar(p.group(2))
-            marks[(*path, p.group(1))] = (line, at + p.start(2) + 1)
+            if marks is not None:
+                marks[(*path, p.group(1))] = (line, at + p.start(2) + 1)
             at += len(part) + 2
         return out
-    if raw[:1] == "[":
+    if first == "[":
         items: list[Any] = []
         at = col + 1
         for part in _flow_parts(raw):
             if _WORD.fullmatch(part) is None:
                 raise _Decline
-            marks[(*path, len(items))] = (line, at + 1)
+            if marks is not None:
+                marks[(*path, len(items))] = (line, at + 1)
             items.append(_scalar(part))
             at += len(part) + 2
         return items
@@ -170,9 +242,15 @@ def _flow_parts(raw: str) -> list[str]:
     return parts
 
 
-@functools.lru_cache(maxsize=4096)
 def _scalar(text: str) -> Any:
     """A plain scalar as the loader types it: text, a decimal integer, a boolean or null."""
+    if text[:1] in _TEXT_ONLY:  # no implicit tag starts so (`j000123`, a job id): text
+        return text
+    return _typed(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _typed(text: str) -> Any:
     tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
     if tag == _STR:
         return text

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,9 @@ class Manifest:
 
     path: Path
     data: dict[str, Any]
-    marks: dict[Path_, tuple[int, int]] = field(default_factory=dict, repr=False)
+    marks: Mapping[Path_, tuple[int, int]] = field(default_factory=dict, repr=False)
+    """Where each value is (line, column): a dict, or fastyaml's JobMarks (worked out on
+    demand) for a long fast-read `jobs:` list."""
 
     @property
     def base_dir(self) -> Path:

@@ -69,6 +69,8 @@ def reserved_outputs(manifest: Manifest, output_dir: Path) -> dict[str, str]:
 def protected_name(path: str) -> str | None:
     """What a file at path is when no output may replace it whatever its folder: YAML files
     (manifests, lockfiles) and the journals and run locks beside them; None otherwise."""
+    if path.endswith(".mp4"):  # the usual output: neither YAML nor a journal or run lock
+        return None
     name = path.rpartition("/")[2].casefold()
     stem, dot, ext = name.rpartition(".")
     if dot and ext in ("yaml", "yml"):
@@ -80,6 +82,8 @@ def protected_name(path: str) -> str | None:
 
 def confine(rendered: str, *, where: str, job_id: str) -> str:
     """A rendered output path, normalised, that cannot leave the output folder."""
+    if _plain(rendered):
+        return rendered
     text = rendered.replace("\\", "/").strip()
     if "\0" in text:  # a template can render one; no file name may hold it
         raise ManifestError(
@@ -112,10 +116,27 @@ def confine(rendered: str, *, where: str, job_id: str) -> str:
     return "/".join(parts)
 
 
+def _plain(path: str) -> bool:
+    """path is already a short, normalised relative path (the usual `a/b.mp4`): confine would
+    return it unchanged, so its checks are skipped (a hidden name, `.`, `..` never pass)."""
+    return (
+        0 < len(path) <= (NAME_MAX - 16) // 4
+        and path[0] not in "/."
+        and path[-1] not in "/."
+        and not path[0].isspace()  # what str.strip would remove
+        and not path[-1].isspace()
+        and path[1:2] != ":"
+        and "\\" not in path
+        and "\0" not in path
+        and "//" not in path
+        and "/." not in path
+    )
+
+
 def check_protected(path: str, reserved: Mapping[str, str], *, where: str, job_id: str) -> None:
     """Refuse a confined output path naming the manifest's own files (reserved, casefolded) or
     any file protected_name names."""
-    what = reserved.get(path.casefold())
+    what = reserved.get(path.casefold()) if reserved else None
     hint = "the manifest, its lock and journal are not outputs; change output.path"
     if what is None:
         what = protected_name(path)

@@ -60,15 +60,28 @@ class Template:
         total = 0
         for piece in self.pieces:
             if piece.__class__ is str:
-                text: str = piece
-            else:
-                text = _lookup(piece, context, env)  # type: ignore[arg-type]
-                if text is None:
+                total += len(piece)
+                out.append(piece)
+                continue
+            # `{{ name }}` and `{{ name.key }}` of a plain dict inline, the rest by _lookup
+            value = context.get(piece[0], _MISSING)
+            if len(piece) == 2 and value.__class__ is dict and piece[1] not in _DICT_NAMES:
+                value = value.get(piece[1], _MISSING)
+            elif len(piece) != 1:
+                value = _lookup(piece, context, env)  # type: ignore[arg-type]
+                if value is None:
                     return None
-            total += len(text)
+            if value.__class__ is not str:
+                if value is _MISSING or isinstance(value, jinja2.Undefined):
+                    return None
+                try:
+                    value = str(value)
+                except Exception:  # Jinja reproduces it, with its message
+                    return None
+            total += len(value)
             if total > limit:
                 return None
-            out.append(text)
+            out.append(value)
         return "".join(out)
 
 
