@@ -15,7 +15,19 @@ SCHEMA = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1
 
 
 def _cached(tmp_path: Path) -> list[Path]:
-    return sorted((tmp_path / "i2v" / "schemas").glob("*.marshal"))
+    return sorted(tmp_path.glob("*.marshal"))
+
+
+def test_compiled_checks_never_live_in_the_users_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code read back from a folder CI shares between jobs would run: the cache is the
+    package's own __pycache__, nothing under XDG_CACHE_HOME."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    compiled.compile_check({**SCHEMA, "title": "never cached in the user's folder"})
+    assert not list(tmp_path.rglob("*.marshal"))
+    assert compiled.cache_dir().name == "__pycache__"
+    assert compiled.cache_dir().parent == Path(compiled.__file__).resolve().parent
 
 
 def test_compiled_checks_are_cached_and_damage_costs_only_a_compile(
@@ -23,7 +35,7 @@ def test_compiled_checks_are_cached_and_damage_costs_only_a_compile(
 ) -> None:
     """The first compile writes the cache, the next reads it; a damaged file is compiled anew
     (and rewritten), and a changed schema is another file."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(compiled, "cache_dir", lambda: tmp_path)
     first = compiled.compile_check(SCHEMA)
     (path,) = _cached(tmp_path)
     again = compiled.compile_check(SCHEMA)
@@ -40,7 +52,7 @@ def test_compiled_checks_are_cached_and_damage_costs_only_a_compile(
 def test_an_unwritable_cache_is_no_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A cache folder that cannot be made (here: a file is in the way) only costs the compile."""
     (tmp_path / "i2v").write_text("not a folder")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(compiled, "cache_dir", lambda: tmp_path / "i2v")
     assert passes(compiled.compile_check(SCHEMA), {"n": 3})
 
 

@@ -58,7 +58,7 @@ def estimate_audio_credits(seconds: Any) -> int:
 
 
 def cache_root() -> Path:
-    """The user's i2v cache folder (XDG): model lists, compiled schema checks."""
+    """The user's i2v cache folder (XDG): model lists."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "i2v"
 

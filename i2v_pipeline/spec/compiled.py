@@ -1,10 +1,13 @@
 """Compiled schema checks (fastjsonschema), their code cached on disk by what it was made from.
 
 Generating and compiling the checks of the four bundled schemas costs 0.1-0.15 s, paid by every
-`i2v` start that validates (`plan`, a no-op `run`). The compiled code object is kept in the
-user's cache (`$XDG_CACHE_HOME/i2v/schemas/`), keyed by a hash of the schema, the fastjsonschema
-and Python versions: a changed schema or an upgrade is a new key, never a stale check. An
-unreadable, damaged or unwritable cache only costs the compile it would have saved.
+`i2v` start that validates (`plan`, a no-op `run`). The compiled code object is kept beside
+the package, in its `__pycache__/`, where Python keeps i2v's own bytecode: whoever can write
+there can already change i2v's code, so the cache trusts nothing new. (Never the user's cache
+folder: CI systems share and restore that between jobs, and code read from it would run.)
+It is keyed by a hash of the schema, the fastjsonschema and Python versions: a changed schema
+or an upgrade is a new key, never a stale check. An unreadable, damaged or unwritable cache
+(a read-only install) only costs the compile it would have saved.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from typing import Any
 import fastjsonschema
 
 from ..canonical import canonical_json
-from .catalog import cache_root
 
 FORMAT = 1
 """Bumped when what a cache file holds changes."""
@@ -31,15 +33,17 @@ def compile_check(schema: dict[str, Any]) -> Callable[[Any], Any]:
     """fastjsonschema.compile(schema), from the disk cache when it holds it."""
     tag = f"{FORMAT}/{fastjsonschema.VERSION}/{sys.implementation.cache_tag}/{sys.version}"
     key = hashlib.sha256(tag.encode() + b"\0" + canonical_json(schema)).hexdigest()
-    try:
-        path = cache_root() / "schemas" / f"{key[:32]}.marshal"
-    except RuntimeError:  # no home folder to cache in
-        return fastjsonschema.compile(schema)
+    path = cache_dir() / f"schema-check-{key[:32]}.marshal"
     check = _load(path)
     if check is None:
         check = fastjsonschema.compile(schema)
         _store(path, check.__name__, fastjsonschema.compile_to_code(schema))
     return check
+
+
+def cache_dir() -> Path:
+    """Where compiled checks are kept: the package's own bytecode folder."""
+    return Path(__file__).resolve().parent / "__pycache__"
 
 
 def _load(path: Path) -> Callable[[Any], Any] | None:
