@@ -138,7 +138,6 @@ def fill_lock(manifest: Path, make_files: bool) -> int:
             request_json=request_text(lock_request(s)),
             remote_ids=(f"{n:024x}",),
             remote_status=(3,),
-            video_urls=(f"https://cdn.example.com/{n}.mp4",),
             credits=20,
             files=(FileRecord(path, "a" * 64, size, mtime),),
             intent_at="2026-11-01T00:00:00Z",

@@ -228,7 +228,6 @@ class LockEntry:
     changed. Kept as text: a 100,000-job lock would otherwise hold 100,000 dicts."""
     remote_ids: tuple[str, ...] = ()
     remote_status: tuple[int, ...] = ()
-    video_urls: tuple[str | None, ...] = ()
     credits: int | None = None
     files: tuple[FileRecord | None, ...] = ()
     intent_at: str | None = None

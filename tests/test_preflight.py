@@ -96,7 +96,6 @@ def test_a_bought_jobs_unrecorded_file_is_its_own(
         attempt="a1",
         remote_ids=("r1",),
         remote_status=(3,),
-        video_urls=("https://cdn.example/r1.mp4",),
     )
     (workdir / "out" / "deep").mkdir(parents=True)
     for name in ("garden.a.mp4", "tower.a.mp4"):

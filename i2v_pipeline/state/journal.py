@@ -92,7 +92,6 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
             state="submitted",
             remote_ids=tuple(rec["ids"]),
             remote_status=(JobStatus.QUEUED.value,) * n,
-            video_urls=(None,) * n,
             files=(None,) * n,
             credits=rec.get("credits"),
             submitted_at=rec["at"],
@@ -174,11 +173,9 @@ def _stage(rec: Mapping[str, Any]) -> dict[str, Any]:
 def _with_status(e: LockEntry, rec: Mapping[str, Any]) -> LockEntry:
     i = rec["i"]
     status = list(e.remote_status)
-    urls = list(e.video_urls)
     status[i] = rec["status"]
-    if rec.get("url"):
-        urls[i] = rec["url"]
-    changes: dict[str, Any] = {"remote_status": tuple(status), "video_urls": tuple(urls)}
+    # a result URL is not kept: it expires, may carry a token, and a download re-queries it
+    changes: dict[str, Any] = {"remote_status": tuple(status)}
     if rec.get("expires_at"):
         changes["expires_at"] = rec["expires_at"]
     if rec.get("credits") is not None:

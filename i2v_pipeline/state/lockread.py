@@ -79,7 +79,6 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
         request_json,
         remote_ids,
         status,
-        (None,) * n,  # result URLs are not kept in the lock: they expire and may carry tokens
         get("credits"),
         files_,
         _shared(get("intent_at")),
