@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -375,3 +376,29 @@ def test_endpoint_decides_whether_local_results_are_allowed(write_manifest: Any)
     remote = download_policy(campaign, "https://openapi.akool.com", emulator=False)
     assert not remote.allow_local
     assert remote.max_bytes == 2 << 30 and remote.stall == 60 and remote.verify == "warn"
+
+
+def test_part_files_of_killed_runs_are_swept(tmp_path: Path) -> None:
+    """A killed run's `.name.PID.part` is removed once its pid is gone; a running process's
+    part (another manifest sharing the folder) and other files are left alone."""
+    import subprocess
+    import sys
+
+    from i2v_pipeline.run.download import sweep_parts
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = int(gone.stdout)
+    stale = tmp_path / f".a.mp4.{dead}.part"
+    live = tmp_path / f".b.mp4.{os.getppid()}.part"
+    mine = tmp_path / f".c.mp4.{os.getpid()}.part"
+    other = tmp_path / "notes.part"
+    for path in (stale, live, mine, other):
+        path.write_bytes(b"x")
+    assert sweep_parts(tmp_path) == 1
+    assert not stale.exists() and live.exists() and mine.exists() and other.exists()
+    assert sweep_parts(tmp_path / "missing") == 0

@@ -155,8 +155,8 @@ def test_a_reused_decoder_checks_each_file_on_its_own(tmp_path: Path) -> None:
 
 
 def test_hostile_structures_are_bounded(clips: dict[str, Path], tmp_path: Path) -> None:
-    """Boxes nested without end, or more tracks than a clip has, are left to FFmpeg (which
-    refuses them as it would any bad file), never a crash or a runaway parse."""
+    """Boxes nested without end are left to FFmpeg (which refuses them as it would any bad
+    file); more tracks than a clip has are refused outright; never a crash or a runaway parse."""
 
     def box(kind: bytes, payload: bytes) -> bytes:
         return struct.pack(">I4s", 8 + len(payload), kind) + payload
@@ -174,5 +174,82 @@ def test_hostile_structures_are_bounded(clips: dict[str, Path], tmp_path: Path) 
 
     many = tmp_path / "tracks.mp4"
     many.write_bytes(box(b"ftyp", b"isom" + bytes(4)) + box(b"moov", mvhd + box(b"trak", b"") * 40))
-    with open(many, "rb") as f, pytest.raises(mp4.Unsupported, match="tracks"):
+    with open(many, "rb") as f, pytest.raises(mp4.Broken, match="tracks"):
+        mp4.read(f)  # refused here: FFmpeg would allocate for every one of them
+
+
+def test_tables_longer_than_the_file_are_refused_before_ffmpeg(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    """A 10 kB file declaring 89 million samples is refused by the reader, never handed to
+    FFmpeg (which would build an index of that many entries: over a GB)."""
+    data = bytearray(clips["landscape"].read_bytes())
+    at = data.index(b"stsz") + 4 + 4  # version/flags, then the uniform size and the count
+    struct.pack_into(">II", data, at, 1, 89_000_000)
+    bad = tmp_path / "claims.mp4"
+    bad.write_bytes(bytes(data))
+    with open(bad, "rb") as f, pytest.raises(mp4.Broken, match="more than the file's data"):
         mp4.read(f)
+
+
+def test_a_concealed_frame_is_not_taken_for_a_good_one(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    """Random slice data behind intact NAL headers: FFmpeg would conceal the damage and hand
+    back a picture; the check asks it to fail instead, and looks at the frame's flag."""
+    import random
+
+    path = clips["landscape"]
+    with open(path, "rb") as f:
+        movie, _ = mp4.read(f)
+    offset, length = movie.first_sample
+    data = bytearray(path.read_bytes())
+    noise = random.Random(7)
+    at = offset
+    while at + 4 < offset + length:  # each NAL: keep its length and header byte, scramble the rest
+        (size,) = struct.unpack_from(">I", data, at)
+        body = range(at + 6, min(at + 4 + size, offset + length))
+        for i in body:
+            data[i] = noise.randrange(256)
+        at += 4 + size
+    bad = tmp_path / "concealed.mp4"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(verify.VerifyError, match="does not decode"):
+        verify.probe(bad, hint=".mp4")
+
+
+def test_bytes_after_the_movie_are_tolerated(clips: dict[str, Path], tmp_path: Path) -> None:
+    """Junk appended after the boxes (FFmpeg plays such a file) is no truncation."""
+    padded = tmp_path / "padded.mp4"
+    padded.write_bytes(clips["landscape"].read_bytes() + bytes(range(256)) * 20)
+    assert verify.probe(padded, hint=".mp4") == verify.probe(clips["landscape"], hint=".mp4")
+
+
+def test_a_picture_is_not_a_video_and_a_cut_file_says_how_long_it_is(tmp_path: Path) -> None:
+    """Other containers go to FFmpeg's whole probe: a still image (a server's placeholder) is
+    refused, and a cut Matroska file's duration is what it holds, not what its header says."""
+    from PIL import Image
+
+    still = tmp_path / "placeholder.mp4"
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(still, format="PNG")
+    with pytest.raises(verify.VerifyError, match="single picture"):
+        verify.probe(still, hint=".mp4")
+
+    mkv = tmp_path / "clip.mkv"
+    with av.open(str(mkv), "w", format="matroska") as out:
+        stream = out.add_stream("libx264", rate=4)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"g": "2"}
+        for n in range(40):  # 10 s
+            frame = av.VideoFrame(64, 48, "yuv420p")
+            for plane in frame.planes:
+                plane.update(bytes([n * 6 % 256]) * plane.buffer_size)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    whole = verify.probe(mkv, hint=".mkv")
+    assert whole.duration == pytest.approx(10, abs=0.3)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(mkv.read_bytes()[: mkv.stat().st_size * 2 // 3])
+    info = verify.probe(cut, hint=".mp4")
+    assert 1 < info.duration < 9
+    assert verify.mismatch(info, seconds=10, resolution=None) is not None

@@ -23,7 +23,7 @@ from ..state.journal import record as journal_record
 from ..state.lock import owned_file
 from ..text import plural
 from . import offload
-from .download import Downloaded, Policy, copy_into_place, fetch, holds
+from .download import Downloaded, Policy, copy_into_place, fetch, holds, sweep_parts
 from .pacing import backoff
 from .sharing import StoreLink
 
@@ -58,6 +58,8 @@ class Delivery:
         self.policy, self.retry_base = policy, retry_base
         self.store = store
         self.seals = offload.Lane("download seal")
+        self._swept: set[Path] = set()
+        """Folders cleared this run of the part files killed runs left behind."""
         """Where landed files are sealed: inline while that is quick, else in a thread."""
         """The manifest's store, if any: verified files are uploaded, missing ones fetched."""
 
@@ -96,6 +98,9 @@ class Delivery:
 
     async def _fetch(self, spec: JobSpec, rid: str, url: str | None, target: Path) -> Downloaded:
         seconds, resolution = spec.seconds, spec.resolution
+        if target.parent not in self._swept:  # once per folder and run
+            self._swept.add(target.parent)
+            sweep_parts(target.parent)
         expired = False
         for attempt in range(ATTEMPTS):
             if url is None:

@@ -9,9 +9,11 @@ lock, and only `verify: strict` turns it into a failure.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +73,39 @@ class Downloaded:
 
 def _part(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.part")
+
+
+PART = re.compile(r"\..+\.(\d+)\.part")
+"""A part file's name (see _part): the pid of the run that wrote it."""
+
+
+def sweep_parts(folder: Path) -> int:
+    """Remove the part files a killed run left in folder (its pid no longer runs); how many.
+    A part of a run still going (another manifest's, sharing the folder) is left alone."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        m = PART.fullmatch(entry.name)
+        if m is None or int(m.group(1)) == os.getpid() or _running(int(m.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process (or no pid at all): not ours to judge
+    return True
 
 
 def is_local_address(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

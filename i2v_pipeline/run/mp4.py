@@ -56,12 +56,17 @@ class Track:
     chunks: tuple[int, ...] = ()
     runs: tuple[tuple[int, int], ...] = ()
     """stsc: (first chunk, 1-based; samples per chunk)."""
+    scale: int = 0
+    """mdhd: the track's time scale (ticks a second)."""
+    ticks: int = 0
+    length: int = 0
+    """stts: how many samples it times, and their total duration in ticks."""
 
 
 @dataclass(frozen=True)
 class Movie:
     duration: float
-    """Seconds (mvhd)."""
+    """Seconds the video track's samples cover (its timing table, not a header's claim)."""
     video: Track
     audio: bool
     first_sample: tuple[int, int]
@@ -108,13 +113,13 @@ def _boxes(buf: memoryview, start: int, end: int) -> list[tuple[bytes, int, int]
 def _top(f: BinaryIO) -> list[tuple[bytes, int, int]]:
     """The file's top-level boxes from their headers alone (an mdat is never read)."""
     end = f.seek(0, os.SEEK_END)
-    out = []
+    out: list[tuple[bytes, int, int]] = []
     at = 0
     while at < end:
         f.seek(at)
         head = f.read(16)
         if len(head) < 8:
-            raise Broken(f"{end - at} stray bytes at the end of the file")
+            break  # a few trailing bytes: judged by what the boxes before them hold
         size, kind = struct.unpack_from(">I4s", head)
         if not at and kind not in FIRST_BOXES:
             raise Unsupported("not an ISO base media file")
@@ -125,7 +130,12 @@ def _top(f: BinaryIO) -> list[tuple[bytes, int, int]]:
         elif size == 0:
             size = end - at
         if size < skip or at + size > end:
-            raise Broken(f"box {kind!r} at byte {at} runs past the end of the file (truncated?)")
+            if kind in (b"moov", b"mdat") or not out:
+                raise Broken(
+                    f"the {kind.decode('latin-1')!r} box at byte {at} runs past the end "
+                    "of the file (truncated?)"
+                )
+            break  # bytes after the movie that are no box of it (FFmpeg ignores them too)
         out.append((kind, at + skip, at + size))
         if len(out) > MAX_TOP_BOXES:
             raise Unsupported("a great many top-level boxes")
@@ -147,7 +157,8 @@ def _read(f: BinaryIO) -> Movie:
     if end - start > MAX_MOOV:
         raise Unsupported("a very large movie header")
     f.seek(start)
-    duration, tracks = _movie(memoryview(f.read(end - start)), 0, end - start)
+    room = sum(e - s for s, e in data)
+    _, tracks = _movie(memoryview(f.read(end - start)), 0, end - start, room)
     video = next((t for t in tracks if t.kind == b"vide"), None)
     if video is None:
         raise Broken("no video track")
@@ -157,11 +168,18 @@ def _read(f: BinaryIO) -> Movie:
         raise Broken("the video track has no decoder configuration or no samples")
     for t in tracks:
         _check_samples(t, data)
+    if video.ticks != len(video.sizes):
+        raise Broken("the video track's timing and sample tables disagree")
+    if not video.scale:
+        raise Broken("the video track has no time scale")
     first = (video.chunks[0], video.sizes[0])
-    return Movie(duration, video, any(t.kind == b"soun" for t in tracks), first)
+    seconds = video.length / video.scale  # what its samples cover, not what a header claims
+    return Movie(seconds, video, any(t.kind == b"soun" for t in tracks), first)
 
 
-def _movie(buf: memoryview, start: int, end: int) -> tuple[float, list[Track]]:
+def _movie(buf: memoryview, start: int, end: int, room: int) -> tuple[float, list[Track]]:
+    """The movie header's duration and the tracks; room is the bytes of sample data the file
+    holds (no table may list more samples than that)."""
     duration: float | None = None
     tracks: list[Track] = []
     for kind, s, e in _boxes(buf, start, end):
@@ -178,42 +196,59 @@ def _movie(buf: memoryview, start: int, end: int) -> tuple[float, list[Track]]:
             raise Unsupported("fragmented MP4")
         elif kind == b"trak":
             if len(tracks) >= MAX_TRACKS:
-                raise Unsupported("a great many tracks")
+                raise Broken(f"more than {MAX_TRACKS} tracks: not a video of this API")
             track = Track()
-            _walk(buf, s, e, track)
+            _walk(buf, s, e, track, room)
             tracks.append(track)
     if duration is None:
         raise Broken("no movie header (mvhd)")
     return duration, tracks
 
 
-def _walk(buf: memoryview, start: int, end: int, t: Track, depth: int = 0) -> None:
+def _counted(count: int, room: int, what: str) -> int:
+    """A table's entry count, refused when the file could not hold that many samples (each
+    is a byte at least): a 66 kB file declaring 89 million samples is never handed on."""
+    if count > room:
+        raise Broken(f"{what} lists {count:,} entries, more than the file's data could hold")
+    if count > MAX_SAMPLES:
+        raise Unsupported(f"a very long {what}")
+    return count
+
+
+def _walk(buf: memoryview, start: int, end: int, t: Track, room: int, depth: int = 0) -> None:
     if depth > MAX_DEPTH:
         raise Unsupported("boxes nested deeper than a track's")
     for kind, s, e in _boxes(buf, start, end):
         if kind in CONTAINERS:
-            _walk(buf, s, e, t, depth + 1)
+            _walk(buf, s, e, t, room, depth + 1)
+        elif kind == b"mdhd":
+            if buf[s] == 1:
+                (t.scale,) = struct.unpack_from(">I", buf, s + 20)
+            else:
+                (t.scale,) = struct.unpack_from(">I", buf, s + 12)
+        elif kind == b"stts":
+            count = _counted(struct.unpack_from(">I", buf, s + 4)[0], room, "a timing table")
+            flat = struct.unpack_from(f">{2 * count}I", buf, s + 8)
+            t.ticks = _counted(sum(flat[0::2]), room, "a timing table")
+            t.length = sum(n * delta for n, delta in zip(flat[0::2], flat[1::2], strict=True))
         elif kind == b"hdlr":
             t.kind = bytes(buf[s + 8 : s + 12])
         elif kind == b"stsd":
             _sample_entry(buf, s, e, t)
         elif kind == b"stsz":
             fixed, count = struct.unpack_from(">II", buf, s + 4)
-            if count > MAX_SAMPLES:
-                raise Unsupported("a very long sample table")
+            _counted(count * max(fixed, 1), room, "a sample size table")
             if fixed:
                 t.sizes = (fixed,) * count
             else:
                 t.sizes = struct.unpack_from(f">{count}I", buf, s + 12)
         elif kind in (b"stco", b"co64"):
-            (count,) = struct.unpack_from(">I", buf, s + 4)
-            if count > MAX_SAMPLES:
-                raise Unsupported("a very long chunk table")
+            count = _counted(struct.unpack_from(">I", buf, s + 4)[0], room, "a chunk table")
             t.chunks = struct.unpack_from(f">{count}{'I' if kind == b'stco' else 'Q'}", buf, s + 8)
         elif kind == b"stsc":
-            (count,) = struct.unpack_from(">I", buf, s + 4)
-            if count > MAX_SAMPLES:
-                raise Unsupported("a very long sample-to-chunk table")
+            count = _counted(
+                struct.unpack_from(">I", buf, s + 4)[0], room, "a sample-to-chunk table"
+            )
             flat = struct.unpack_from(f">{3 * count}I", buf, s + 8)
             t.runs = tuple(zip(flat[0::3], flat[1::3], strict=True))
 

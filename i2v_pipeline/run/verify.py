@@ -77,9 +77,9 @@ def _fast(path: Path, opened: BinaryIO | None) -> VideoInfo:
         decoder.flush_buffers()  # ready for the next file: no frame or reference carries over
     except av.FFmpegError as exc:
         _decoders.cache.pop(key, None)  # never reuse a decoder that refused its input
-        raise VerifyError(f"does not decode as a video ({type(exc).__name__}: {exc})") from None
-    if not frames:
-        raise VerifyError("does not decode as a video (no frame decodes)")
+        raise VerifyError(f"does not decode as a video ({_said(exc)})") from None
+    if not frames or frames[0].is_corrupt:
+        raise VerifyError("does not decode as a video (its first frame is damaged)")
     frame = frames[0]
     return VideoInfo(frame.width, frame.height, movie.duration, audio=movie.audio)
 
@@ -105,6 +105,7 @@ def _decoder(key: tuple[str, bytes]) -> VideoCodecContext:
         decoder = cast(VideoCodecContext, av.CodecContext.create(key[0], "r"))
         decoder.extradata = key[1]
         decoder.thread_count = 1  # one frame: a thread pool costs more than it saves
+        decoder.options = {"err_detect": "explode"}  # an error in the frame fails, not concealed
         if len(cache) >= DECODERS_KEPT:
             del cache[next(iter(cache))]
         cache[key] = decoder
@@ -112,26 +113,48 @@ def _decoder(key: tuple[str, bytes]) -> VideoCodecContext:
 
 
 def _probe(path: Path, demuxer: str | None) -> VideoInfo:
+    """FFmpeg's whole probe: decode the first frame, then read every packet of the video
+    stream to its end, so the duration is what the file holds (a cut Matroska file still
+    declares its full length in its header) and a single picture is not taken for a video."""
     try:
         with av.open(str(path), format=demuxer) as container:
             if not container.streams.video:
                 raise VerifyError("no video stream")
             stream = container.streams.video[0]
-            stream.codec_context.thread_count = (
-                1  # one frame: a thread pool costs more than it saves
-            )
+            stream.codec_context.thread_count = 1  # one frame: a pool costs more than it saves
+            stream.codec_context.options = {"err_detect": "explode"}
             frame = next(container.decode(stream), None)
-            if frame is None:
+            if frame is None or frame.is_corrupt:
                 raise VerifyError("no frame decodes")
-            duration = (container.duration or 0) / 1_000_000
+            container.seek(0)
+            packets, start, end = 0, None, 0
+            for packet in container.demux(stream):
+                if packet.size:
+                    packets += 1
+                    if packet.pts is not None:
+                        start = packet.pts if start is None else min(start, packet.pts)
+                        end = max(end, packet.pts + (packet.duration or 0))
+            if packets < 2:
+                raise VerifyError("a single picture, not a video")
+            base = stream.time_base
+            if base and start is not None and end > start:
+                duration = float((end - start) * base)
+            else:
+                duration = (container.duration or 0) / 1e6
             return VideoInfo(
                 stream.codec_context.width,
                 stream.codec_context.height,
                 duration,
                 audio=bool(container.streams.audio),
             )
-    except (av.FFmpegError, OSError, StopIteration) as exc:
-        raise VerifyError(f"does not decode as a video ({type(exc).__name__}: {exc})") from None
+    except (av.FFmpegError, OSError, StopIteration, MemoryError) as exc:
+        raise VerifyError(f"does not decode as a video ({_said(exc)})") from None
+
+
+def _said(exc: BaseException) -> str:
+    """What FFmpeg said, without the file's (temporary) path."""
+    said = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return str(said).split(": '/", 1)[0]
 
 
 def mismatch(info: VideoInfo, *, seconds: float | None, resolution: str | None) -> str | None:
