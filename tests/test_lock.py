@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -369,3 +370,34 @@ def test_a_torn_line_after_a_bad_entry_decides(tmp_path: Path) -> None:
     with pytest.raises(LockError) as info:
         read_lock(lock)
     assert info.value.where == f"{lock}:7" and "unknown state" in info.value.render()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"id": "a", "state": "succeeded", "request": {"prompt": "x"}}',  # the usual layout
+        '{"id": "a", "error": {"code": 1, "request": {}}, "state": "failed"}',  # nested first
+        '{"id": "a", "requ\\u0065st": 1, "request": {"prompt": "x"}}',  # an escaped twin
+        '{"id": "a", "request": {"prompt": "x"}, "state": "succeeded"}',  # request not last
+        '{"id": "a", "request": ["x"]}',  # request not an object
+        '{"id": "a", "request": {"prompt": "x"} }',  # space before the closing brace
+        '{"id": "a", "request": {"prompt": "x"',  # cut short
+        '{"id": "a", "request": {"prompt": "x\x01"}}',  # damaged
+        '{, "request": {"prompt": "x"}}',
+    ],
+)
+def test_lock_line_parsed_whole_reads_as_part_by_part(body: str) -> None:
+    """The one-parse fast path of a lock line gives what the part-by-part reading gives, or
+    leaves the line to it (which words the error of a damaged one)."""
+    from i2v_pipeline.state import lockread
+
+    cut = body.find(lockread.REQUEST_KEY)
+
+    def outcome(fn: Any) -> Any:
+        try:
+            return fn()
+        except lockread._TornLine as torn:
+            return ("torn", torn.line, torn.why)
+
+    fast = outcome(lambda: lockread._split_line(7, f"- {body}\n"))
+    assert fast == outcome(lambda: lockread._split_exact(7, body, cut))

@@ -13,6 +13,7 @@ would make every existing lock stale. A provider maps the canonical form to its 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,20 +31,18 @@ def fingerprint_of(image: ImageRef, last_frame: ImageRef | None, request: Mappin
     """The fingerprint of a request on these images (see the module docstring).
 
     The canonical JSON of {"endpoint", "image", "last_frame", "provider", "request"} (keys
-    sorted), spelled piece by piece: the same bytes without building the payload dict."""
+    sorted), spelled piece by piece: the same bytes without building the payload dict, and the
+    part before the request spelled once per pair of images (a thousand jobs share one)."""
+    return hashlib.sha256(
+        b"".join((_prefix(image, last_frame), canonical_json(request), b"}"))
+    ).hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _prefix(image: ImageRef, last_frame: ImageRef | None) -> bytes:
+    """The payload's bytes up to its request: they depend on the images alone."""
     lf = canonical_json(last_frame.identity()) if last_frame else b"null"
-    body = b"".join(
-        (
-            _HEAD,
-            canonical_json(image.identity()),
-            b',"last_frame":',
-            lf,
-            _MID,
-            canonical_json(request),
-            b"}",
-        )
-    )
-    return hashlib.sha256(body).hexdigest()
+    return b"".join((_HEAD, canonical_json(image.identity()), b',"last_frame":', lf, _MID))
 
 
 _HEAD = b'{"endpoint":' + canonical_json(ENDPOINT_KIND) + b',"image":'

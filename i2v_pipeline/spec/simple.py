@@ -57,14 +57,13 @@ class Template:
         if self.pieces is None:
             return None
         out: list[str] = []
-        total = 0
+        get = context.get
         for piece in self.pieces:
             if piece.__class__ is str:
-                total += len(piece)
                 out.append(piece)
                 continue
             # `{{ name }}` and `{{ name.key }}` of a plain dict inline, the rest by _lookup
-            value = context.get(piece[0], _MISSING)
+            value = get(piece[0], _MISSING)
             if len(piece) == 2 and value.__class__ is dict and piece[1] not in _DICT_NAMES:
                 value = value.get(piece[1], _MISSING)
             elif len(piece) != 1:
@@ -78,11 +77,9 @@ class Template:
                     value = str(value)
                 except Exception:  # Jinja reproduces it, with its message
                     return None
-            total += len(value)
-            if total > limit:
-                return None
             out.append(value)
-        return "".join(out)
+        text = "".join(out)  # past the limit: Jinja refuses it (the pieces exist already)
+        return text if len(text) <= limit else None
 
 
 _DICT_NAMES = frozenset(dir(dict))

@@ -39,9 +39,8 @@ STATES: dict[str, LockState] = {
 }
 
 
-def _shared(text: str | None) -> str | None:
-    """Timestamps repeat across thousands of entries (a batch shares its second): keep one copy."""
-    return sys.intern(text) if text else text
+intern = sys.intern
+"""Timestamps repeat across thousands of entries (a batch shares its second): one copy each."""
 
 
 def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> LockEntry:
@@ -52,7 +51,7 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
     get = d.get
     ids = get("remote_ids", ())
     n = len(ids)
-    files = get("files") or [None] * n
+    files = get("files")
     err = get("error")
     state = STATES.get(d["state"])
     if state is None:
@@ -62,7 +61,12 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
         raise ValueError("fingerprint must be 64 hex characters")
     if request_json is None:
         request_json = request_text(get("request") or {})
-    files_ = tuple([_file_record(f) if f else None for f in files])
+    if not files:
+        files_: tuple[FileRecord | None, ...] = (None,) * n
+    elif files.__class__ is list and len(files) == 1:  # the usual one: no list built
+        files_ = (_file_record(files[0]) if files[0] else None,)
+    else:
+        files_ = tuple([_file_record(f) if f else None for f in files])
     video = get("video")
     # the checks in the order they always ran (a bad line names its first problem)
     job_id, attempt = str(d["id"]), str(d["attempt"])
@@ -81,10 +85,10 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
         status,
         get("credits"),
         files_,
-        _shared(get("intent_at")),
-        _shared(get("submitted_at")),
-        _shared(get("finished_at")),
-        _shared(get("expires_at")),
+        intern(t) if (t := get("intent_at")) else t,
+        intern(t) if (t := get("submitted_at")) else t,
+        intern(t) if (t := get("finished_at")) else t,
+        intern(t) if (t := get("expires_at")) else t,
         error,
         *stage,
         paid,
@@ -93,7 +97,11 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
 
 def _all_str(values: Any) -> bool:
     """A list of strings (as written): kept as they are, without a str() each."""
-    return values.__class__ is list and all(v.__class__ is str for v in values)
+    if values.__class__ is not list:
+        return False
+    if len(values) == 1:  # the usual one: no generator
+        return values[0].__class__ is str
+    return all(v.__class__ is str for v in values)
 
 
 def _paid_record(d: Mapping[str, Any]) -> PaidAttempt:
@@ -208,9 +216,31 @@ def _rows(f: IO[str], first: int, empty: bool) -> Iterator[Row]:
 
 def _split_line(n: int, line: str) -> tuple[dict[str, Any], str | None]:
     """(the entry without its request, the request's JSON text); _TornLine if either is not
-    whole JSON. The request is parsed only to check it (~2 µs), and kept as text."""
+    whole JSON. The request is kept as text.
+
+    A line as lock.py writes it is parsed once, whole: its one `"request"` (no other, and no
+    `\\u` escape that could spell another) is then the last top-level key, so the text after
+    REQUEST_KEY is the request, and the line is what _split_exact reads it as. Any other line
+    goes to _split_exact, which also words the error of a damaged one."""
     body = line[2:].rstrip()
     cut = body.find(REQUEST_KEY)
+    if cut > 0 and body.count('"request"') == 1 and "\\u" not in body:
+        try:
+            d = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _split_exact(n, body, cut)
+        if (
+            d.__class__ is dict
+            and next(reversed(d)) == "request"
+            and d["request"].__class__ is dict
+        ):
+            del d["request"]
+            return d, body[cut + len(REQUEST_KEY) : -1]
+    return _split_exact(n, body, cut)
+
+
+def _split_exact(n: int, body: str, cut: int) -> tuple[dict[str, Any], str | None]:
+    """_split_line part by part: the entry before REQUEST_KEY, then the request after it."""
     try:
         if cut < 0:
             head, request = orjson.loads(body), None
