@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from i2v_pipeline.errors import StoreError
+from i2v_pipeline.errors import StoreError, StoreIntegrityError
 from i2v_pipeline.model import FileRecord, LockEntry
 from i2v_pipeline.run.sharing import StoreLink
 from i2v_pipeline.run.store import Store
@@ -137,3 +137,43 @@ async def test_an_unreachable_store_on_look_up_is_a_failed_upload(tmp_path: Path
     store = Unreachable((tmp_path / "store").as_uri())
     link, flagged, _ = await land_all(store, tmp_path, [VIDEO, OTHER])
     assert store.put_calls == [] and flagged == [False, False] and link.failed == 2
+
+
+@pytest.mark.anyio
+async def test_a_folder_at_the_key_is_no_upload(tmp_path: Path) -> None:
+    """A folder where the object belongs: nothing is moved into it, nothing flagged stored,
+    and the notice says what to remove."""
+    store = CountingStore((tmp_path / "store").as_uri())
+    key = Path(store.key(sha(VIDEO)))
+    key.mkdir(parents=True)
+    link, flagged, seen = await land_all(store, tmp_path, [VIDEO])
+    assert flagged == [False] and link.uploaded == 0 and list(key.iterdir()) == []
+    assert any("a folder stands where" in getattr(e, "detail", "") for e in seen)
+
+
+@pytest.mark.anyio
+async def test_an_object_refused_by_hash_is_replaced_by_the_new_download(tmp_path: Path) -> None:
+    """Same size, other bytes: restore refuses it (the run then asks the API), and the video
+    that lands next replaces it whatever its size says."""
+    store = CountingStore((tmp_path / "store").as_uri())
+    key = Path(store.key(sha(VIDEO)))
+    key.parent.mkdir(parents=True)
+    key.write_bytes(bytes(len(VIDEO)))  # the right size, the wrong content
+    entries, paths = files(tmp_path, [VIDEO])
+    fp = next(iter(entries))
+    (tmp_path / paths[0]).unlink()  # the clone has the lock, not the file
+    link = StoreLink(
+        store,
+        base_dir=tmp_path,
+        entries=entries,
+        record=lambda r: apply(entries, r),
+        emit=lambda e: None,
+    )
+    with pytest.raises(StoreIntegrityError):
+        await link.restore(spec(0), paths)  # the job files() made first
+    (tmp_path / paths[0]).write_bytes(VIDEO)  # the API's download lands
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(link.serve)
+        link.landed(fp, 0, paths[0], sha(VIDEO), len(VIDEO))
+        link.close()
+    assert key.read_bytes() == VIDEO and link.uploaded == 1

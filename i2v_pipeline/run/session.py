@@ -209,14 +209,16 @@ class RunSession:
     ) -> RunStats:
         """The executor's run, with the uploads of what it lands going on beside it; the last
         uploads finish after it (a cancelled run abandons them: `i2v push` does them later)."""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(link.serve)
-            try:
-                stats = await executor.run(items)
-            finally:
-                link.close()
-        stats.stored, stats.uploaded = link.stored, link.uploaded
-        return stats
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(link.serve)
+                try:
+                    await executor.run(items)
+                finally:
+                    link.close()
+        finally:  # an interrupted run says what it did upload too
+            executor.stats.stored, executor.stats.uploaded = link.stored, link.uploaded
+        return executor.stats
 
     def _executor_for(
         self,

@@ -90,6 +90,8 @@ class StoreLink:
         self._held: set[str] = set()
         """Videos (sha256) this run uploaded or found whole in the store: no second look."""
         self._refused: set[str] = set()
+        self._damaged: set[str] = set()
+        """Videos whose object this run refused by hash: uploaded again whatever its size."""
         """Videos whose upload failed in this run: not tried again (`i2v push` does it)."""
         self._busy: dict[str, anyio.Event] = {}
         """Videos being looked up or uploaded; set when that ends."""
@@ -148,7 +150,8 @@ class StoreLink:
         so an object of the right size is that video; a damaged one is uploaded again, as
         `push` does); the video goes to _held, or to _refused if the store failed."""
         try:
-            if await self.store.call(self.store.size, sha256) != size:
+            damaged = sha256 in self._damaged
+            if damaged or await self.store.call(self.store.size, sha256) != size:
                 await self.store.aput(self.base_dir / rel, sha256)  # re-hashes the file first
                 self.uploaded += 1
         except StoreError as exc:
@@ -175,7 +178,11 @@ class StoreLink:
                 holds, target, rec.bytes, rec.sha256
             ):
                 continue
-            await fetch_recorded(self.store, self.record, fp, i, target, rel, rec)
+            try:
+                await fetch_recorded(self.store, self.record, fp, i, target, rel, rec)
+            except StoreIntegrityError:  # other bytes under its key: the download replaces them
+                self._damaged.add(rec.sha256)
+                raise
             self._held.add(rec.sha256)  # hashed on the way: a copy landing later is stored
 
 

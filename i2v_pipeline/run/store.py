@@ -197,10 +197,18 @@ class Store:
             )
         key = self.key(sha256)
         try:
+            if not self.atomic and self.fs.isdir(key):  # a rename would land inside it
+                raise StoreError(
+                    f"a folder stands where the video {sha256[:12]}… belongs in the store "
+                    f"({self.where(sha256)}): not uploaded",
+                    hint="remove that folder from the store, then run `i2v push`",
+                )
             if self.atomic:
                 self.fs.put_file(str(local), key)
             else:
                 self._put_renamed(local, key)
+        except StoreError:
+            raise
         except Exception as exc:
             raise self._error("cannot upload to", sha256, exc) from None
 
