@@ -23,6 +23,20 @@ def clip(folder: Path, name: str, size: tuple[int, int], seconds: int, audio: bo
     return out
 
 
+def grey_clip(path: Path, container: str, *, frames: int, **options: str) -> Path:
+    """A 64x48 H.264 clip of grey frames at 4 fps in the given container."""
+    with av.open(str(path), "w", format=container, options=options) as out:
+        stream = out.add_stream("libx264", rate=4)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(frames):
+            frame = av.VideoFrame(64, 48, "yuv420p")
+            for plane in frame.planes:
+                plane.update(b"\x80" * plane.buffer_size)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("clips")
@@ -94,16 +108,7 @@ def test_what_it_does_not_know_goes_to_ffmpeg(tmp_path: Path) -> None:
     with pytest.raises(verify.VerifyError):
         verify.probe(page, hint=".mp4")
 
-    mkv = tmp_path / "clip.mkv"
-    with av.open(str(mkv), "w", format="matroska") as out:
-        stream = out.add_stream("libx264", rate=4)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for _ in range(4):
-            frame = av.VideoFrame(64, 48, "yuv420p")
-            for plane in frame.planes:
-                plane.update(b"\x80" * plane.buffer_size)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    mkv = grey_clip(tmp_path / "clip.mkv", "matroska", frames=4)
     named_mp4 = tmp_path / "really-mkv.mp4"
     named_mp4.write_bytes(mkv.read_bytes())
     info = verify.probe(named_mp4, hint=".mp4")  # not what its name says: probed as a whole
@@ -111,18 +116,7 @@ def test_what_it_does_not_know_goes_to_ffmpeg(tmp_path: Path) -> None:
 
 
 def test_fragmented_mp4_is_left_to_ffmpeg(tmp_path: Path) -> None:
-    frag = tmp_path / "frag.mp4"
-    with av.open(
-        str(frag), "w", format="mp4", options={"movflags": "frag_keyframe+empty_moov"}
-    ) as out:
-        stream = out.add_stream("libx264", rate=4)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for _ in range(8):
-            frame = av.VideoFrame(64, 48, "yuv420p")
-            for plane in frame.planes:
-                plane.update(b"\x80" * plane.buffer_size)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    frag = grey_clip(tmp_path / "frag.mp4", "mp4", frames=8, movflags="frag_keyframe+empty_moov")
     with open(frag, "rb") as f, pytest.raises(mp4.Unsupported, match="fragmented"):
         mp4.read(f)
     info = verify.probe(frag, hint=".mp4")
