@@ -31,7 +31,7 @@ class Recorder:
         self.durable = 0
         """Lines of the journal known to be fsynced."""
         self.fsyncs = 0
-        self._fsyncs = offload.Lane("journal fsync")
+        self._fsync_lane = offload.Lane("journal fsync")
         """Where fsyncs run: inline while they are quick, else in a thread."""
         self._syncing: anyio.Event | None = None
         """Set when the fsync in flight ends; None when none is."""
@@ -67,7 +67,7 @@ class Recorder:
                 continue
             self._syncing = done = anyio.Event()
             try:
-                self.durable = max(self.durable, await self._fsyncs.run(self.journal.sync))
+                self.durable = max(self.durable, await self._fsync_lane.run(self.journal.sync))
                 self.fsyncs += 1
             finally:
                 self._syncing = None

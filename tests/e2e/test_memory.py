@@ -10,15 +10,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from i2v_pipeline.cli.common import Selection, plan_campaign
 from i2v_pipeline.run import memory
 from i2v_pipeline.run import session as session_mod
-from i2v_pipeline.run.session import RunSession, credentials
-from i2v_pipeline.spec.campaign import load_campaign
-from i2v_pipeline.state.plan import PlanOptions
 
 from ..conftest import ThreadedEmulator, WriteManifest
 from .test_run import MANIFEST
+from .test_session import planned_session
 
 
 def test_run_caps_malloc_arenas(
@@ -30,16 +27,8 @@ def test_run_caps_malloc_arenas(
     """A session's run caps the arenas before its worker threads start."""
     calls: list[int] = []
     monkeypatch.setattr(session_mod, "steady_malloc", lambda: calls.append(1))
-    campaign = load_campaign(write_manifest(MANIFEST.format(url=emulator.base_url)))
-    planned = plan_campaign(campaign, PlanOptions(), Selection())
-    work = [i for i in planned.items if i.action.is_work]
-    session = RunSession(
-        campaign,
-        planned.entries,
-        prefix=planned.prefix,
-        base_url=emulator.base_url,
-        auth=credentials(campaign),
-    )
+    path = write_manifest(MANIFEST.format(url=emulator.base_url))
+    session, work, _ = planned_session(path, emulator.base_url)
     session.stop()
     anyio.run(session.run, work)
     assert calls == [1]
@@ -76,16 +65,7 @@ def test_nothing_per_job_outlives_its_job(
     sha256 per distinct video the store holds)."""
     store = (workdir / "store").as_uri()
     text = MANIFEST.format(url=emulator.base_url) + f'store: {{url: "{store}"}}\n'
-    campaign = load_campaign(write_manifest(text))
-    planned = plan_campaign(campaign, PlanOptions(), Selection())
-    work = [i for i in planned.items if i.action.is_work]
-    session = RunSession(
-        campaign,
-        planned.entries,
-        prefix=planned.prefix,
-        base_url=emulator.base_url,
-        auth=credentials(campaign),
-    )
+    session, work, planned = planned_session(write_manifest(text), emulator.base_url)
     stats = anyio.run(session.run, work)
     assert stats.done == len(work) > 1 and stats.failed == 0
     executor = session._executor

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 from click.testing import CliRunner
 
 from i2v_pipeline.cli import cli, run_exec
-from i2v_pipeline.cli.common import Selection, compact_lock, plan_campaign
+from i2v_pipeline.cli.common import Planned, Selection, compact_lock, plan_campaign
 from i2v_pipeline.model import Event, EventKind, PlanItem, RunStats
 from i2v_pipeline.run.session import RunSession, credentials
 from i2v_pipeline.spec.campaign import load_campaign
@@ -23,6 +24,24 @@ from ..conftest import ThreadedEmulator, WriteManifest
 from .test_run import MANIFEST
 
 
+def planned_session(
+    manifest: Path, base_url: str, **kw: Any
+) -> tuple[RunSession, list[PlanItem], Planned]:
+    """The session `i2v run` would build for manifest, the plan's work and the plan."""
+    campaign = load_campaign(manifest)
+    planned = plan_campaign(campaign, PlanOptions(), Selection())
+    work = [i for i in planned.items if i.action.is_work]
+    session = RunSession(
+        campaign,
+        planned.entries,
+        prefix=planned.prefix,
+        base_url=base_url,
+        auth=credentials(campaign),
+        **kw,
+    )
+    return session, work, planned
+
+
 @pytest.mark.anyio
 async def test_stop_lets_no_further_create_start(
     emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
@@ -31,9 +50,6 @@ async def test_stop_lets_no_further_create_start(
     text = MANIFEST.format(url=emulator.base_url).replace(
         "limits: {", "limits: {jobs_in_flight: 1, "
     )
-    campaign = load_campaign(write_manifest(text))
-    planned = plan_campaign(campaign, PlanOptions(), Selection())
-    work = [i for i in planned.items if i.action.is_work]
     events: list[Event] = []
 
     def on_event(event: Event) -> None:
@@ -41,13 +57,8 @@ async def test_stop_lets_no_further_create_start(
         if event.kind is EventKind.SUBMITTED:
             session.stop()
 
-    session = RunSession(
-        campaign,
-        planned.entries,
-        prefix=planned.prefix,
-        base_url=emulator.base_url,
-        auth=credentials(campaign),
-        on_event=on_event,
+    session, work, planned = planned_session(
+        write_manifest(text), emulator.base_url, on_event=on_event
     )
     stats = await session.run(work)
     compact_lock(planned)
@@ -56,7 +67,7 @@ async def test_stop_lets_no_further_create_start(
     assert emulator.creates() == 1
     kinds = [e.kind for e in events]
     assert kinds.count(EventKind.SKIPPED) == 5 and kinds.count(EventKind.DONE) == 1
-    (entry,) = load_state(campaign.lock_path).values()
+    (entry,) = load_state(planned.campaign.lock_path).values()
     assert entry.state == "succeeded"
 
 
@@ -64,16 +75,8 @@ def test_stop_before_run_creates_nothing(
     emulator: ThreadedEmulator, write_manifest: WriteManifest, workdir: Path
 ) -> None:
     """A session stopped before it runs (made outside any event loop) sends no create."""
-    campaign = load_campaign(write_manifest(MANIFEST.format(url=emulator.base_url)))
-    planned = plan_campaign(campaign, PlanOptions(), Selection())
-    work = [i for i in planned.items if i.action.is_work]
-    session = RunSession(
-        campaign,
-        planned.entries,
-        prefix=planned.prefix,
-        base_url=emulator.base_url,
-        auth=credentials(campaign),
-    )
+    path = write_manifest(MANIFEST.format(url=emulator.base_url))
+    session, work, _ = planned_session(path, emulator.base_url)
     session.stop()
     stats = anyio.run(session.run, work)
     assert (stats.created, stats.skipped) == (0, 6)
