@@ -124,7 +124,7 @@ def test_fragmented_mp4_is_left_to_ffmpeg(tmp_path: Path) -> None:
 
 
 def test_a_reused_decoder_checks_each_file_on_its_own(tmp_path: Path) -> None:
-    """Files sharing a decoder configuration share a decoder (flushed between them): each is
+    """Files sharing a decoder configuration share a decoder: each is
     still judged by its own first frame, and a refused frame never poisons the next file."""
     image = (IMAGES / "tower.png").read_bytes()
     good = [tmp_path / f"g{i}.mp4" for i in range(3)]
@@ -146,6 +146,66 @@ def test_a_reused_decoder_checks_each_file_on_its_own(tmp_path: Path) -> None:
         assert info == verify._probe(path, "mp4")
     assert verify.probe(good[2], hint=".mp4").duration == 3.0
     assert len(verify._decoders.cache) <= verify.DECODERS_KEPT
+
+
+def test_a_first_picture_that_predicts_cannot_borrow_the_last_files(tmp_path: Path) -> None:
+    """A decoder is reused without a flush after a file that starts with an IDR picture. A file
+    whose first sample is a P picture (here: a good file's second frame, moved to the front)
+    would decode against the previous file's picture left in that decoder; it is refused, as a
+    fresh decoder refuses it."""
+    image = (IMAGES / "tower.png").read_bytes()
+    good = tmp_path / "good.mp4"
+    render_video(image, good, size=(96, 64), seconds=2, fps=4, motion="pan", audio=False)
+    with open(good, "rb") as f:
+        movie, first = mp4.read(f)
+    offset, length = movie.first_sample
+    second = movie.video.sizes[1]
+    assert len(movie.video.chunks) == 1  # one chunk: the second sample follows the first
+    data = bytearray(good.read_bytes())
+    moved = bytes(data[offset + length : offset + length + second])
+    assert verify.starts_intra("h264", movie.video.config, first)
+    assert not verify.starts_intra("h264", movie.video.config, moved)
+    data[offset : offset + second] = moved
+    at = data.index(b"stsz") + 4 + 4 + 4 + 4  # version/flags, uniform size, count: entry 1
+    assert struct.unpack_from(">I", data, at) == (length,)
+    struct.pack_into(">I", data, at, second)
+    predicted = tmp_path / "predicted.mp4"
+    predicted.write_bytes(bytes(data))
+    for path in (good, predicted, good, predicted):
+        if path == predicted:
+            with pytest.raises(verify.VerifyError, match="damaged"):
+                verify.probe(path, hint=".mp4")
+        else:
+            assert verify.probe(path, hint=".mp4") == verify._probe(path, "mp4")
+
+
+def nal_units(width: int, *units: bytes) -> bytes:
+    return b"".join(len(u).to_bytes(width, "big") + u for u in units)
+
+
+@pytest.mark.parametrize(
+    ("codec", "config", "sample", "intra"),
+    [
+        ("h264", bytes([1, 100, 0, 31, 0xFF]), nal_units(4, b"\x09\xf0", b"\x65\x88"), True),
+        ("h264", bytes([1, 100, 0, 31, 0xFF]), nal_units(4, b"\x06\x05", b"\x41\x9a"), False),
+        ("h264", bytes([1, 100, 0, 31, 0xFD]), nal_units(2, b"\x67\x64", b"\x65\x88"), True),
+        ("h264", bytes([1, 100, 0, 31]), nal_units(4, b"\x65\x88"), False),  # no length field
+        ("h264", bytes([1, 100, 0, 31, 0xFF]), b"\x00\x00\x00\x09\x65\x88", False),  # cut
+        ("h264", bytes([1, 100, 0, 31, 0xFF]), nal_units(4, b"\x06\x05"), False),  # no picture
+        ("hevc", bytes(21) + b"\x0f", nal_units(4, b"\x40\x01", b"\x26\x01"), True),  # IDR
+        (
+            "hevc",
+            bytes(21) + b"\x0f",
+            nal_units(4, b"\x2a\x01"),
+            False,
+        ),  # CRA: mid-stream it keeps what came before
+        ("hevc", bytes(21) + b"\x0f", nal_units(4, b"\x02\x01"), False),  # a trailing picture
+    ],
+)
+def test_which_first_pictures_start_afresh(
+    codec: str, config: bytes, sample: bytes, intra: bool
+) -> None:
+    assert verify.starts_intra(codec, config, sample) is intra
 
 
 def test_hostile_structures_are_bounded(clips: dict[str, Path], tmp_path: Path) -> None:

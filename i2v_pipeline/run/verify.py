@@ -72,13 +72,17 @@ def _fast(path: Path, opened: BinaryIO | None) -> VideoInfo:
     key = (movie.codec, movie.video.config)
     decoder = _decoder(key)
     try:
-        frames = decoder.decode(av.Packet(sample))
-        frames += decoder.decode(None)
-        decoder.flush_buffers()  # ready for the next file: no frame or reference carries over
+        if not starts_intra(movie.codec, movie.video.config, sample):
+            decoder.flush_buffers()  # it could predict from the last file's pictures: none left
+        frames = decoder.decode(av.Packet(sample))  # low delay: an intra picture comes at once
+        if not frames:  # held back all the same (a field of a pair): drain, then start afresh
+            frames = decoder.decode(None)
+            decoder.flush_buffers()
     except av.FFmpegError as exc:
         _decoders.cache.pop(key, None)  # never reuse a decoder that refused its input
         raise VerifyError(f"does not decode as a video ({_said(exc)})") from None
     if not frames or frames[0].is_corrupt:
+        _decoders.cache.pop(key, None)  # nor one that concealed damage
         raise VerifyError("does not decode as a video (its first frame is damaged)")
     frame = frames[0]
     return VideoInfo(frame.width, frame.height, movie.duration, audio=movie.audio)
@@ -86,8 +90,10 @@ def _fast(path: Path, opened: BinaryIO | None) -> VideoInfo:
 
 class _Decoders(threading.local):
     """Each thread's open decoders, by (codec, decoder configuration): the videos of one
-    campaign share a handful, and a decoder reused (flushed between files) skips allocating
-    and clearing its frame buffers, most of what decoding one frame costs."""
+    campaign share a handful, and a decoder reused skips allocating and clearing its frame
+    buffers and tables, most of what decoding one frame costs. It is not flushed between files
+    that start with a random access point (an IDR picture resets its references); any other
+    first picture is decoded after a flush, as by a fresh decoder (starts_intra)."""
 
     def __init__(self) -> None:
         self.cache: dict[tuple[str, bytes], VideoCodecContext] = {}
@@ -105,11 +111,44 @@ def _decoder(key: tuple[str, bytes]) -> VideoCodecContext:
         decoder = cast(VideoCodecContext, av.CodecContext.create(key[0], "r"))
         decoder.extradata = key[1]
         decoder.thread_count = 1  # one frame: a thread pool costs more than it saves
-        decoder.options = {"err_detect": "explode"}  # an error in the frame fails, not concealed
+        # an error in the frame fails, not concealed; low_delay hands the picture out as soon
+        # as it is decoded, so no drain is needed, and no flush: FFmpeg's h264 flush frees the
+        # decoder's tables, so each file would allocate and clear them again (twice the CPU)
+        decoder.options = {"err_detect": "explode", "flags": "+low_delay"}
         if len(cache) >= DECODERS_KEPT:
             del cache[next(iter(cache))]
         cache[key] = decoder
     return decoder
+
+
+H264_IDR = 5
+HEVC_FRESH = range(16, 21)
+"""NAL unit types of a picture that starts the stream afresh (H.264 IDR; HEVC BLA and IDR). A
+CRA picture does not: met mid-stream it keeps the pictures before it, so it counts as unsure."""
+
+
+def starts_intra(codec: str, config: bytes, sample: bytes) -> bool:
+    """The sample's first picture starts the stream afresh: it decodes from nothing before it,
+    so a reused decoder cannot borrow the previous file's pictures. False when unsure (the
+    caller then flushes the decoder first). sample holds length-prefixed NAL units, their
+    length field as wide as the configuration says (avcC byte 4, hvcC byte 21)."""
+    hevc = codec == "hevc"
+    at = 21 if hevc else 4
+    if len(config) <= at:
+        return False
+    width, pos = (config[at] & 3) + 1, 0
+    while pos + width < len(sample):
+        size = int.from_bytes(sample[pos : pos + width], "big")
+        pos += width
+        if size == 0 or pos + size > len(sample):
+            return False
+        kind = (sample[pos] >> 1) & 0x3F if hevc else sample[pos] & 0x1F
+        if hevc and kind < 32:  # the first picture's slice: VCL types are 0-31
+            return kind in HEVC_FRESH
+        if not hevc and 1 <= kind <= 5:  # VCL types are 1-5
+            return kind == H264_IDR
+        pos += size
+    return False
 
 
 def _probe(path: Path, demuxer: str | None) -> VideoInfo:
