@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -114,6 +115,23 @@ async def test_frame_size_mismatch_keeps_the_file(tmp_path: Path, video: bytes) 
     assert (tmp_path / "a.mp4").read_bytes() == video
     assert got.mismatch == "frame is 112x64, expected a 720p short side"
     assert got.mtime_ns == (tmp_path / "a.mp4").stat().st_mtime_ns
+
+
+async def test_a_missing_folder_is_made_and_a_file_in_its_place_is_reported(
+    tmp_path: Path, video: bytes
+) -> None:
+    """The target's folders are made when missing (also when removed between two downloads);
+    a file where a folder should be fails with the path named, and nothing is left behind."""
+    async with serve(ok(video)) as url:
+        await get(url, tmp_path / "a" / "b" / "one.mp4")
+        shutil.rmtree(tmp_path / "a")
+        await get(url, tmp_path / "a" / "b" / "two.mp4")
+        (tmp_path / "c").write_text("not a folder")
+        with pytest.raises(DownloadError, match=r"cannot write .*c/three\.mp4") as info:
+            await get(url, tmp_path / "c" / "three.mp4")
+    assert (tmp_path / "a" / "b" / "two.mp4").read_bytes() == video
+    assert leftovers(tmp_path / "a" / "b") == ["two.mp4"]
+    assert not isinstance(info.value, TransientDownloadError)
 
 
 async def test_verify_strict_fails_a_mismatch(tmp_path: Path, video: bytes) -> None:

@@ -169,8 +169,8 @@ async def fetch(
 ) -> Downloaded:
     """Download url to target atomically. ExpiredResultError on 403/404 (re-query the result),
     TransientDownloadError when another try may work, DownloadError otherwise. seals: where
-    the file is sealed (fsync, check, rename); by default a worker thread."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    the file is sealed (fsync, check, rename); by default a worker thread. target's folder
+    is made when missing (_save)."""
     part = _part(target)
     f = None
     try:
@@ -191,7 +191,8 @@ async def fetch(
 def _discard(f: BinaryIO | None, part: Path) -> None:
     if f is not None:
         f.close()
-    part.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # never made (its folder is missing, or is a file)
+        part.unlink()
 
 
 async def _stream(
@@ -247,7 +248,7 @@ async def _save(
         raise DownloadError(f"the result is {expected:,} bytes, {too_big}")
     digest = hashlib.sha256()
     size = 0
-    f = open(part, "w+b")  # noqa: SIM115 - handed to _seal (which reads it back to check it)
+    f = _create(part)
     try:
         async for chunk in resp.content.iter_chunked(CHUNK):
             size += len(chunk)
@@ -261,6 +262,16 @@ async def _save(
         f.close()
         raise
     return f, digest.hexdigest(), size
+
+
+def _create(part: Path) -> BinaryIO:
+    """part, new and open for _seal (which reads it back to check it); its folder is made only
+    when the open says it is missing (one syscall a download, not three)."""
+    try:
+        return open(part, "w+b")
+    except FileNotFoundError:
+        part.parent.mkdir(parents=True, exist_ok=True)
+        return open(part, "w+b")
 
 
 def _seal(
