@@ -163,8 +163,8 @@ def test_a_first_picture_that_predicts_cannot_borrow_the_last_files(tmp_path: Pa
     assert len(movie.video.chunks) == 1  # one chunk: the second sample follows the first
     data = bytearray(good.read_bytes())
     moved = bytes(data[offset + length : offset + length + second])
-    assert verify.starts_intra("h264", movie.video.config, first)
-    assert not verify.starts_intra("h264", movie.video.config, moved)
+    assert verify.starts_afresh("h264", movie.video.config, first)
+    assert not verify.starts_afresh("h264", movie.video.config, moved)
     data[offset : offset + second] = moved
     at = data.index(b"stsz") + 4 + 4 + 4 + 4  # version/flags, uniform size, count: entry 1
     assert struct.unpack_from(">I", data, at) == (length,)
@@ -184,7 +184,7 @@ def nal_units(width: int, *units: bytes) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("codec", "config", "sample", "intra"),
+    ("codec", "config", "sample", "afresh"),
     [
         ("h264", bytes([1, 100, 0, 31, 0xFF]), nal_units(4, b"\x09\xf0", b"\x65\x88"), True),
         ("h264", bytes([1, 100, 0, 31, 0xFF]), nal_units(4, b"\x06\x05", b"\x41\x9a"), False),
@@ -193,19 +193,14 @@ def nal_units(width: int, *units: bytes) -> bytes:
         ("h264", bytes([1, 100, 0, 31, 0xFF]), b"\x00\x00\x00\x09\x65\x88", False),  # cut
         ("h264", bytes([1, 100, 0, 31, 0xFF]), nal_units(4, b"\x06\x05"), False),  # no picture
         ("hevc", bytes(21) + b"\x0f", nal_units(4, b"\x40\x01", b"\x26\x01"), True),  # IDR
-        (
-            "hevc",
-            bytes(21) + b"\x0f",
-            nal_units(4, b"\x2a\x01"),
-            False,
-        ),  # CRA: mid-stream it keeps what came before
+        ("hevc", bytes(21) + b"\x0f", nal_units(4, b"\x2a\x01"), False),  # CRA: keeps the past
         ("hevc", bytes(21) + b"\x0f", nal_units(4, b"\x02\x01"), False),  # a trailing picture
     ],
 )
 def test_which_first_pictures_start_afresh(
-    codec: str, config: bytes, sample: bytes, intra: bool
+    codec: str, config: bytes, sample: bytes, afresh: bool
 ) -> None:
-    assert verify.starts_intra(codec, config, sample) is intra
+    assert verify.starts_afresh(codec, config, sample) is afresh
 
 
 def test_hostile_structures_are_bounded(clips: dict[str, Path], tmp_path: Path) -> None:

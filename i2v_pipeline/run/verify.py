@@ -72,9 +72,9 @@ def _fast(path: Path, opened: BinaryIO | None) -> VideoInfo:
     key = (movie.codec, movie.video.config)
     decoder = _decoder(key)
     try:
-        if not starts_intra(movie.codec, movie.video.config, sample):
+        if not starts_afresh(movie.codec, movie.video.config, sample):
             decoder.flush_buffers()  # it could predict from the last file's pictures: none left
-        frames = decoder.decode(av.Packet(sample))  # low delay: an intra picture comes at once
+        frames = decoder.decode(av.Packet(sample))  # low delay: the picture comes at once
         if not frames:  # held back all the same (a field of a pair): drain, then start afresh
             frames = decoder.decode(None)
             decoder.flush_buffers()
@@ -91,9 +91,9 @@ def _fast(path: Path, opened: BinaryIO | None) -> VideoInfo:
 class _Decoders(threading.local):
     """Each thread's open decoders, by (codec, decoder configuration): the videos of one
     campaign share a handful, and a decoder reused skips allocating and clearing its frame
-    buffers and tables, most of what decoding one frame costs. It is not flushed between files
-    that start with a random access point (an IDR picture resets its references); any other
-    first picture is decoded after a flush, as by a fresh decoder (starts_intra)."""
+    buffers and tables, most of what decoding one frame costs. It is not flushed before a file
+    whose first picture starts the stream afresh (an IDR resets the references); any other
+    first picture is decoded after a flush, as by a fresh decoder (starts_afresh)."""
 
     def __init__(self) -> None:
         self.cache: dict[tuple[str, bytes], VideoCodecContext] = {}
@@ -127,7 +127,7 @@ HEVC_FRESH = range(16, 21)
 CRA picture does not: met mid-stream it keeps the pictures before it, so it counts as unsure."""
 
 
-def starts_intra(codec: str, config: bytes, sample: bytes) -> bool:
+def starts_afresh(codec: str, config: bytes, sample: bytes) -> bool:
     """The sample's first picture starts the stream afresh: it decodes from nothing before it,
     so a reused decoder cannot borrow the previous file's pictures. False when unsure (the
     caller then flushes the decoder first). sample holds length-prefixed NAL units, their
