@@ -47,6 +47,11 @@ def register_secret(value: str | None) -> None:
         _SECRETS.add(value)
 
 
+def has_secrets() -> bool:
+    """Whether any secret is registered (redact has work to do without extra ones)."""
+    return bool(_SECRETS)
+
+
 def redact(text: str, extra: Iterable[str] = (), *, urls: bool = True) -> str:
     """text with every registered secret (and extra ones) masked and, if urls, URL queries cut."""
     for secret in sorted({*_SECRETS, *(e for e in extra if len(e) >= MIN_SECRET)}, key=len)[::-1]:

@@ -384,6 +384,10 @@ def test_a_torn_line_after_a_bad_entry_decides(tmp_path: Path) -> None:
         '{"id": "a", "request": {"prompt": "x"',  # cut short
         '{"id": "a", "request": {"prompt": "x\x01"}}',  # damaged
         '{, "request": {"prompt": "x"}}',
+        '{"request": 1, "id": "a", "request": {"prompt": "x"}}',  # a twin spelled otherwise
+        '{"id": "a", "request": {"request": {"prompt": "x"}}}',  # a twin inside the request
+        '{"id": "say \\"hi\\"", "request": {"prompt": "x"}}',  # a backslash, no \\u
+        '{"id": "a\\\\u", "request": {"prompt": "x"}}',  # an escaped backslash before u
     ],
 )
 def test_lock_line_parsed_whole_reads_as_part_by_part(body: str) -> None:

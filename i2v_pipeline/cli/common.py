@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
+import orjson
 
-from ..errors import I2VError, mask_userinfo, redact
+from ..errors import I2VError, has_secrets, mask_userinfo, redact
 from ..model import PlanItem
 from ..spec.budget import calibrate
 from ..spec.campaign import Campaign
@@ -79,9 +80,20 @@ def render_error(exc: I2VError) -> str:
 
 def print_json(obj: Any) -> None:
     # Secrets only: --json legitimately carries full result URLs.
-    """obj as indented JSON on stdout, secrets redacted (result URLs kept)."""
-    text = json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False)
-    click.echo(redact(text, env_secrets(), urls=False))
+    """obj as indented JSON on stdout, secrets redacted (result URLs kept).
+
+    orjson writes what json.dumps(indent=2, ensure_ascii=False) writes, ~20x faster (the
+    indented json encoder is pure Python: a 100,000-job plan took 1.5 s), and as bytes, which
+    click writes without copying or scanning them for colour codes; json stays for what orjson
+    refuses (an integer past 64 bits)."""
+    try:
+        data = orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        data = (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode()
+    secrets = env_secrets()
+    if secrets or has_secrets():
+        data = redact(data.decode(), secrets, urls=False).encode()
+    click.echo(data, nl=False)
 
 
 def command_line() -> str:

@@ -221,7 +221,8 @@ def tally(
     spent = in_flight = 0
     for e in entries.values():
         # creates of the same job paid in another clone, kept by a lock merge: paid all the same
-        spent += sum(p.credits or 0 for p in e.also_paid)
+        if e.also_paid:
+            spent += sum(p.credits or 0 for p in e.also_paid)
         if e.credits is not None:
             spent += e.credits
         elif e.state in ("submitted", "unknown"):  # sent; the charge is not recorded yet

@@ -29,6 +29,7 @@ LOCK_VERSION = 1
 REQUEST_KEY = ', "request": '
 """`request` is the last key of a line. A JSON string cannot hold a bare `"`, so this text only
 occurs as that key: lines split there without parsing the request, which stays JSON text."""
+_KEY = '"request"'
 
 
 STATES: dict[str, LockState] = {
@@ -223,12 +224,20 @@ def _split_line(n: int, line: str) -> tuple[dict[str, Any], str | None]:
     REQUEST_KEY is the request, and the line is what _split_exact reads it as. Any other line
     goes to _split_exact, which also words the error of a damaged one."""
     body = line[2:].rstrip()
-    cut = body.find(REQUEST_KEY)
-    if cut > 0 and body.count('"request"') == 1 and "\\u" not in body:
+    # one pass for the key (its first `"request"`, and no other after it) and a memchr for a
+    # backslash (a two-character `in` is 10x slower): half the cost of find + count + `in`
+    at = body.find(_KEY)
+    cut = at - 2
+    if (
+        cut > 0
+        and body.startswith(REQUEST_KEY, cut)
+        and body.find(_KEY, at + len(_KEY)) < 0
+        and ("\\" not in body or "\\u" not in body)
+    ):
         try:
             d = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return _split_exact(n, body, cut)
+            return _split_exact(n, body, cut)  # cut is the first REQUEST_KEY
         if (
             d.__class__ is dict
             and next(reversed(d)) == "request"
@@ -236,7 +245,7 @@ def _split_line(n: int, line: str) -> tuple[dict[str, Any], str | None]:
         ):
             del d["request"]
             return d, body[cut + len(REQUEST_KEY) : -1]
-    return _split_exact(n, body, cut)
+    return _split_exact(n, body, body.find(REQUEST_KEY))
 
 
 def _split_exact(n: int, body: str, cut: int) -> tuple[dict[str, Any], str | None]:

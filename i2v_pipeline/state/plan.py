@@ -371,27 +371,36 @@ def plan_to_json(items: Sequence[PlanItem], manifest: str) -> dict[str, Any]:
         "version": 1,
         "manifest": manifest,
         "summary": summary,
-        "jobs": [
-            {
-                "action": i.action.label,
-                "symbol": i.action.value,
-                "id": i.job_id,
-                "fingerprint": i.fingerprint,
-                "reason": i.reason,
-                "credits": i.credits,
-                **({"mismatch": m} if (m := mismatches(i.entry)) else {}),
-                **({"also_paid": paid} if (paid := _paid_ids(i.entry)) else {}),
-                **(_replace_json(i) if i.replaces is not None else {}),
-                **(audio_plan.to_json(i.audio) if i.audio is not None else {}),
-            }
-            for i in items
-        ],
+        "jobs": list(map(_job_json, items)),
     }
 
 
-def _paid_ids(entry: LockEntry | None) -> list[str]:
+def _job_json(i: PlanItem) -> dict[str, Any]:
+    """One job of the plan's JSON; the optional keys only where they apply."""
+    job: dict[str, Any] = {
+        "action": i.action.label,
+        "symbol": i.action.value,
+        "id": i.job_id,
+        "fingerprint": i.fingerprint,
+        "reason": i.reason,
+        "credits": i.credits,
+    }
+    entry = i.entry
+    if entry is not None:
+        if m := mismatches(entry):
+            job["mismatch"] = m
+        if entry.also_paid:
+            job["also_paid"] = _paid_ids(entry)
+    if i.replaces is not None:
+        job.update(_replace_json(i))
+    if i.audio is not None:
+        job.update(audio_plan.to_json(i.audio))
+    return job
+
+
+def _paid_ids(entry: LockEntry) -> list[str]:
     """The remote ids of a merged lock's other paid creates of this job (its also_paid)."""
-    return [rid for p in entry.also_paid for rid in p.remote_ids] if entry is not None else []
+    return [rid for p in entry.also_paid for rid in p.remote_ids]
 
 
 def _replace_json(item: PlanItem) -> dict[str, Any]:

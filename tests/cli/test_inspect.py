@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -216,3 +217,46 @@ def test_models_refresh_effects_and_status(
     assert code == 0 and "squish_89244231312  Squish" in out
     code, out, _ = run("status", str(write_manifest()))
     assert code == 0 and "0 jobs in" in out
+
+
+def test_json_output_is_the_standard_spelling_and_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """print_json writes what json.dumps(indent=2, ensure_ascii=False) writes (orjson, with the
+    standard library for what orjson refuses), and masks a secret from the environment."""
+    import click
+
+    from i2v_pipeline.cli.common import print_json
+
+    doc = {"a": [], "b": {}, "c": [{"x": "é ☃ \u2028", "n": None, "t": True}], "big": 1}
+
+    def printed(obj: object) -> str:
+        with CliRunner().isolation() as (out, _, _):
+            with click.Context(click.Command("x")):
+                print_json(obj)
+            return out.getvalue().decode()
+
+    assert printed(doc) == json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    doc["big"] = 1 << 70  # past orjson's 64 bits
+    assert printed(doc) == json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    monkeypatch.setenv("AKOOL_API_KEY", "key-from-the-env-123")
+    assert printed({"echo": "key-from-the-env-123"}) == '{\n  "echo": "***"\n}\n'
+
+
+def test_plan_listing_of_many_jobs_is_whole_and_in_order(write_manifest: WriteManifest) -> None:
+    """A plan longer than one write (the listing goes out in chunks) prints every job once, in
+    plan order, with the summary last."""
+    from i2v_pipeline.cli import inspect
+
+    moods = ", ".join(f"m{i}" for i in range(inspect._CHUNK + 7))
+    path = write_manifest(
+        MINIMAL.replace("prompts:", f"matrix: {{mood: [{moods}]}}\nprompts:").replace(
+            '"A calm scene"', '"A calm scene, {{ mood }}"'
+        )
+    )
+    code, out, _ = run("plan", str(path))
+    lines = out.splitlines()
+    specs = load_campaign(path).specs
+    assert code == 0 and len(specs) > inspect._CHUNK
+    assert [line.split()[2] for line in lines[:-1]] == [s.id for s in specs]
+    assert lines[-1].startswith(f"Plan: {len(specs)} to create.")
