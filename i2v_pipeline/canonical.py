@@ -33,11 +33,13 @@ def canonical_json(obj: Any, *, sort_keys: bool = True, spaced: bool = False) ->
     Requests hold no floats, whose spelling the two libraries differ on.
 
     sort_keys=False keeps the writer's key order (journal records, lock lines: fixed by their
-    writer); spaced=True writes `, ` and `: ` (the lockfile, read by people). Those variants use
-    the standard library, whose spelling of floats the existing files already hold."""
-    if sort_keys and not spaced:
+    writer). Compact, it is orjson too (5 journal lines a job): the same bytes as the standard
+    library but for a float's exponent (`1e16`, not `1e+16`), which parses back the same and
+    is hashed nowhere. spaced=True writes `, ` and `: ` (the lockfile, read by people and diffed
+    in pull requests): the standard library, whose spelling of floats existing locks hold."""
+    if not spaced:
         try:
-            return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+            return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS if sort_keys else None)
         except TypeError:  # e.g. an integer beyond 64 bits: the standard library copes
             pass
     return _STDLIB[sort_keys, spaced](obj).encode()
