@@ -47,14 +47,15 @@ def register_secret(value: str | None) -> None:
         _SECRETS.add(value)
 
 
-def has_secrets() -> bool:
-    """Whether any secret is registered (redact has work to do without extra ones)."""
-    return bool(_SECRETS)
+def secrets(extra: Iterable[str] = ()) -> list[str]:
+    """Every registered secret and those of extra long enough to be one, longest first (a
+    secret inside another is masked after it)."""
+    return sorted({*_SECRETS, *(e for e in extra if len(e) >= MIN_SECRET)}, key=len)[::-1]
 
 
 def redact(text: str, extra: Iterable[str] = (), *, urls: bool = True) -> str:
     """text with every registered secret (and extra ones) masked and, if urls, URL queries cut."""
-    for secret in sorted({*_SECRETS, *(e for e in extra if len(e) >= MIN_SECRET)}, key=len)[::-1]:
+    for secret in secrets(extra):
         text = text.replace(secret, REDACTED)
     return _URL_QUERY.sub(r"\1?…", text) if urls else text
 

@@ -405,3 +405,45 @@ def test_lock_line_parsed_whole_reads_as_part_by_part(body: str) -> None:
 
     fast = outcome(lambda: lockread._split_line(7, f"- {body}\n"))
     assert fast == outcome(lambda: lockread._split_exact(7, body, cut))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('"remote_ids": ["r1", "r2"]', '"remote_ids": "r1r2"', "remote_ids must be a list"),
+        ('"credits": 40', '"credits": "40"', "credits must be a whole number"),
+        ('"credits": 40', '"credits": [40]', "credits must be a whole number"),
+        ('"credits": 40', '"credits": 4.5', "credits must be a whole number"),
+        ('"credits": 40', '"credits": true', "credits must be a whole number"),
+        ('"credits": 40', '"credits": -1', "credits must be a whole number"),
+    ],
+)
+def test_a_lock_value_of_the_wrong_kind_is_refused_on_its_line(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    """A string where the ids' list goes (it would read as its characters) or credits that are
+    not a whole number (the budget sums them) make the lock corrupt at that line."""
+    lock = compacted_lock(tmp_path)
+    lock.write_text(lock.read_text().replace(old, new))
+    with pytest.raises(LockError) as info:
+        read_lock(lock)
+    assert info.value.where == f"{lock}:8" and message in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("ids", "r1r2"), ("ids", [1, 2]), ("credits", "40"), ("credits", 1.5)]
+)
+def test_a_created_record_of_the_wrong_kind_is_skipped_as_damaged(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    """The journal's `created` with ids that are not a list of strings, or credits that are
+    not a whole number, is a damaged record: skipped with a warning, its intent an unknown."""
+    jp = tmp_path / "j"
+    recs = records()[:2]
+    recs[1] = {**recs[1], field: value}
+    jp.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    warned: list[str] = []
+    entries: dict[str, LockEntry] = {}
+    replay(jp, entries, warned.append)
+    assert entries[FP].state == "unknown" and entries[FP].remote_ids == ()
+    assert len(warned) == 1 and "damaged record skipped" in warned[0]

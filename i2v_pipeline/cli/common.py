@@ -16,7 +16,7 @@ from typing import Any
 import click
 import orjson
 
-from ..errors import I2VError, has_secrets, mask_userinfo, redact
+from ..errors import REDACTED, I2VError, mask_userinfo, redact, secrets
 from ..model import PlanItem
 from ..spec.budget import calibrate
 from ..spec.campaign import Campaign
@@ -85,15 +85,45 @@ def print_json(obj: Any) -> None:
     orjson writes what json.dumps(indent=2, ensure_ascii=False) writes, ~20x faster (the
     indented json encoder is pure Python: a 100,000-job plan took 1.5 s), and as bytes, which
     click writes without copying or scanning them for colour codes; json stays for what orjson
-    refuses (an integer past 64 bits)."""
-    try:
-        data = orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-    except TypeError:
-        data = (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode()
-    secrets = env_secrets()
-    if secrets or has_secrets():
-        data = redact(data.decode(), secrets, urls=False).encode()
+    refuses (an integer past 64 bits). Secrets are masked in the values, not in the text (a
+    secret that is also a number or a key must not break the JSON), and looked for as the
+    text spells them too (escaped, when they hold a quote or a backslash)."""
+    data = _dumps(obj)
+    found = [s for s in secrets(env_secrets()) if s.encode() in data or _spelled(s) in data]
+    if found:
+        data = _dumps(_masked(obj, found))
     click.echo(data, nl=False)
+
+
+def _dumps(obj: Any) -> bytes:
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _spelled(secret: str) -> bytes:
+    """secret as a JSON string spells it, without the quotes."""
+    return orjson.dumps(secret)[1:-1]
+
+
+def _masked(obj: Any, found: Sequence[str]) -> Any:
+    """obj with every string (keys too) that holds one of found masked."""
+    if isinstance(obj, str):
+        for secret in found:
+            obj = obj.replace(secret, REDACTED)
+        return obj
+    if isinstance(obj, dict):
+        return {_masked(k, found): _masked(v, found) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_masked(v, found) for v in obj]
+    return obj
+
+
+def mask_secrets(text: str) -> str:
+    """text for stdout with the secrets of the environment and the process masked (the URLs
+    kept: output legitimately carries result URLs)."""
+    return redact(text, env_secrets(), urls=False)
 
 
 def command_line() -> str:

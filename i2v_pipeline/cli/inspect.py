@@ -15,10 +15,11 @@ from ..spec import validation as schemas
 from ..spec.campaign import check_images_reachable, load_campaign
 from ..state.lock import load_state, read_lock
 from ..state.plan import PlanOptions, mismatches, plan_to_json, summarize
-from ..text import plural
+from ..text import plural, printable
 from .common import (
     Selection,
     json_option,
+    mask_secrets,
     plan_campaign,
     print_json,
     render_error,
@@ -102,12 +103,13 @@ def print_plan(
         elif item.action is Action.FRESH and not verbose:
             continue
         cost = f"  ≈{item.credits} credits" if item.credits else ""
-        lines.append(f"{head}{item.job_id:<{width}}  {item.reason}{cost}{off}")
+        # a job's text (its prompt, in a replace's changes) is the manifest's: shown escaped
+        lines.append(f"{head}{printable(f'{item.job_id:<{width}}  {item.reason}')}{cost}{off}")
         if len(lines) == _CHUNK:
-            click.echo("\n".join(lines))
+            click.echo(mask_secrets("\n".join(lines)))
             lines.clear()
     lines.append(summary_line(items, calibrated))
-    click.echo("\n".join(lines))
+    click.echo(mask_secrets("\n".join(lines)))
 
 
 @click.command("plan")
@@ -222,11 +224,12 @@ def expand_cmd(manifest: str, as_json: bool) -> None:
         return
     for spec in campaign.specs:
         req = spec.request
-        click.echo(
+        line = (
             f"{spec.id}  {req.get('model_name')} {req.get('resolution', '-')} "
             f"{req.get('video_length')}s x{spec.variants} -> {spec.output}"
         )
-        click.echo(f"    {req['prompt']}")
+        click.echo(mask_secrets(printable(line)))
+        click.echo(mask_secrets(f"    {printable(req['prompt'])}"))
 
 
 @click.command("schema")

@@ -94,7 +94,7 @@ def render(template: Template, context: Mapping[str, Any], *, where: str, what: 
     is 3x faster per render (the sandbox is immutable, so templates cannot change it)."""
     fast = template.fast(context, environment(), MAX_OUTPUT)
     if fast is not None:
-        return fast.strip()
+        return _text(fast.strip(), where, what)
     compiled = template.jinja
     if compiled is None:  # the fast path declined (an undefined variable, …): Jinja says why
         compiled = template.jinja = _compile(template.source, where, "template")
@@ -103,7 +103,7 @@ def render(template: Template, context: Mapping[str, Any], *, where: str, what: 
         ctx = compiled.new_context(
             dict(context) if not isinstance(context, dict) else context, shared=True
         )
-        return _stream(compiled.root_render_func(ctx)).strip()
+        text = _stream(compiled.root_render_func(ctx)).strip()
     except (sandbox.LimitExceeded, RecursionError, MemoryError) as exc:
         raise TemplateError(
             f"{what}: the template goes over the sandbox's limits: {exc or type(exc).__name__}",
@@ -128,6 +128,22 @@ def render(template: Template, context: Mapping[str, Any], *, where: str, what: 
         raise TemplateError(f"{what}: {type(exc).__name__}: {detail}", where=where) from None
     finally:
         finish()
+    return _text(text, where, what)
+
+
+def _text(text: str, where: str, what: str) -> str:
+    """text, if it is Unicode text: a lone surrogate (Jinja's `"\\ud800"`, a file name that is
+    not UTF-8) cannot be sent, hashed or written."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise TemplateError(
+                f"{what}: renders {text[exc.start]!a}, a lone surrogate, which is not text",
+                where=where,
+                hint="write the character itself (or its pair of surrogates) instead",
+            ) from None
+    return text
 
 
 def _stream(pieces: Iterator[str]) -> str:

@@ -56,6 +56,16 @@ def record(kind: str, fp: str, **fields: Any) -> dict[str, Any]:
     return {"t": kind, "fp": fp, "at": utc_iso(), **fields}
 
 
+def credits_of(value: object) -> int | None:
+    """A recorded charge: a whole number of credits, or None (not known yet); ValueError for
+    anything else (a lock or journal is data from a pull request: the budget sums these)."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError(f"credits must be a whole number, not {value!r}"[:120])
+
+
 def request_text(request: Mapping[str, Any]) -> str:
     """Sorted keys: the same request always gives the same text, whoever wrote the file."""
     return canonical_json(dict(request), spaced=True).decode()
@@ -86,14 +96,17 @@ def apply(entries: Entries, rec: Mapping[str, Any]) -> None:
             # its intent was lost (a damaged line): `created` is written after its own intent
             # and before any later one, so it is the newest attempt and holds paid remote ids
             e = _from_created(fp, rec, e)
-        n = len(rec["ids"])
+        ids = rec["ids"]
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise RecordError("a created record's ids must be a list of strings")
+        n = len(ids)
         entries[fp] = dataclasses.replace(
             e,
             state="submitted",
-            remote_ids=tuple(rec["ids"]),
+            remote_ids=tuple(ids),
             remote_status=(JobStatus.QUEUED.value,) * n,
             files=(None,) * n,
-            credits=rec.get("credits"),
+            credits=credits_of(rec.get("credits")),
             submitted_at=rec["at"],
             error=None,
         )

@@ -22,7 +22,7 @@ from ..model import ErrorRecord, FileRecord, LockEntry, LockState, PaidAttempt
 from ..perf import gc_paused
 from ..spec import validation as schemas
 from ..spec.manifest import parse_yaml
-from .journal import Entries, request_text
+from .journal import Entries, credits_of, request_text
 
 LOCK_VERSION = 1
 
@@ -51,6 +51,8 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
     lock spent 0.7 s here); tests/test_lock.py round-trips every field."""
     get = d.get
     ids = get("remote_ids", ())
+    if ids.__class__ is not list and ids != ():
+        raise ValueError("remote_ids must be a list")  # a string would read as its characters
     n = len(ids)
     files = get("files")
     err = get("error")
@@ -84,7 +86,7 @@ def entry_from_json(d: Mapping[str, Any], request_json: str | None = None) -> Lo
         request_json,
         remote_ids,
         status,
-        get("credits"),
+        credits_of(get("credits")),
         files_,
         intern(t) if (t := get("intent_at")) else t,
         intern(t) if (t := get("submitted_at")) else t,

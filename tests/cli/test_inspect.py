@@ -260,3 +260,56 @@ def test_plan_listing_of_many_jobs_is_whole_and_in_order(write_manifest: WriteMa
     assert code == 0 and len(specs) > inspect._CHUNK
     assert [line.split()[2] for line in lines[:-1]] == [s.id for s in specs]
     assert lines[-1].startswith(f"Plan: {len(specs)} to create.")
+
+
+def test_json_masks_secrets_in_values_never_breaking_the_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A secret is masked inside strings (keys too), also where JSON escapes it; a number or a
+    key that happens to equal it stays valid JSON."""
+    import click
+
+    from i2v_pipeline.cli.common import print_json
+
+    def printed(obj: object) -> str:
+        with CliRunner().isolation() as (out, _, _):
+            with click.Context(click.Command("x")):
+                print_json(obj)
+            return out.getvalue().decode()
+
+    monkeypatch.setenv("AKOOL_API_KEY", "120000")
+    assert json.loads(printed({"credits": 120000, "k": "x120000y"})) == {
+        "credits": 120000,
+        "k": "x***y",
+    }
+    monkeypatch.setenv("AKOOL_API_KEY", 'back\\sl"ash')
+    out = printed({'back\\sl"ash': ['a back\\sl"ash b']})
+    assert json.loads(out) == {"***": ["a *** b"]} and "sl" not in out
+
+
+def test_plan_text_shows_controls_escaped_and_masks_secrets(
+    write_manifest: WriteManifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prompt's escape codes, newlines and bidi overrides reach the terminal escaped (a
+    manifest cannot move the cursor or hide lines), and a secret in it is masked, as in JSON."""
+    path = write_manifest()
+    assert run("run", str(path), "--yes", "-q")[0] == 0
+    prompt = "A calm\\nscene \\u001b[2K\\u001b[1Ahidden \\u202e topsecretXYZ \\u009b31m"
+    path.write_text(path.read_text().replace('"A calm scene"', f'"{prompt}"'))
+    monkeypatch.setenv("AKOOL_API_KEY", "topsecretXYZ")
+    code, out, _ = run("plan", str(path))
+    assert code == 0
+    assert not any(c in out for c in "\x1b\u202e\x9b\r") and out.count("\n") == 2, out
+    assert "\\u001b[2K" in out and "\\n" in out and "topsecret" not in out and "***" in out
+    code, out, _ = run("expand", str(path))
+    assert "\x1b" not in out and "\\u001b[1A" in out and "topsecret" not in out
+
+
+def test_a_template_rendering_a_lone_surrogate_is_a_template_error(
+    write_manifest: WriteManifest,
+) -> None:
+    """Jinja's `"\\ud800"` renders a lone surrogate, which cannot be hashed or sent: the
+    manifest is refused where the template is, not with a UnicodeEncodeError."""
+    path = write_manifest(MINIMAL.replace('"A calm scene"', "'Calm {{ \"\\ud800\" }} scene'"))
+    code, _, err = run("validate", str(path))
+    assert code == 2 and "lone surrogate" in err and "m.yaml:7" in err and "Traceback" not in err
