@@ -151,6 +151,9 @@ def fill_lock(manifest: Path, make_files: bool) -> int:
     return len(entries)
 
 
+TAIL = 64 * 1024
+
+
 def child(argv: Sequence[str]) -> tuple[str, float, float, float]:
     """Run argv; (stdout, wall s, CPU s, peak RSS MB) of that child alone (os.wait4)."""
     t0 = time.perf_counter()
@@ -162,8 +165,11 @@ def child(argv: Sequence[str]) -> tuple[str, float, float, float]:
         err = proc.stderr.read().decode() if proc.stderr else ""
         if proc.returncode:
             raise SystemExit(f"{argv[1:4]} failed ({proc.returncode}): {err[-2000:]}")
-        out.seek(0)
-        text = out.read().decode()
+        # only the tail (the summary line, a small JSON answer): this process stays small, as
+        # a child's peak RSS counts its memory from before its exec (a 40 MB `--json` kept here
+        # made the next child's peak read 300 MB)
+        out.seek(max(0, out.seek(0, os.SEEK_END) - TAIL))
+        text = out.read().decode(errors="replace")
     return text, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
