@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from i2v_pipeline.errors import LockError, RunLockedError
-from i2v_pipeline.model import LockEntry
+from i2v_pipeline.model import ErrorRecord, LockEntry
 from i2v_pipeline.spec import validation as schemas
 from i2v_pipeline.state.journal import Journal, damaged_path, journal_path, replay
 from i2v_pipeline.state.lock import compact, load_state, read_lock, render_lock
@@ -447,3 +449,36 @@ def test_a_created_record_of_the_wrong_kind_is_skipped_as_damaged(
     replay(jp, entries, warned.append)
     assert entries[FP].state == "unknown" and entries[FP].remote_ids == ()
     assert len(warned) == 1 and "damaged record skipped" in warned[0]
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+"""Any text a job can hold (a lone surrogate is refused before it reaches a lock)."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(prompt=_TEXT, message=_TEXT)
+@example(prompt="a\u2028b\x85c\u2029", message="\ufffe\uffff\x7f\x9b[2J")
+@example(prompt='\u202eexe.gpj "q" \\u2028', message="\u2066\u200f\x00\x1b")
+def test_any_text_reads_back_the_same_through_both_readers(
+    tmp_path_factory: pytest.TempPathFactory, prompt: str, message: str
+) -> None:
+    """Whatever a prompt or a server's message holds (line separators, C1 controls, bidi
+    controls, quotes), the lock reads it back unchanged, line by line and through the YAML
+    loader (a hand-edited lock's reader), and its lines hold no character YAML breaks or
+    refuses, nor one that reorders what a reviewer sees."""
+    entry = LockEntry(
+        job_id="j",
+        fingerprint=FP,
+        state="failed",
+        attempt="a1",
+        request_json=json.dumps({"prompt": prompt}, ensure_ascii=False),
+        error=ErrorRecord(1003, message),
+    )
+    text = render_lock([entry], manifest="m.yaml", command="i2v run", endpoint="e")
+    assert not set(text) & set("\x7f\x85\x9b\u2028\u2029\u202e\u2066\ufffe\uffff")
+    path = tmp_path_factory.mktemp("lock") / "m.lock.yaml"
+    path.write_text(text, encoding="utf-8")
+    (back,) = read_lock(path).values()
+    assert back.request == {"prompt": prompt} and back.error == entry.error
+    (job,) = yaml.safe_load(text)["jobs"]
+    assert job["request"] == {"prompt": prompt} and job["error"]["message"] == message

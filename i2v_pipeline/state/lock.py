@@ -17,6 +17,7 @@ took 35 s). Hand-edited block YAML is still accepted, through the slow path.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -89,10 +90,26 @@ def _file_json(f: FileRecord | None) -> dict[str, Any] | None:
 
 def entry_line(e: LockEntry) -> str:
     """One entry as its lockfile line (`- {...}`), request last and as recorded."""
-    head = canonical_json(_head(e), sort_keys=False, spaced=True).decode()
-    if e.request_json == "{}":
-        return f"- {head}"
-    return f"- {head[:-1]}{REQUEST_KEY}{e.request_json}}}"
+    return job_line(_head(e), e.request_json)
+
+
+_ESCAPED = re.compile(
+    "[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufffe\uffff]"
+)
+"""What a lock line never holds raw, but as its JSON escape (`\\u2028`): characters YAML
+reads as a line break (NEL, U+2028, U+2029) or refuses (DEL, C1 controls, U+FFFE, U+FFFF),
+as the YAML loader that reads a hand-edited lock would, and bidirectional controls, which
+would make a line read other than it is in a pull request's review. Each occurs only inside
+a JSON string (none is JSON whitespace), where its escape means the same."""
+
+
+def job_line(head: Mapping[str, Any], request: str) -> str:
+    """A job's lockfile line from its fields (in their order) and its request's JSON text."""
+    text = canonical_json(head, sort_keys=False, spaced=True).decode()
+    line = f"- {text}" if request == "{}" else f"- {text[:-1]}{REQUEST_KEY}{request}}}"
+    if line.isascii() and "\x7f" not in line:
+        return line
+    return _ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
 
 
 def owned_file(output_dir: Path, base_dir: Path, rel: str) -> Path | None:

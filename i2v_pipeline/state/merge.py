@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..canonical import canonical_json
 from ..errors import I2VError, LockError
 from ..model import TERMINAL_STATUSES, LockEntry, PaidAttempt
 from .journal import request_text
-from .lock import lock_text, paid_json
-from .lockread import REQUEST_KEY, entry_from_json, read_rows
+from .lock import job_line, lock_text, paid_json
+from .lockread import entry_from_json, read_rows
 
 
 class MergeConflict(I2VError):
@@ -55,10 +54,7 @@ class Job:
     entry: LockEntry
 
     def line(self) -> str:
-        text = canonical_json(self.head, sort_keys=False, spaced=True).decode()
-        if self.request == "{}":
-            return f"- {text}"
-        return f"- {text[:-1]}{REQUEST_KEY}{self.request}}}"
+        return job_line(self.head, self.request)
 
 
 @dataclass(frozen=True)

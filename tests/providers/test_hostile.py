@@ -507,3 +507,39 @@ def test_signed_url_query_never_in_a_download_error() -> None:
     )
     assert "url='https://cdn.example/v.mp4?…'" in exc.render()
     assert "AKIA1" not in exc.render() and "f00d" not in exc.render()
+
+
+def test_refusal_with_unwritable_characters_leaves_a_readable_lock(
+    write_manifest: WriteManifest, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal whose message holds a lone surrogate (JSON spells one, UTF-8 cannot), line
+    separators YAML breaks lines at (NEL, U+2028), a C1 control and a bidi override: the run
+    records the failure and its lock reads back the same through both of the lock's readers
+    (the line-by-line one, and the YAML loader a hand-edited lock goes through)."""
+    import yaml
+
+    from i2v_pipeline.state.lockread import read_lock
+
+    monkeypatch.setenv("AKOOL_API_KEY", KEY)
+    prompt = r'"A calm\u2028scene\Nwith\x9b a \u202eturn"'  # YAML escapes: U+2028, NEL, C1
+    manifest = write_manifest(E2E.replace('"A calm scene"', prompt))
+    refusal = '{"code": 1003, "msg": "bad \\ud800 image\\u2028x\\u0085y\\u009bz\\u202ejpg.exe"}'
+    size = str((workdir / "images" / "garden.png").stat().st_size)
+    with aioresponses() as m:
+        m.post(BATCH, body=refusal, repeat=True)
+        published = {"Content-Type": "image/png", "Content-Length": size}
+        m.head("https://img.example/images/garden.png", headers=published, repeat=True)
+        result = CliRunner().invoke(cli, ["run", str(manifest), "--yes"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lock = manifest.with_suffix(".lock.yaml")
+    text = lock.read_text(encoding="utf-8")
+    assert not any(c in text for c in "\u2028\u0085\u009b\u202e")
+    (entry,) = read_lock(lock).values()
+    assert entry.state == "failed" and entry.error is not None
+    assert "bad" in entry.error.message and entry.error.message.endswith("jpg.exe")
+    assert "\ud800" not in entry.error.message
+    assert entry.request["prompt"] == "A calm\u2028scene\x85with\x9b a \u202eturn"
+    (job,) = yaml.safe_load(text)["jobs"]
+    assert job["error"]["message"] == entry.error.message
+    assert job["request"] == entry.request

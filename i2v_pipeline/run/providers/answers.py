@@ -29,7 +29,7 @@ TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")  # printable, no spaces: it goes into
 MAX_URL = 8192 + len("https://")
 URL = re.compile(r"https?://[\x21-\x7e]{1,8192}", re.IGNORECASE)
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,30}):")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]+")
 STATUSES: dict[int, JobStatus] = {
     STATUS_QUEUED: JobStatus.QUEUED,
     STATUS_PROCESSING: JobStatus.PROCESSING,
@@ -55,7 +55,8 @@ def parse_json(raw: bytes) -> Any:
 
 
 def text(value: object, limit: int = MAX_TEXT) -> str:
-    """A server string fit for a terminal: no control or bidi characters, at most limit chars."""
+    """A server string fit for a terminal and a UTF-8 file: no control or bidi characters, no
+    lone surrogate (JSON can spell one, `\\ud800`, UTF-8 cannot), at most limit chars."""
     try:
         s = value if isinstance(value, str) else json.dumps(value, default=str)
     except (ValueError, RecursionError):  # a structure too deep to print
