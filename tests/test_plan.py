@@ -192,6 +192,20 @@ def test_selection() -> None:
     assert len(select(items, only="missing")) == 10
 
 
+def test_a_select_pattern_that_matches_nothing_is_a_usage_error() -> None:
+    """A typo in --select would otherwise select nothing and pass as done (CI too): every
+    pattern must match a job of the plan, even where --only or --shard then drops it."""
+    specs = [spec(i, tags=("hero",) if i % 2 else ()) for i in range(4)]
+    items = plan(specs, [])
+    for patterns in (["jbo*"], ["job1", "tag:villain"], ["tag:Hero"]):
+        with pytest.raises(UsageError, match="matches no job") as caught:
+            select(items, patterns=patterns)
+        assert repr(patterns[-1]) in caught.value.message
+        assert "ids look like 'job0'" in (caught.value.hint or "")
+    assert select(items, patterns=["job1", "tag:hero"], only="failed") == []  # each matched
+    assert [i.job_id for i in select(items, patterns=["job[02]"], shard=(1, 1))] == ["job0", "job2"]
+
+
 @pytest.mark.parametrize("text", ["3", "0/2", "3/2", "a/b"])
 def test_bad_shard(text: str) -> None:
     """--shard needs K/N with 1 <= K <= N."""

@@ -57,11 +57,11 @@ class Delivery:
         self.slots = anyio.Semaphore(concurrent)
         self.policy, self.retry_base = policy, retry_base
         self.store = store
+        """The manifest's store, if any: verified files are uploaded, missing ones fetched."""
         self.seals = offload.Lane("download seal")
+        """Where landed files are sealed: inline while that is quick, else in a thread."""
         self._swept: set[Path] = set()
         """Folders cleared this run of the part files killed runs left behind."""
-        """Where landed files are sealed: inline while that is quick, else in a thread."""
-        """The manifest's store, if any: verified files are uploaded, missing ones fetched."""
 
     def rel_paths(self, spec: JobSpec) -> list[str]:
         """Output paths relative to the manifest's folder, as the lock records them."""

@@ -30,7 +30,6 @@ from ..spec.fingerprint import hash_file
 from . import offload
 from . import verify as media
 
-CHUNK = 1 << 16
 INLINE_BYTES = 4 << 20
 """A download up to this size may be sealed (fsync, check, rename) on the event loop while
 sealing has been quick (run/offload.py's Lane); a larger one always goes to a thread."""
@@ -250,7 +249,8 @@ async def _save(
     size = 0
     f = _create(part)
     try:
-        async for chunk in resp.content.iter_chunked(CHUNK):
+        # as the bytes come (a read buffer's worth at most): no copy to re-cut them in chunks
+        async for chunk in resp.content.iter_any():
             size += len(chunk)
             if size > max_bytes:
                 raise DownloadError(f"the result went {too_big}; abandoned")

@@ -300,10 +300,20 @@ def select(
     limit: int | None = None,
 ) -> list[PlanItem]:
     """Narrow a plan: --only, --select (id glob or tag:NAME), --shard K/N, --limit N (counting
-    work items only)."""
+    work items only). UsageError for a --select pattern that matches no item at all (a typo,
+    or a glob the shell expanded): selecting nothing would pass, in CI too, as done."""
     out: list[PlanItem] = []
     work = 0
+    unmatched = dict.fromkeys(patterns)
+    first: str | None = None
     for item in items:
+        first = first or item.job_id
+        if patterns:
+            hit = [p for p in patterns if _selected(item, p)]
+            for p in hit:
+                unmatched.pop(p, None)
+            if not hit:
+                continue
         if only == "failed" and not _failed_before(item):
             continue
         if only == "unknown" and not (item.entry is not None and item.entry.state == "unknown"):
@@ -317,8 +327,6 @@ def select(
             Action.RELOCATE,
         ):
             continue
-        if patterns and not any(_selected(item, p) for p in patterns):
-            continue
         # an audio item goes to its video's shard: the audio needs the video done first
         fp = item.audio.video.fingerprint if item.audio is not None else item.fingerprint
         if shard and int(fp[:12], 16) % shard[1] != shard[0] - 1:
@@ -328,6 +336,14 @@ def select(
                 continue
             work += 1
         out.append(item)
+    if unmatched:
+        pattern = next(iter(unmatched))
+        like = f"ids look like {first!r}; " if first else ""
+        raise UsageError(
+            f"--select {pattern!r} matches no job of the plan",
+            hint=f"{like}`i2v expand MANIFEST` lists them (tag:NAME selects a tag); quote a "
+            "glob, or the shell may expand it first",
+        )
     return out
 
 
