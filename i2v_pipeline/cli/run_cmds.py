@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import click
@@ -118,41 +120,46 @@ def run_cmd(
         saved = lifecycle.read_saved(plan_file, flags=flags, env=lifecycle.from_env())
         options, selection = saved.options, Selection()
     with RunLock(campaign.lock_path, command_line()):
-        planned = plan_campaign(campaign, options, selection)
-        if saved is not None:  # under the run lock: nothing changes the lock after the check
-            planned = lifecycle.apply_saved(planned, saved)
-        todo = [i for i in planned.items if i.action.is_work]
-        try:
-            work, over_budget = lifecycle.within_budget(planned, todo)
-        except BudgetExceeded as exc:  # nothing fits: --json still says why on stdout
-            if as_json:
-                problem = {"id": "", "event": "budget", "detail": exc.message}
-                stats = RunStats(skipped=len(todo))
-                _finish(planned, stats, 0.0, True, quiet, False, [problem], budget=True)
-            raise
-        if not work:
-            _finish(planned, RunStats(), 0.0, as_json, quiet, interrupted=False, problems=[])
-            return
-        # only now: a no-op rerun (all fresh) need not load the checks, the store, or rich
-        from ..run import preflight
-        from ..run.store import open_store
-        from .progress import Progress
+        with _nothing_sent(manifest):  # Ctrl-C until the first create: nothing was bought
+            planned = plan_campaign(campaign, options, selection)
+            if saved is not None:  # under the run lock: nothing changes the lock after the check
+                planned = lifecycle.apply_saved(planned, saved)
+            todo = [i for i in planned.items if i.action.is_work]
+            try:
+                work, over_budget = lifecycle.within_budget(planned, todo)
+            except BudgetExceeded as exc:  # nothing fits: --json still says why on stdout
+                if as_json:
+                    problem = {"id": "", "event": "budget", "detail": exc.message}
+                    stats = RunStats(skipped=len(todo))
+                    _finish(planned, stats, 0.0, True, quiet, False, [problem], budget=True)
+                raise
+            if not work:
+                _finish(planned, RunStats(), 0.0, as_json, quiet, interrupted=False, problems=[])
+                return
+            # only now: a no-op rerun (all fresh) need not load the checks, the store, or rich
+            from ..run import preflight
+            from ..run.store import open_store
+            from .progress import Progress
 
-        if not quiet and not as_json:
-            click.echo(summary_line(planned.items, planned.calibrated), err=True)
-        hook = webhook_setup(planned.campaign, webhook_listen) if webhook_listen else None
-        check_reachable_images(
-            planned.campaign, work, emulator=planned.campaign.provider.is_emulator
-        )
-        lifecycle.require_published(planned.campaign, work)
-        preflight.require(planned.campaign, work, planned.prefix, planned.entries)
-        open_store(planned.campaign)  # a store that cannot open (no s3fs) stops before buying
-        ask = terminal_question()
-        # a saved plan was reviewed: applying it is the consent (terraform apply PLAN)
-        preflight.confirm_spend(
-            planned.campaign, work, yes=yes or saved is not None, max_credits=max_credits, ask=ask
-        )
-        from .run_exec import execute_plan  # the HTTP stack loads only when there is work
+            if not quiet and not as_json:
+                click.echo(summary_line(planned.items, planned.calibrated), err=True)
+            hook = webhook_setup(planned.campaign, webhook_listen) if webhook_listen else None
+            check_reachable_images(
+                planned.campaign, work, emulator=planned.campaign.provider.is_emulator
+            )
+            lifecycle.require_published(planned.campaign, work)
+            preflight.require(planned.campaign, work, planned.prefix, planned.entries)
+            open_store(planned.campaign)  # a store that cannot open (no s3fs) stops before buying
+            ask = terminal_question()
+            # a saved plan was reviewed: applying it is the consent (terraform apply PLAN)
+            preflight.confirm_spend(
+                planned.campaign,
+                work,
+                yes=yes or saved is not None,
+                max_credits=max_credits,
+                ask=ask,
+            )
+            from .run_exec import execute_plan  # the HTTP stack loads only when there is work
 
         started = time.monotonic()
         stats, interrupted = RunStats(), False
@@ -177,6 +184,18 @@ def run_cmd(
         except click.exceptions.Exit:
             raise over_budget from None  # failures too, but the budget is what to act on
         raise over_budget
+
+
+@contextmanager
+def _nothing_sent(manifest: str) -> Iterator[None]:
+    """Ctrl-C while planning, checking or asking: say that nothing was sent (exit 130)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "interrupted before anything was sent: nothing was bought, the lock is as it was",
+            hint=f"run it again: i2v run {manifest}",
+        ) from None
 
 
 def _finish(

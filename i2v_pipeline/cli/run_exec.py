@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import anyio
+from anyio.abc import TaskStatus
 
 from ..errors import I2VError
 from ..model import PlanItem, RunStats
@@ -32,12 +33,24 @@ def execute_plan(
 ) -> tuple[RunStats, bool]:
     """Run the work; (stats, interrupted). Ctrl-C or SIGTERM stops submitting and returns.
     webhook: take AKOOL's webhooks during the run (`--webhook-listen`)."""
+    made: list[RunSession] = []
     try:
         with frozen_heap():
             return anyio.run(
-                _run, planned, work, progress, max_credits, webhook, backend_options=loop_options()
+                _run,
+                planned,
+                work,
+                progress,
+                max_credits,
+                webhook,
+                made,
+                backend_options=loop_options(),
             )
+    except KeyboardInterrupt:  # Ctrl-C before the signal watcher was up, or once it was down
+        return (made[0].stats if made else RunStats()), True
     except BaseExceptionGroup as group:  # the task group wraps a user error (a port in use)
+        if group.split(KeyboardInterrupt)[1] is None:  # or only a Ctrl-C, as above
+            return (made[0].stats if made else RunStats()), True
         raise sole_user_error(group) from None
 
 
@@ -65,35 +78,39 @@ async def _run(
     progress: Progress,
     max_credits: int | None,
     webhook: WebhookSetup | None,
+    made: list[RunSession],
 ) -> tuple[RunStats, bool]:
+    """execute_plan's run; the session, once made, is also put in made."""
     campaign = planned.campaign
     interrupted = False
-    async with (
-        endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth),
-        anyio.create_task_group() as tg,
-    ):
-        run = RunSession(
-            campaign,
-            planned.entries,
-            prefix=planned.prefix,
-            base_url=base_url,
-            auth=auth,
-            on_event=progress,
-            max_credits=max_credits,
-            webhook=webhook,
-        )
+    run: RunSession | None = None
 
-        async def watch_signals() -> None:
-            nonlocal interrupted
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    interrupted = True
-                    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C: now
+    async def watch_signals(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        nonlocal interrupted
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for _ in signals:
+                interrupted = True
+                signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C: now
+                if run is not None:
                     run.stop()
-                    tg.cancel_scope.cancel()
-                    return
+                tg.cancel_scope.cancel()
+                return
 
-        tg.start_soon(watch_signals)
-        await run.run(work)
+    async with anyio.create_task_group() as tg:
+        await tg.start(watch_signals)  # before the endpoint starts: Ctrl-C there is a stop too
+        async with endpoint_for(campaign, lambda: credentials(campaign)) as (base_url, auth):
+            run = RunSession(
+                campaign,
+                planned.entries,
+                prefix=planned.prefix,
+                base_url=base_url,
+                auth=auth,
+                on_event=progress,
+                max_credits=max_credits,
+                webhook=webhook,
+            )
+            made.append(run)
+            await run.run(work)
         tg.cancel_scope.cancel()
-    return run.stats, interrupted
+    return (run.stats if run is not None else RunStats()), interrupted

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +68,44 @@ def test_ctrl_c_while_loading_exits_130_quietly(module: str, entry: str, args: l
     )
     assert done.returncode == 130, (done.returncode, done.stderr)
     assert done.stderr.strip() == "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("module", "said"),
+    [
+        ("i2v_pipeline.run.preflight", "interrupted before anything was sent"),
+        ("i2v_pipeline.cli.run_exec", "interrupted before anything was sent"),
+        ("uvloop", "interrupted: stopped submitting"),
+        ("i2v_pipeline.emulator.app", "interrupted: stopped submitting"),
+    ],
+    ids=["checks", "http-stack", "event-loop", "embedded-emulator"],
+)
+def test_ctrl_c_before_the_first_create_says_nothing_was_bought(
+    tmp_path: Path, module: str, said: str
+) -> None:
+    """`run` interrupted while it checks, loads the HTTP stack, starts its event loop or the
+    embedded emulator: 130, no traceback, and it says so; nothing was sent, so nothing is in
+    the lock (when it is written at all) and the next run plans every job again."""
+    shutil.copytree(REPO / "manifests", tmp_path / "m")
+    manifest = tmp_path / "m" / "quickstart.yaml"
+    done = subprocess.run(
+        [sys.executable, "-c", BOMB, module, "script", "run", str(manifest), "--yes"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(tmp_path / "c")},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr and said in done.stderr, done.stderr
+    lock = manifest.with_suffix(".lock.yaml")
+    assert not lock.exists() or "jobs: []" in lock.read_text()
+    plan = subprocess.run(
+        [sys.executable, "-m", "i2v_pipeline", "plan", str(manifest), "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(plan.stdout)["summary"]["create"] == 6
