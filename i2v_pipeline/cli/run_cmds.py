@@ -305,12 +305,12 @@ def _print_summary(
         click.echo(f"Nothing to do: {plural(fresh, 'job')} fresh. ({lock})", err=True)
         return
     head = "Stopped" if outcome in ("fatal", "interrupted") else "Finished"
-    running = f"{left.running} still running remotely, " if left.running else ""
-    fetch = f"{left.to_fetch} to download, " if left.to_fetch else ""
+    running = f"{left.running:,} still running remotely, " if left.running else ""
+    fetch = f"{left.to_fetch:,} to download, " if left.to_fetch else ""
     click.echo(
-        f"{head}: {stats.done} done, {stats.failed} failed, {left.unknown} unknown, "
-        f"{left.not_sent} not sent, {running}{fetch}{fresh} already fresh; "
-        f"{stats.credits} credits; {seconds:.1f} s. Lock: {lock}",
+        f"{head}: {stats.done:,} done, {stats.failed:,} failed, {left.unknown:,} unknown, "
+        f"{left.not_sent:,} not sent, {running}{fetch}{fresh:,} already fresh; "
+        f"{stats.credits:,} credits; {seconds:.1f} s. Lock: {lock}",
         err=True,
     )
     if head == "Stopped" and (left.not_sent or left.running or left.to_fetch):

@@ -267,6 +267,15 @@ def _split_exact(n: int, body: str, cut: int) -> tuple[dict[str, Any], str | Non
     return head, request
 
 
+def entry_problem(exc: Exception) -> str:
+    """What entry_from_json's error says of the line, in a reader's words."""
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]!r} field" if exc.args else "a field is missing"
+    if isinstance(exc, ValueError):
+        return str(exc)
+    return f"a field holds the wrong kind of value ({exc})"
+
+
 def _byte_offset(path: Path, line: int) -> int:
     """Where line (1-based) starts in the file, in bytes: for the error message."""
     offset = 0
@@ -342,7 +351,7 @@ def _collect(path: Path, header: dict[str, Any], rows: Iterator[Row]) -> Entries
         try:
             entry = entry_from_json(row, request)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            problem = _corrupt(path, f"bad job entry ({type(exc).__name__}: {exc})", line)
+            problem = _corrupt(path, f"bad job entry: {entry_problem(exc)}", line)
             continue
         if entry.fingerprint in entries:
             problem = _corrupt(path, f"fingerprint {entry.fingerprint[:12]} appears twice", line)

@@ -30,7 +30,7 @@ from ..errors import I2VError, LockError
 from ..model import TERMINAL_STATUSES, LockEntry, PaidAttempt
 from .journal import request_text
 from .lock import job_line, lock_text, paid_json
-from .lockread import entry_from_json, read_rows
+from .lockread import entry_from_json, entry_problem, read_rows
 
 
 class MergeConflict(I2VError):
@@ -95,7 +95,7 @@ def read_side(path: Path, side: str = "BASE") -> Side:
         try:
             entry = entry_from_json(head, text)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise MergeConflict(f"{path}:{line}: bad job entry ({exc})") from None
+            raise MergeConflict(f"{path}:{line}: bad job entry: {entry_problem(exc)}") from None
         if entry.fingerprint in jobs:
             raise MergeConflict(f"{path}:{line}: fingerprint {entry.fingerprint[:12]} twice")
         jobs[entry.fingerprint] = Job(head, text, entry)
