@@ -252,14 +252,45 @@ def test_lock_cut_anywhere_mid_line_is_corrupt(tmp_path: Path) -> None:
     """A lock cut short inside a job line is never read as a shorter lock: line and byte named."""
     lock = compacted_lock(tmp_path)
     text = lock.read_bytes()
-    last = text.rindex(b"\n", 0, len(text) - 1) + 1  # the start of the last job line
-    for size in range(last + 3, len(text) - 1, 7):
+    end = text.rindex(b"# end\n")
+    last = text.rindex(b"\n", 0, end - 1) + 1  # the start of the last job line
+    for size in range(last + 3, end - 1, 7):
         lock.write_bytes(text[:size])
         with pytest.raises(LockError) as info:
             read_lock(lock)
         rendered = info.value.render()
         assert f"line 8 (byte {last})" in rendered and info.value.where == f"{lock}:8", size
         assert "restore it from version control" in rendered and "do not delete" in rendered
+
+
+def test_lock_cut_at_a_line_end_is_corrupt(tmp_path: Path) -> None:
+    """A lock cut where a line ends (a partial copy) would read as a lock with fewer jobs, and
+    a run would buy the missing ones again: it is refused, by both readers, at the cut."""
+    lock = compacted_lock(tmp_path)
+    whole = lock.read_text()
+    lines = whole.splitlines(keepends=True)
+    assert lines[0].startswith("# i2v lockfile:") and lines[-1] == "# end\n"
+    for keep in range(2, len(lines)):
+        lock.write_text("".join(lines[:keep]))
+        with pytest.raises(LockError) as info:
+            read_lock(lock)
+        assert "cut short" in info.value.message, keep
+        assert "bought again" in info.value.message
+    block = yaml.safe_dump(yaml.safe_load(whole), sort_keys=False)  # hand-edited: block style
+    lock.write_text(f"{lines[0]}{block[: len(block) // 2]}")
+    with pytest.raises(LockError, match="cut short"):
+        read_lock(lock)
+    lock.write_text(f"{lines[0]}{block}# end\n")
+    assert len(read_lock(lock)) == 2
+
+
+def test_a_lock_from_before_the_end_line_still_reads(tmp_path: Path) -> None:
+    """Locks written before `# end` (another first line) read as they always did."""
+    lock = compacted_lock(tmp_path)
+    lines = lock.read_text().splitlines(keepends=True)
+    old = "# i2v lockfile: the record of what was bought. Written by i2v; review it, do not edit it.\n"
+    lock.write_text("".join([old, *lines[1:-1]]))
+    assert len(read_lock(lock)) == 2
 
 
 def test_garbage_line_in_a_lock_is_named(tmp_path: Path) -> None:
@@ -364,7 +395,7 @@ def test_a_torn_line_after_a_bad_entry_decides(tmp_path: Path) -> None:
     lock = compacted_lock(tmp_path)
     lines = lock.read_text().splitlines(keepends=True)
     bad = lines[6].replace('"state": "', '"state": "nonsense-')
-    lock.write_text("".join([*lines[:6], bad, *lines[7:]]).rstrip("\n")[:-5])
+    lock.write_text("".join([*lines[:6], bad, *lines[7:-1]]).rstrip("\n")[:-5])
     with pytest.raises(LockError) as info:
         read_lock(lock)
     assert info.value.where == f"{lock}:8" and "line 8 (byte" in info.value.render()

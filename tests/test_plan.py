@@ -202,6 +202,12 @@ def test_a_select_pattern_that_matches_nothing_is_a_usage_error() -> None:
             select(items, patterns=patterns)
         assert repr(patterns[-1]) in caught.value.message
         assert "ids look like 'job0'" in (caught.value.hint or "")
+    with pytest.raises(UsageError, match="'nope', 'tag:x' match no job") as caught:
+        select(items, patterns=["nope", "job1", "tag:x"])  # every pattern that matched nothing
+    assert "the tags are hero" in (caught.value.hint or "")
+    for empty in ("", "tag:"):
+        with pytest.raises(UsageError, match="is empty"):
+            select(items, patterns=[empty])
     assert select(items, patterns=["job1", "tag:hero"], only="failed") == []  # each matched
     assert [i.job_id for i in select(items, patterns=["job[02]"], shard=(1, 1))] == ["job0", "job2"]
 

@@ -229,6 +229,10 @@ def terminal_question() -> Callable[[str], bool] | None:
         return None
 
     def ask(text: str) -> bool:
-        return str(click.prompt(text, default="", show_default=False, err=True)).strip() == "yes"
+        try:
+            answer = click.prompt(text, default="", show_default=False, err=True)
+        except click.exceptions.Abort:  # Ctrl-C or Ctrl-D: click's `Aborted!`, exit 1
+            raise KeyboardInterrupt from None  # the caller's: exit 130, nothing was bought
+        return str(answer).strip() == "yes"
 
     return ask

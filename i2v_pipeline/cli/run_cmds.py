@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import click
@@ -14,6 +17,7 @@ from ..errors import Interrupted
 from ..model import Action, RunStats
 from ..spec.budget import BudgetExceeded
 from ..spec.campaign import check_reachable_images
+from ..state import planfile
 from ..state.plan import PlanOptions, disk_check, make_plan
 from ..state.runlock import RunLock
 from ..text import plural
@@ -119,8 +123,9 @@ def run_cmd(
         flags |= {"--shard": bool(shard), "--limit": limit is not None}
         saved = lifecycle.read_saved(plan_file, flags=flags, env=lifecycle.from_env())
         options, selection = saved.options, Selection()
-    with RunLock(campaign.lock_path, command_line()):
-        with _nothing_sent(manifest):  # Ctrl-C until the first create: nothing was bought
+    again = Again(manifest, _chosen(selection, saved), options.retry_failed, max_credits)
+    with _term_is_ctrl_c(), RunLock(campaign.lock_path, command_line()):
+        with _nothing_sent(again):  # Ctrl-C until the first create: nothing was bought
             planned = plan_campaign(campaign, options, selection)
             if saved is not None:  # under the run lock: nothing changes the lock after the check
                 planned = lifecycle.apply_saved(planned, saved)
@@ -131,10 +136,10 @@ def run_cmd(
                 if as_json:
                     problem = {"id": "", "event": "budget", "detail": exc.message}
                     stats = RunStats(skipped=len(todo))
-                    _finish(planned, stats, 0.0, True, quiet, False, [problem], budget=True)
+                    _finish(planned, stats, 0.0, True, quiet, False, [problem], again, budget=True)
                 raise
             if not work:
-                _finish(planned, RunStats(), 0.0, as_json, quiet, interrupted=False, problems=[])
+                _finish(planned, RunStats(), 0.0, as_json, quiet, False, [], again)
                 return
             # only now: a no-op rerun (all fresh) need not load the checks, the store, or rich
             from ..run import preflight
@@ -171,7 +176,7 @@ def run_cmd(
             compact_lock(planned)
         seconds = time.monotonic() - started
         if over_budget is None:
-            _finish(planned, stats, seconds, as_json, quiet, interrupted, progress.problems)
+            _finish(planned, stats, seconds, as_json, quiet, interrupted, progress.problems, again)
             return
         held = sum(i.action.is_work for i in planned.items) - len(work)
         stats.skipped += held  # not sent: the budget held them
@@ -180,22 +185,71 @@ def run_cmd(
             {"id": "", "event": "budget", "detail": over_budget.message},
         ]
         try:
-            _finish(planned, stats, seconds, as_json, quiet, interrupted, problems, budget=True)
+            _finish(
+                planned, stats, seconds, as_json, quiet, interrupted, problems, again, budget=True
+            )
         except click.exceptions.Exit:
             raise over_budget from None  # failures too, but the budget is what to act on
         raise over_budget
 
 
+@dataclass(frozen=True)
+class Again:
+    """What continues a run: the same manifest, the same jobs, the same caps. Advice that
+    dropped the selection would buy, followed, the whole campaign (a CI shard too)."""
+
+    manifest: str
+    selection: Selection
+    retry_failed: bool = False
+    max_credits: int | None = None
+
+    def command(self, remaining: int | None = None) -> str:
+        """`i2v run M` with the run's flags, shell-quoted. --limit N counted work items from
+        the start: what is left of them is `remaining` (done ones no longer count as work)."""
+        s = self.selection
+        args = ["i2v", "run", self.manifest]
+        args += ["--only", s.only] if s.only else []
+        for pattern in s.patterns:
+            args += ["--select", pattern]
+        args += ["--shard", s.shard] if s.shard else []
+        if s.limit is not None:
+            args += ["--limit", str(s.limit if remaining is None else remaining)]
+        args += ["--retry-failed"] if self.retry_failed else []
+        args += ["--max-credits", str(self.max_credits)] if self.max_credits is not None else []
+        return shlex.join(args)
+
+
+def _chosen(selection: Selection, saved: planfile.SavedPlan | None) -> Selection:
+    """The selection a run was made with: its flags, or the saved plan's."""
+    if saved is None:
+        return selection
+    chose = saved.doc.get("selection") or {}
+    return Selection(
+        chose.get("only"), tuple(chose.get("select") or ()), chose.get("shard"), chose.get("limit")
+    )
+
+
 @contextmanager
-def _nothing_sent(manifest: str) -> Iterator[None]:
+def _term_is_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, `kill`) taken as a Ctrl-C for the whole run: the same
+    message and exit, the run lock released; once the run's loop starts it watches both."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+NOTHING_SENT = "interrupted before anything was sent: nothing was bought, the lock is as it was"
+
+
+@contextmanager
+def _nothing_sent(again: Again) -> Iterator[None]:
     """Ctrl-C while planning, checking or asking: say that nothing was sent (exit 130)."""
     try:
         yield
     except KeyboardInterrupt:
-        raise Interrupted(
-            "interrupted before anything was sent: nothing was bought, the lock is as it was",
-            hint=f"run it again: i2v run {manifest}",
-        ) from None
+        raise Interrupted(NOTHING_SENT, hint=f"run it again: {again.command()}") from None
 
 
 def _finish(
@@ -206,6 +260,7 @@ def _finish(
     quiet: bool,
     interrupted: bool,
     problems: list[dict[str, str]],
+    again: Again,
     *,
     budget: bool = False,
 ) -> None:
@@ -222,7 +277,8 @@ def _finish(
     if outcome in ("fatal", "interrupted"):  # the counters only know what was started
         left = _left(planned)
         unknown = left.unknown
-    resume = f"i2v run {manifest}" if left.not_sent or left.running or left.to_fetch else None
+    remaining = left.not_sent + left.running + left.to_fetch
+    resume = again.command(remaining) if remaining else None
     summary = {
         "outcome": outcome,
         "done": stats.done,
@@ -242,7 +298,7 @@ def _finish(
         "interrupted": interrupted,
         "fatal": stats.fatal.message if stats.fatal else None,
         "next": (
-            f"raise budget.credits in {manifest}, then: i2v run {manifest}"
+            f"raise budget.credits in {manifest}, then: {again.command(remaining)}"
             if outcome == "budget"
             else (resume if outcome in ("fatal", "interrupted", "partial") else None)
         )
@@ -253,13 +309,15 @@ def _finish(
     if as_json:
         print_json(summary)
     elif not quiet:
-        _print_summary(planned, stats, left, fresh, seconds, outcome)
+        _print_summary(planned, stats, left, fresh, seconds, outcome, resume)
         if unknown:
             click.echo(unknown_advice(unknown, manifest), err=True)
     if interrupted:
+        if not (stats.requests or stats.created or stats.unknown):  # no create left
+            raise Interrupted(NOTHING_SENT, hint=f"run it again: {again.command(remaining)}")
         raise Interrupted(
             "interrupted: stopped submitting; the lock records everything so far",
-            hint=f"resume with: i2v run {manifest}",
+            hint=f"resume with: {resume or again.command(remaining)}",
         )
     if stats.fatal:
         raise stats.fatal
@@ -298,7 +356,13 @@ def _left(planned: Planned) -> Left:
 
 
 def _print_summary(
-    planned: Planned, stats: RunStats, left: Left, fresh: int, seconds: float, outcome: str
+    planned: Planned,
+    stats: RunStats,
+    left: Left,
+    fresh: int,
+    seconds: float,
+    outcome: str,
+    resume: str | None,
 ) -> None:
     lock = planned.campaign.lock_path
     if outcome == "nothing to do":
@@ -313,8 +377,8 @@ def _print_summary(
         f"{stats.credits:,} credits; {seconds:.1f} s. Lock: {lock}",
         err=True,
     )
-    if head == "Stopped" and (left.not_sent or left.running or left.to_fetch):
-        click.echo(f"Continue with: i2v run {planned.campaign.manifest.path}", err=True)
+    if outcome == "fatal" and resume:  # an interruption's error says it as its hint
+        click.echo(f"Continue with: {resume}", err=True)
 
 
 def _outcome(stats: RunStats, interrupted: bool, unknown: int) -> str:

@@ -90,12 +90,14 @@ async def _run(
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             task_status.started()
             async for _ in signals:
-                interrupted = True
-                signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C: now
-                if run is not None:
-                    run.stop()
-                tg.cancel_scope.cancel()
-                return
+                break
+        # out of the receiver, which put Python's handler back (a second Ctrl-C would raise
+        # in whatever runs then, a thread of the loop's shutdown included): now it ends at once
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        interrupted = True
+        if run is not None:
+            run.stop()
+        tg.cancel_scope.cancel()
 
     async with anyio.create_task_group() as tg:
         await tg.start(watch_signals)  # before the endpoint starts: Ctrl-C there is a stop too

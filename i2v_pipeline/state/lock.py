@@ -28,7 +28,7 @@ from ..canonical import canonical_json
 from ..model import FileRecord, JobSpec, LockEntry, PaidAttempt
 from .files import open_own
 from .journal import Entries, Warn, journal_path, replay
-from .lockread import LOCK_VERSION, REQUEST_KEY, check_relative
+from .lockread import END, LOCK_VERSION, REQUEST_KEY, TITLE, check_relative
 from .lockread import read_lock as read_lock  # re-exported: reading is in lockread.py
 
 # ---------------------------------------------------------------- entries <-> JSON
@@ -149,9 +149,7 @@ def lock_lines(
     yield from _lock_head(header, bool(rows))
     for e in rows:
         yield entry_line(e) + "\n"
-
-
-TITLE = "# i2v lockfile: the record of what was bought. Written by i2v; review it, do not edit it."
+    yield f"{END}\n"
 
 
 def _lock_head(header: Mapping[str, Any], jobs: bool) -> list[str]:
@@ -165,7 +163,8 @@ def _lock_head(header: Mapping[str, Any], jobs: bool) -> list[str]:
 
 def lock_text(header: Mapping[str, Any], job_lines: list[str]) -> str:
     """The lockfile from its header and its job lines, already sorted."""
-    return "".join(_lock_head(header, bool(job_lines))) + "".join(f"{line}\n" for line in job_lines)
+    lines = "".join(f"{line}\n" for line in job_lines)
+    return "".join(_lock_head(header, bool(job_lines))) + lines + f"{END}\n"
 
 
 def atomic_write(path: Path, text: str | Iterable[str]) -> None:

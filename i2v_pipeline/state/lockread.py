@@ -26,6 +26,15 @@ from .journal import Entries, credits_of, request_text
 
 LOCK_VERSION = 1
 
+TITLE = (
+    "# i2v lockfile: the record of what was bought. Written by i2v; review it, do not edit it."
+    " It ends with the line `# end`."
+)
+"""The first line. A lock that starts with it must end with END: a copy cut at a line's end
+(a partial checkout, a copy that ran out of room) would otherwise read as a lock with fewer
+jobs, whose missing ones a run would buy again. Older locks (another first line) have no END."""
+END = "# end"
+
 REQUEST_KEY = ', "request": '
 """`request` is the last key of a line. A JSON string cannot hold a bare `"`, so this text only
 occurs as that key: lines split there without parsing the request, which stays JSON text."""
@@ -182,6 +191,23 @@ class _TornLine(Exception):
         self.line, self.why = line, why
 
 
+class _CutShort(Exception):
+    """A lock whose first line promises END, read to its last line without meeting it."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+def _cut_short(path: Path, line: int) -> LockError:
+    return _corrupt(
+        path,
+        f"the file stops at line {line} without its last line `{END}`: it was cut short, "
+        "and the jobs after the cut would be bought again (restore it, e.g. `git checkout`)",
+        line,
+    )
+
+
 class _Foreign(Exception):
     """The file is not laid out as i2v writes it: the YAML parser reads it."""
 
@@ -205,16 +231,25 @@ def _parse_fast(f: IO[str]) -> tuple[dict[str, Any], Iterator[Row]]:
         raise _Foreign from None
     if not isinstance(header, dict) or jobs_line not in ("jobs:", "jobs: []"):
         raise _Foreign
-    return header, _rows(f, len(head) + 2, jobs_line == "jobs: []")
+    ends = bool(head) and head[0].rstrip("\r\n") == TITLE
+    return header, _rows(f, len(head) + 2, jobs_line == "jobs: []", ends)
 
 
-def _rows(f: IO[str], first: int, empty: bool) -> Iterator[Row]:
+def _rows(f: IO[str], first: int, empty: bool, ends: bool) -> Iterator[Row]:
+    n, end = first - 1, False
     for n, line in enumerate(f, first):
         if not line.strip():
+            continue
+        if end:  # a line after the end: not laid out as i2v writes
+            raise _Foreign
+        if line.rstrip("\r\n") == END:
+            end = True
             continue
         if empty or not line.startswith("- {"):
             raise _Foreign
         yield (n, *_split_line(n, line))
+    if ends and not end:
+        raise _CutShort(n)
 
 
 def _split_line(n: int, line: str) -> tuple[dict[str, Any], str | None]:
@@ -298,6 +333,8 @@ def _read_lock(path: Path) -> Entries:
                 return _collect(path, *_parse_fast(f))
             except _TornLine as torn:
                 header, rows = _parse_torn(path, torn)
+            except _CutShort as cut:
+                raise _cut_short(path, cut.line) from None
             except _Foreign:
                 header, rows = _parse_slow(path, path.read_text(encoding="utf-8"))
         return _collect(path, header, iter(rows))
@@ -319,6 +356,8 @@ def read_rows(path: Path) -> tuple[dict[str, Any], list[Row]]:
                 rows = list(it)
             except _TornLine as torn:
                 header, rows = _parse_torn(path, torn)
+            except _CutShort as cut:
+                raise _cut_short(path, cut.line) from None
             except _Foreign:
                 header, rows = _parse_slow(path, path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -372,7 +411,11 @@ def _parse_torn(path: Path, torn: _TornLine) -> tuple[dict[str, Any], list[Row]]
 
 
 def _parse_slow(path: Path, text: str) -> tuple[dict[str, Any], list[Row]]:
-    """Any YAML layout, through the manifest loader: safe, and bounded against alias bombs."""
+    """Any YAML layout, through the manifest loader: safe, and bounded against alias bombs.
+    One that keeps i2v's first line must keep its last (END) too."""
+    lines = text.splitlines()
+    if lines and lines[0] == TITLE and END not in (line.strip() for line in lines[-3:]):
+        raise _cut_short(path, len(lines))
     try:
         doc, marks = parse_yaml(text, str(path))
     except ManifestError as exc:  # its `where` is path:line:column

@@ -304,10 +304,16 @@ def select(
     or a glob the shell expanded): selecting nothing would pass, in CI too, as done."""
     out: list[PlanItem] = []
     work = 0
+    for pattern in patterns:
+        if pattern in ("", "tag:"):
+            raise UsageError(f"--select {pattern!r} is empty", hint="give an id glob or tag:NAME")
     unmatched = dict.fromkeys(patterns)
     first: str | None = None
+    tags: set[str] = set()
     for item in items:
         first = first or item.job_id
+        if unmatched and (tagged := item.audio.video if item.audio else item.spec):
+            tags.update(tagged.tags)
         if patterns:
             hit = [p for p in patterns if _selected(item, p)]
             for p in hit:
@@ -337,12 +343,13 @@ def select(
             work += 1
         out.append(item)
     if unmatched:
-        pattern = next(iter(unmatched))
+        named = ", ".join(repr(p) for p in unmatched)
         like = f"ids look like {first!r}; " if first else ""
+        have = f"the tags are {', '.join(sorted(tags))}; " if tags else "no job has a tag; "
         raise UsageError(
-            f"--select {pattern!r} matches no job of the plan",
-            hint=f"{like}`i2v expand MANIFEST` lists them (tag:NAME selects a tag); quote a "
-            "glob, or the shell may expand it first",
+            f"--select {named} {'matches' if len(unmatched) == 1 else 'match'} no job of the plan",
+            hint=f"{like}{have}`i2v expand MANIFEST` lists them (tag:NAME is a whole tag, not "
+            "a glob); quote a glob, or the shell may expand it first",
         )
     return out
 

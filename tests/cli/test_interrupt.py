@@ -75,8 +75,8 @@ def test_ctrl_c_while_loading_exits_130_quietly(module: str, entry: str, args: l
     [
         ("i2v_pipeline.run.preflight", "interrupted before anything was sent"),
         ("i2v_pipeline.cli.run_exec", "interrupted before anything was sent"),
-        ("uvloop", "interrupted: stopped submitting"),
-        ("i2v_pipeline.emulator.app", "interrupted: stopped submitting"),
+        ("uvloop", "interrupted before anything was sent"),
+        ("i2v_pipeline.emulator.app", "interrupted before anything was sent"),
     ],
     ids=["checks", "http-stack", "event-loop", "embedded-emulator"],
 )
@@ -109,3 +109,41 @@ def test_ctrl_c_before_the_first_create_says_nothing_was_bought(
         check=True,
     )
     assert json.loads(plan.stdout)["summary"]["create"] == 6
+
+
+TERM = textwrap.dedent(
+    """
+    import os, signal, sys
+    from i2v_pipeline.run import preflight
+
+    real = preflight.require
+
+    def require(*args, **kwargs):  # SIGTERM (a cancelled CI job) arrives while run checks
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    preflight.require = require
+    sys.argv = ["i2v", *sys.argv[1:]]
+    from i2v_pipeline.cli import main
+
+    main()
+    """
+)
+
+
+def test_sigterm_before_the_first_create_is_taken_as_a_ctrl_c(tmp_path: Path) -> None:
+    """SIGTERM before the run's loop watches for it: the Ctrl-C answer (130, nothing was
+    bought, the run lock released), not a silent death by the signal."""
+    shutil.copytree(REPO / "manifests", tmp_path / "m")
+    manifest = tmp_path / "m" / "quickstart.yaml"
+    done = subprocess.run(
+        [sys.executable, "-c", TERM, "run", str(manifest), "--yes"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(tmp_path / "c")},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert "interrupted before anything was sent: nothing was bought" in done.stderr
+    assert not list((tmp_path / "m").glob("*.run"))

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from i2v_pipeline.cli import cli
 from i2v_pipeline.cli.common import Selection, plan_campaign
-from i2v_pipeline.cli.run_cmds import _finish
+from i2v_pipeline.cli.run_cmds import Again, _finish
 from i2v_pipeline.errors import Interrupted
 from i2v_pipeline.model import FileRecord, LockEntry, RunStats
 from i2v_pipeline.run.delivery import Delivery
@@ -169,16 +169,22 @@ def test_interrupted_summary_counts_what_is_left(
     for rec in journal_path(workdir / "m.lock.yaml").read_text().splitlines():
         apply(planned.entries, json.loads(rec))
     assert set(planned.entries) == set(fps[:2])
+    again = Again(str(path), Selection())
     with pytest.raises(Interrupted):
-        _finish(planned, stats, 1.0, True, False, True, [])
+        _finish(planned, stats, 1.0, True, False, True, [], again)
     summary = json.loads(capsys.readouterr().out)
     assert summary["skipped"] == 1 and summary["running"] == 1 and summary["unknown"] == 1
     assert summary["next"] == f"i2v run {path}"
-    with pytest.raises(Interrupted):
-        _finish(planned, stats, 1.0, False, False, True, [])
+    with pytest.raises(Interrupted) as info:
+        _finish(planned, stats, 1.0, False, False, True, [], again)
     err = capsys.readouterr().err
     assert "1 unknown, 1 not sent, 1 still running remotely" in err
-    assert f"Continue with: i2v run {path}" in err
+    assert info.value.hint == f"resume with: i2v run {path}"
+    again = Again(str(path), Selection(patterns=("a*", "b c"), limit=3), max_credits=40)
+    with pytest.raises(Interrupted) as info:  # the same jobs and caps; --limit: what is left
+        _finish(planned, stats, 1.0, False, False, True, [], again)
+    want = f"i2v run {path} --select 'a*' --select 'b c' --limit 2 --max-credits 40"
+    assert info.value.hint == f"resume with: {want}"
     compact(planned.campaign.lock_path, planned.entries, manifest="m", command="c", endpoint="e")
     _, out, _ = run("plan", str(path), "--json")
     doc = json.loads(out)["summary"]

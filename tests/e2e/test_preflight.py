@@ -184,6 +184,20 @@ def test_terminal_asks_and_no_buys_nothing(
     assert code == 0 and emulator.creates() == 1, err
 
 
+def test_ctrl_c_or_end_of_input_at_the_question_buys_nothing(
+    emulator: ThreadedEmulator, write_manifest: WriteManifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C or Ctrl-D at `Type yes`: exit 130, nothing was bought, and it says so (click
+    said `Aborted!` with exit 1, as if the run had failed)."""
+    monkeypatch.setattr(common, "on_terminal", lambda: True)
+    path = write_manifest(MANIFEST.format(url=emulator.base_url))
+    code, err = invoke("run", str(path), "--select", "garden.dolly", answer="")  # end of input
+    assert code == 130 and "Type yes to buy" in err and "Aborted" not in err, err
+    assert "interrupted before anything was sent: nothing was bought" in err
+    assert f"run it again: i2v run {path} --select garden.dolly" in err
+    assert emulator.requests() == 0 and not path.with_suffix(".lock.yaml.run").exists()
+
+
 def test_embedded_emulator_never_asks(
     write_manifest: WriteManifest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
