@@ -212,7 +212,7 @@ def test_a_select_pattern_that_matches_nothing_is_a_usage_error() -> None:
     assert [i.job_id for i in select(items, patterns=["job[02]"], shard=(1, 1))] == ["job0", "job2"]
 
 
-@pytest.mark.parametrize("text", ["3", "0/2", "3/2", "a/b"])
+@pytest.mark.parametrize("text", ["3", "0/2", "3/2", "a/b", "1/0"])
 def test_bad_shard(text: str) -> None:
     """--shard needs K/N with 1 <= K <= N."""
     with pytest.raises(UsageError):

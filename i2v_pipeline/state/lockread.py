@@ -291,9 +291,11 @@ def _split_exact(n: int, body: str, cut: int) -> tuple[dict[str, Any], str | Non
         if cut < 0:
             head, request = orjson.loads(body), None
         else:
+            if not body.endswith("}"):
+                raise _TornLine(n, "the line is cut short (it does not end with `}`)")
             request = body[cut + len(REQUEST_KEY) : -1]
             head = orjson.loads(body[:cut] + "}")
-            if not body.endswith("}") or not isinstance(orjson.loads(request), dict):
+            if not isinstance(orjson.loads(request), dict):
                 raise _TornLine(n, "the line's request is not a JSON object")
     except orjson.JSONDecodeError as exc:
         raise _TornLine(n, f"the line is cut short or damaged ({exc})") from None
@@ -387,6 +389,9 @@ def _collect(path: Path, header: dict[str, Any], rows: Iterator[Row]) -> Entries
     for line, row, request in rows:
         if problem is not None:
             continue  # read on: only to see whether the rest is whole
+        if not isinstance(row, dict):
+            problem = _corrupt(path, "bad job entry: it holds no fields", line)
+            continue
         try:
             entry = entry_from_json(row, request)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -416,6 +421,16 @@ def _parse_slow(path: Path, text: str) -> tuple[dict[str, Any], list[Row]]:
     lines = text.splitlines()
     if lines and lines[0] == TITLE and END not in (line.strip() for line in lines[-3:]):
         raise _cut_short(path, len(lines))
+    for n, line in enumerate(lines, 1):
+        if line.startswith(("<<<<<<< ", ">>>>>>> ")):
+            raise LockError(
+                f"git's merge left its conflict markers in the lockfile (line {n})",
+                where=f"{path}:{n}",
+                hint="merge it with i2v, from git's three versions: `git show :1:FILE >base; "
+                "git show :2:FILE >ours; git show :3:FILE >theirs; i2v lock merge base ours "
+                "theirs` writes it to ours (`i2v lock install-merge-driver` once, and git does "
+                "this itself)",
+            )
     try:
         doc, marks = parse_yaml(text, str(path))
     except ManifestError as exc:  # its `where` is path:line:column

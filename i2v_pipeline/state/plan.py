@@ -374,6 +374,8 @@ def parse_shard(text: str) -> tuple[int, int]:
         k, n = (int(x) for x in text.split("/"))
     except ValueError:
         raise UsageError(f"--shard {text!r} is not K/N", hint="e.g. --shard 2/4") from None
+    if n < 1:
+        raise UsageError(f"--shard {text}: N (the number of shards) must be at least 1")
     if not 1 <= k <= n:
         raise UsageError(f"--shard {text}: K must be between 1 and N", hint="e.g. --shard 2/4")
     return k, n
