@@ -288,8 +288,8 @@ def test_a_lock_from_before_the_end_line_still_reads(tmp_path: Path) -> None:
     """Locks written before `# end` (another first line) read as they always did."""
     lock = compacted_lock(tmp_path)
     lines = lock.read_text().splitlines(keepends=True)
-    old = "# i2v lockfile: the record of what was bought. Written by i2v; review it, do not edit it."
-    old += "\n"
+    old = "# i2v lockfile: the record of what was bought. Written by i2v; review it, do not edit"
+    old += " it.\n"
     lock.write_text("".join([old, *lines[1:-1]]))
     assert len(read_lock(lock)) == 2
 
