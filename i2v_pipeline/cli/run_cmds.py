@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -233,6 +234,9 @@ def _chosen(selection: Selection, saved: planfile.SavedPlan | None) -> Selection
 def _term_is_ctrl_c() -> Iterator[None]:
     """SIGTERM (a CI job cancelled, `kill`) taken as a Ctrl-C for the whole run: the same
     message and exit, the run lock released; once the run's loop starts it watches both."""
+    if threading.current_thread() is not threading.main_thread():  # signals are the main's
+        yield
+        return
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         yield
