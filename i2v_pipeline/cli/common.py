@@ -51,14 +51,15 @@ def json_option(help: str) -> Callable[[Any], Any]:
     )
 
 
-def unknown_advice(n: int, manifest: str) -> str:
-    """What to do about creates sent with no answer recorded: they are unfinished work."""
+def unknown_advice(n: int, manifest: str, narrowing: Sequence[str] = ()) -> str:
+    """What to do about creates sent with no answer recorded: they are unfinished work.
+    narrowing: the run's --select/--shard flags, so the advice is about its jobs only."""
+    plan = shlex.join(["i2v", "plan", manifest, *narrowing, "--only", "unknown"])
+    run = shlex.join(["i2v", "run", manifest, *narrowing, "--only", "unknown"])
     return (
         f"{plural(n, 'unknown create')}: sent, no answer recorded; each may exist (and be "
-        "charged). "
-        f"`i2v plan {manifest} --only unknown` lists them with the time sent: check the AKOOL "
-        f"dashboard, then `i2v run {manifest} --only unknown --resubmit-unknown` creates them "
-        "again"
+        f"charged). `{plan}` lists them with the time sent: check the AKOOL dashboard, then "
+        f"`{run} --resubmit-unknown` creates them again"
     )
 
 

@@ -124,7 +124,7 @@ def run_cmd(
         flags |= {"--shard": bool(shard), "--limit": limit is not None}
         saved = lifecycle.read_saved(plan_file, flags=flags, env=lifecycle.from_env())
         options, selection = saved.options, Selection()
-    again = Again(manifest, _chosen(selection, saved), options.retry_failed, max_credits)
+    again = Again(manifest, _chosen(selection, saved), options.retry_failed, max_credits, plan_file)
     with _term_is_ctrl_c(), RunLock(campaign.lock_path, command_line()):
         with _nothing_sent(again):  # Ctrl-C until the first create: nothing was bought
             planned = plan_campaign(campaign, options, selection)
@@ -203,21 +203,36 @@ class Again:
     selection: Selection
     retry_failed: bool = False
     max_credits: int | None = None
+    plan_file: str | None = None
 
-    def command(self, remaining: int | None = None) -> str:
-        """`i2v run M` with the run's flags, shell-quoted. --limit N counted work items from
-        the start: what is left of them is `remaining` (done ones no longer count as work)."""
+    def command(self, stats: RunStats | None = None, remaining: int | None = None) -> str:
+        """`i2v run M` with the run's flags, shell-quoted, for what is left after stats (None:
+        nothing was sent, so a saved plan still holds). --limit and --max-credits counted
+        from the start: what is left of them (done jobs no longer count as work, spent
+        credits are spent); --retry-failed only if no job failed in this run (retrying
+        those is a new decision, and money)."""
+        if self.plan_file is not None and stats is None:
+            return shlex.join(["i2v", "run", self.manifest, "--plan", self.plan_file])
         s = self.selection
         args = ["i2v", "run", self.manifest]
         args += ["--only", s.only] if s.only else []
-        for pattern in s.patterns:
-            args += ["--select", pattern]
-        args += ["--shard", s.shard] if s.shard else []
+        args += self.narrowing()
         if s.limit is not None:
             args += ["--limit", str(s.limit if remaining is None else remaining)]
-        args += ["--retry-failed"] if self.retry_failed else []
-        args += ["--max-credits", str(self.max_credits)] if self.max_credits is not None else []
+        if self.retry_failed and not (stats and stats.failed):
+            args.append("--retry-failed")
+        if self.max_credits is not None:
+            spent = stats.credits if stats else 0
+            args += ["--max-credits", str(max(0, self.max_credits - spent))]
         return shlex.join(args)
+
+    def narrowing(self) -> list[str]:
+        """--select and --shard: which jobs the run was about."""
+        s = self.selection
+        args: list[str] = []
+        for pattern in s.patterns:
+            args += ["--select", pattern]
+        return args + (["--shard", s.shard] if s.shard else [])
 
 
 def _chosen(selection: Selection, saved: planfile.SavedPlan | None) -> Selection:
@@ -282,7 +297,7 @@ def _finish(
         left = _left(planned)
         unknown = left.unknown
     remaining = left.not_sent + left.running + left.to_fetch
-    resume = again.command(remaining) if remaining else None
+    resume = again.command(stats, remaining) if remaining else None
     summary = {
         "outcome": outcome,
         "done": stats.done,
@@ -302,11 +317,11 @@ def _finish(
         "interrupted": interrupted,
         "fatal": stats.fatal.message if stats.fatal else None,
         "next": (
-            f"raise budget.credits in {manifest}, then: {again.command(remaining)}"
+            f"raise budget.credits in {manifest}, then: {again.command(stats, remaining)}"
             if outcome == "budget"
             else (resume if outcome in ("fatal", "interrupted", "partial") else None)
         )
-        or (unknown_advice(unknown, manifest) if unknown else None),
+        or (unknown_advice(unknown, manifest, again.narrowing()) if unknown else None),
         "lock": str(planned.campaign.lock_path),
         "problems": problems,
     }
@@ -315,13 +330,13 @@ def _finish(
     elif not quiet:
         _print_summary(planned, stats, left, fresh, seconds, outcome, resume)
         if unknown:
-            click.echo(unknown_advice(unknown, manifest), err=True)
+            click.echo(unknown_advice(unknown, manifest, again.narrowing()), err=True)
     if interrupted:
         if not (stats.requests or stats.created or stats.unknown):  # no create left
-            raise Interrupted(NOTHING_SENT, hint=f"run it again: {again.command(remaining)}")
+            raise Interrupted(NOTHING_SENT, hint=f"run it again: {again.command()}")
         raise Interrupted(
             "interrupted: stopped submitting; the lock records everything so far",
-            hint=f"resume with: {resume or again.command(remaining)}",
+            hint=f"resume with: {resume or again.command(stats, remaining)}",
         )
     if stats.fatal:
         raise stats.fatal
@@ -381,7 +396,7 @@ def _print_summary(
         f"{stats.credits:,} credits; {seconds:.1f} s. Lock: {lock}",
         err=True,
     )
-    if outcome == "fatal" and resume:  # an interruption's error says it as its hint
+    if outcome in ("fatal", "partial") and resume:  # an interruption's error hints it
         click.echo(f"Continue with: {resume}", err=True)
 
 

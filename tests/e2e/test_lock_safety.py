@@ -180,11 +180,19 @@ def test_interrupted_summary_counts_what_is_left(
     err = capsys.readouterr().err
     assert "1 unknown, 1 not sent, 1 still running remotely" in err
     assert info.value.hint == f"resume with: i2v run {path}"
-    again = Again(str(path), Selection(patterns=("a*", "b c"), limit=3), max_credits=40)
-    with pytest.raises(Interrupted) as info:  # the same jobs and caps; --limit: what is left
+    again = Again(str(path), Selection(patterns=("a*", "b c"), limit=3), True, max_credits=40)
+    with pytest.raises(Interrupted) as info:  # the same jobs; --limit, --max-credits: what is left
         _finish(planned, stats, 1.0, False, False, True, [], again)
-    want = f"i2v run {path} --select 'a*' --select 'b c' --limit 2 --max-credits 40"
+    want = f"i2v run {path} --select 'a*' --select 'b c' --limit 2 --retry-failed --max-credits 20"
     assert info.value.hint == f"resume with: {want}"
+    err = capsys.readouterr().err  # the unknown's advice is about the run's jobs only
+    assert f"`i2v run {path} --select 'a*' --select 'b c' --only unknown --resubmit-unknown`" in err
+    failed = RunStats(created=1, credits=20, failed=1)  # a job failed in this run: retrying it
+    assert "--retry-failed" not in again.command(failed, 2)  # would be a new decision
+    assert (
+        Again(str(path), Selection(), plan_file="p.json").command()
+        == f"i2v run {path} --plan p.json"
+    )
     compact(planned.campaign.lock_path, planned.entries, manifest="m", command="c", endpoint="e")
     _, out, _ = run("plan", str(path), "--json")
     doc = json.loads(out)["summary"]

@@ -197,7 +197,9 @@ def test_unknowns_are_unfinished_work_on_the_next_run(
     code, summary, _ = run("run", str(path), "--yes", "--json", "--select", "garden.dolly")
     assert code == 1 and summary is not None
     assert summary["unknown"] == 1 and summary["outcome"] == "unfinished"
-    assert f"i2v run {path} --only unknown --resubmit-unknown" in str(summary["next"])
+    assert f"i2v run {path} --select garden.dolly --only unknown --resubmit-unknown" in str(
+        summary["next"]
+    )  # the run's own jobs only
     code, _, err = run("run", str(path), "--yes", "--select", "garden.dolly")
     assert code == 1 and "Nothing to do" not in err
     assert "1 unknown" in err and "--resubmit-unknown" in err
