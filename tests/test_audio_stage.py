@@ -28,7 +28,8 @@ from i2v_pipeline.spec import validation as schemas
 from i2v_pipeline.spec.audio import audio_jobs
 from i2v_pipeline.state.journal import Entries, apply, record
 from i2v_pipeline.state.lock import compact, read_lock
-from i2v_pipeline.state.plan import PlanOptions, make_plan, select
+from i2v_pipeline.state.plan import PlanOptions, make_plan
+from i2v_pipeline.state.selection import select
 
 from .conftest import WriteManifest
 

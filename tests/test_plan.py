@@ -10,7 +10,8 @@ from i2v_pipeline.errors import UsageError
 from i2v_pipeline.model import Action, ErrorRecord, FileRecord, ImageRef, JobSpec, LockEntry
 from i2v_pipeline.state.journal import request_text
 from i2v_pipeline.state.lock import lock_request
-from i2v_pipeline.state.plan import PlanOptions, make_plan, parse_shard, select
+from i2v_pipeline.state.plan import PlanOptions, make_plan
+from i2v_pipeline.state.selection import parse_shard, select
 
 IMG = ImageRef("path", "/a.png", "a.png", "1" * 64)
 NOW = 1_800_000_000.0

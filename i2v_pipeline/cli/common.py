@@ -22,7 +22,8 @@ from ..spec.budget import calibrate
 from ..spec.campaign import Campaign
 from ..state.journal import Entries
 from ..state.lock import compact, load_state
-from ..state.plan import PlanOptions, disk_check, make_plan, output_prefix, parse_shard, select
+from ..state.plan import PlanOptions, disk_check, make_plan, output_prefix
+from ..state.selection import parse_shard, select
 from ..text import plural
 from .logs import warn
 
@@ -156,7 +157,8 @@ def selection_options(f: Any) -> Any:
         "patterns",
         multiple=True,
         metavar="GLOB|tag:NAME",
-        help="Only jobs whose id matches GLOB, or tagged NAME. Repeatable.",
+        help="Only jobs whose id matches GLOB, or tagged NAME. Repeatable; a pattern that "
+        "matches no job is an error.",
     )(f)
     f = click.option(
         "--only",

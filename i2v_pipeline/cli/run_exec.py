@@ -36,7 +36,7 @@ def execute_plan(
     made: list[RunSession] = []
     try:
         with frozen_heap():
-            return anyio.run(
+            interrupted = anyio.run(
                 _run,
                 planned,
                 work,
@@ -47,11 +47,12 @@ def execute_plan(
                 backend_options=loop_options(),
             )
     except KeyboardInterrupt:  # Ctrl-C before the signal watcher was up, or once it was down
-        return (made[0].stats if made else RunStats()), True
+        interrupted = True
     except BaseExceptionGroup as group:  # the task group wraps a user error (a port in use)
-        if group.split(KeyboardInterrupt)[1] is None:  # or only a Ctrl-C, as above
-            return (made[0].stats if made else RunStats()), True
-        raise sole_user_error(group) from None
+        if group.split(KeyboardInterrupt)[1] is not None:  # not only a Ctrl-C, as above
+            raise sole_user_error(group) from None
+        interrupted = True
+    return (made[0].stats if made else RunStats()), interrupted
 
 
 def loop_options() -> dict[str, bool]:
@@ -79,11 +80,10 @@ async def _run(
     max_credits: int | None,
     webhook: WebhookSetup | None,
     made: list[RunSession],
-) -> tuple[RunStats, bool]:
-    """execute_plan's run; the session, once made, is also put in made."""
+) -> bool:
+    """execute_plan's run, into the session it puts in made; True if a signal stopped it."""
     campaign = planned.campaign
     interrupted = False
-    run: RunSession | None = None
 
     async def watch_signals(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         nonlocal interrupted
@@ -95,7 +95,7 @@ async def _run(
         # in whatever runs then, a thread of the loop's shutdown included): now it ends at once
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         interrupted = True
-        if run is not None:
+        for run in made:
             run.stop()
         tg.cancel_scope.cancel()
 
@@ -115,4 +115,4 @@ async def _run(
             made.append(run)
             await run.run(work)
         tg.cancel_scope.cancel()
-    return (run.stats if run is not None else RunStats()), interrupted
+    return interrupted

@@ -70,6 +70,23 @@ def test_ctrl_c_while_loading_exits_130_quietly(module: str, entry: str, args: l
     assert done.stderr.strip() == "interrupted"
 
 
+def _run_copy(
+    tmp_path: Path, script: str, *before: str
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`script [before…] run COPY --yes` on a copy of the quickstart: (the copy, how it ended)."""
+    shutil.copytree(REPO / "manifests", tmp_path / "m")
+    manifest = tmp_path / "m" / "quickstart.yaml"
+    done = subprocess.run(
+        [sys.executable, "-c", script, *before, "run", str(manifest), "--yes"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(tmp_path / "c")},
+        timeout=120,
+        check=False,
+    )
+    return manifest, done
+
+
 @pytest.mark.parametrize(
     ("module", "said"),
     [
@@ -86,16 +103,7 @@ def test_ctrl_c_before_the_first_create_says_nothing_was_bought(
     """`run` interrupted while it checks, loads the HTTP stack, starts its event loop or the
     embedded emulator: 130, no traceback, and it says so; nothing was sent, so nothing is in
     the lock (when it is written at all) and the next run plans every job again."""
-    shutil.copytree(REPO / "manifests", tmp_path / "m")
-    manifest = tmp_path / "m" / "quickstart.yaml"
-    done = subprocess.run(
-        [sys.executable, "-c", BOMB, module, "script", "run", str(manifest), "--yes"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(tmp_path / "c")},
-        timeout=120,
-        check=False,
-    )
+    manifest, done = _run_copy(tmp_path, BOMB, module, "script")
     assert done.returncode == 130, (done.returncode, done.stderr)
     assert "Traceback" not in done.stderr and said in done.stderr, done.stderr
     lock = manifest.with_suffix(".lock.yaml")
@@ -134,16 +142,7 @@ TERM = textwrap.dedent(
 def test_sigterm_before_the_first_create_is_taken_as_a_ctrl_c(tmp_path: Path) -> None:
     """SIGTERM before the run's loop watches for it: the Ctrl-C answer (130, nothing was
     bought, the run lock released), not a silent death by the signal."""
-    shutil.copytree(REPO / "manifests", tmp_path / "m")
-    manifest = tmp_path / "m" / "quickstart.yaml"
-    done = subprocess.run(
-        [sys.executable, "-c", TERM, "run", str(manifest), "--yes"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(tmp_path / "c")},
-        timeout=120,
-        check=False,
-    )
+    _, done = _run_copy(tmp_path, TERM)
     assert done.returncode == 130, (done.returncode, done.stderr)
     assert "interrupted before anything was sent: nothing was bought" in done.stderr
     assert not list((tmp_path / "m").glob("*.run"))

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from i2v_pipeline.cli import cli
 from i2v_pipeline.cli.common import Selection, plan_campaign
-from i2v_pipeline.cli.run_cmds import Again, _finish
+from i2v_pipeline.cli.resume import Again
+from i2v_pipeline.cli.run_cmds import _finish
 from i2v_pipeline.errors import Interrupted
 from i2v_pipeline.model import FileRecord, LockEntry, RunStats
 from i2v_pipeline.run.delivery import Delivery
