@@ -28,7 +28,7 @@ from i2v_pipeline.spec import validation as schemas
 from i2v_pipeline.spec.settings import StoreSettings
 from i2v_pipeline.state.journal import apply, record
 from i2v_pipeline.state.lock import entry_line, render_lock
-from i2v_pipeline.state.lockread import entry_from_json
+from i2v_pipeline.state.lockentry import entry_from_json
 from i2v_pipeline.state.plan import PlanOptions, make_plan
 
 from .test_plan import NOW, done, spec

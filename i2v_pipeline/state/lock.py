@@ -28,7 +28,8 @@ from ..canonical import canonical_json
 from ..model import FileRecord, JobSpec, LockEntry, PaidAttempt
 from .files import open_own
 from .journal import Entries, Warn, journal_path, replay
-from .lockread import END, LOCK_VERSION, REQUEST_KEY, TITLE, check_relative
+from .lockentry import check_relative
+from .lockread import END, LOCK_VERSION, REQUEST_KEY, TITLE
 from .lockread import read_lock as read_lock  # re-exported: reading is in lockread.py
 
 # ---------------------------------------------------------------- entries <-> JSON

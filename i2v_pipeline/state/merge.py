@@ -30,7 +30,8 @@ from ..errors import I2VError, LockError
 from ..model import TERMINAL_STATUSES, LockEntry, PaidAttempt
 from .journal import request_text
 from .lock import job_line, lock_text, paid_json
-from .lockread import entry_from_json, entry_problem, read_rows
+from .lockentry import entry_from_json, entry_problem
+from .lockread import read_rows
 
 
 class MergeConflict(I2VError):
